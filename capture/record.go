@@ -1,0 +1,207 @@
+// Package capture writes down everything wstap sees: the event log, the
+// session records, the decrypted pcapng, the TLS key log, the report and the
+// evidence bundle. The relay hands it work through bounded queues and never
+// waits on the disk (DESIGN.md, transparency rule 6).
+package capture
+
+import "time"
+
+// Severity of a finding.
+const (
+	SevError = "error"
+	SevWarn  = "warn"
+	SevInfo  = "info"
+)
+
+// Finding is one thing wstap judged wrong or worth noting about a session.
+// Rule ids are stable; DESIGN.md and the audit list them.
+type Finding struct {
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	Detail   string `json:"detail"`
+}
+
+// Header is one HTTP header line as it travelled, in order, name as sent.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Handshake is the upgrade exchange of a session.
+type Handshake struct {
+	Status          int      `json:"status"`
+	RequestHeaders  []Header `json:"request_headers"`
+	ResponseHeaders []Header `json:"response_headers"`
+	Subprotocol     string   `json:"subprotocol"`
+	Extensions      string   `json:"extensions"`
+	LatencyMS       float64  `json:"latency_ms"`
+	// Method, RequestURI and Proto of the request line, for the audit.
+	Method string `json:"method,omitempty"`
+	URI    string `json:"uri,omitempty"`
+	Proto  string `json:"proto,omitempty"`
+}
+
+// TLSLeg describes the TLS of one leg; nil when that leg was plain TCP.
+type TLSLeg struct {
+	Version     string  `json:"version"`
+	Cipher      string  `json:"cipher"`
+	SNI         string  `json:"sni"`
+	ALPN        string  `json:"alpn"`
+	Error       string  `json:"error"`
+	Alert       string  `json:"alert,omitempty"`
+	Resumed     bool    `json:"resumed,omitempty"`
+	HandshakeMS float64 `json:"handshake_ms,omitempty"`
+	// Renegotiations counts renegotiations the upstream requested (TLS 1.2).
+	Renegotiations int `json:"renegotiations,omitempty"`
+	// End is how this leg's TLS ended: "close_notify", "tcp" or "" while open.
+	End string `json:"end,omitempty"`
+}
+
+// TLSInfo holds both legs.
+type TLSInfo struct {
+	Client   *TLSLeg `json:"client"`
+	Upstream *TLSLeg `json:"upstream"`
+}
+
+// DirFrames counts the frames that went one way.
+type DirFrames struct {
+	Frames       int64 `json:"frames"`
+	Bytes        int64 `json:"bytes"`
+	Text         int64 `json:"text"`
+	Binary       int64 `json:"binary"`
+	Continuation int64 `json:"continuation"`
+	Ping         int64 `json:"ping"`
+	Pong         int64 `json:"pong"`
+	Close        int64 `json:"close"`
+	// Tunnel is true when a frame header could not be parsed and the rest of
+	// this direction was relayed as plain bytes (counted in TunnelBytes).
+	Tunnel      bool  `json:"tunnel,omitempty"`
+	TunnelBytes int64 `json:"tunnel_bytes,omitempty"`
+}
+
+// Frames holds both directions.
+type Frames struct {
+	ClientToUpstream DirFrames `json:"client_to_upstream"`
+	UpstreamToClient DirFrames `json:"upstream_to_client"`
+}
+
+// Interval summarises ping intervals in milliseconds; nil when fewer than two pings.
+type Interval struct {
+	Min float64 `json:"min"`
+	P50 float64 `json:"p50"`
+	Max float64 `json:"max"`
+}
+
+// RTT summarises pong round trips in milliseconds.
+type RTT struct {
+	P50 float64 `json:"p50"`
+	Max float64 `json:"max"`
+}
+
+// Keepalive is the ping/pong ledger of a session.
+type Keepalive struct {
+	ClientPings            int64     `json:"client_pings"`
+	UpstreamPings          int64     `json:"upstream_pings"`
+	ClientPingIntervalMS   *Interval `json:"client_ping_interval_ms"`
+	UpstreamPingIntervalMS *Interval `json:"upstream_ping_interval_ms"`
+	PongRTTMS              *RTT      `json:"pong_rtt_ms"`
+	// ClientPongRTTMS: how fast the client answered the upstream's pings;
+	// UpstreamPongRTTMS: how fast the upstream answered the client's.
+	ClientPongRTTMS   *RTT    `json:"client_pong_rtt_ms,omitempty"`
+	UpstreamPongRTTMS *RTT    `json:"upstream_pong_rtt_ms,omitempty"`
+	UnansweredPings   int64   `json:"unanswered_pings"`
+	UnsolicitedPongs  int64   `json:"unsolicited_pongs,omitempty"`
+	MaxSilenceMS      float64 `json:"max_silence_ms"`
+	SilenceBeforeEnd  float64 `json:"silence_before_end_ms"`
+	// Heartbeats: application-level keep-alive messages matched by --heartbeat.
+	ClientHeartbeats            int64     `json:"client_heartbeats,omitempty"`
+	UpstreamHeartbeats          int64     `json:"upstream_heartbeats,omitempty"`
+	ClientHeartbeatIntervalMS   *Interval `json:"client_heartbeat_interval_ms,omitempty"`
+	UpstreamHeartbeatIntervalMS *Interval `json:"upstream_heartbeat_interval_ms,omitempty"`
+	// LastAppClose is the last message matched by --app-close before the end.
+	LastAppClose string `json:"last_app_close,omitempty"`
+	// LastClientActivityMS: time from the client's last frame (ping or data) to the end.
+	ClientSilenceBeforeEndMS float64 `json:"client_silence_before_end_ms"`
+}
+
+// CloseFrame is a close frame one side sent.
+type CloseFrame struct {
+	Code   int       `json:"code"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Closes holds the close frame each side sent, nil when it sent none.
+type Closes struct {
+	Client   *CloseFrame `json:"client"`
+	Upstream *CloseFrame `json:"upstream"`
+}
+
+// End values.
+const (
+	SideClient   = "client"
+	SideUpstream = "upstream"
+	SideProxy    = "proxy"
+
+	HowCloseHandshake   = "close-handshake"
+	HowEOF              = "eof"
+	HowReset            = "reset"
+	HowTimeout          = "timeout"
+	HowTLSError         = "tls-error"
+	HowHandshakeRejects = "handshake-rejected"
+	HowDialError        = "dial-error"
+	HowShutdown         = "shutdown"
+	HowError            = "error"
+)
+
+// End says when and how the session ended. DESIGN.md lists both a time "end"
+// and an object "end"; one JSON key cannot be both, so the time is end.at.
+type End struct {
+	At    time.Time `json:"at"`
+	First string    `json:"first"`
+	How   string    `json:"how"`
+	Error string    `json:"error"`
+}
+
+// Verdicts (DESIGN.md).
+const (
+	VerdictClean          = "clean"
+	VerdictClosedUpstream = "closed-by-upstream"
+	VerdictClosedClient   = "closed-by-client"
+	VerdictAbnormalUp     = "abnormal-upstream-drop"
+	VerdictAbnormalClient = "abnormal-client-drop"
+	VerdictRejected       = "handshake-rejected"
+	VerdictTLSClient      = "tls-failed-client"
+	VerdictTLSUpstream    = "tls-failed-upstream"
+	VerdictUnreachable    = "upstream-unreachable"
+	VerdictShutdown       = "proxy-shutdown"
+)
+
+// Verdicts lists every verdict in report order.
+var Verdicts = []string{VerdictClean, VerdictClosedUpstream, VerdictClosedClient,
+	VerdictAbnormalUp, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient,
+	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown}
+
+// SessionRecord is one line of sessions.jsonl. Field names are the contract
+// of DESIGN.md ("Session record"); do not rename them.
+type SessionRecord struct {
+	ID                string    `json:"id"`
+	ClientAddr        string    `json:"client_addr"`
+	UpstreamAddr      string    `json:"upstream_addr,omitempty"`
+	Target            string    `json:"target"`
+	Mode              string    `json:"mode,omitempty"`
+	Start             time.Time `json:"start"`
+	DurationMS        float64   `json:"duration_ms"`
+	Handshake         Handshake `json:"handshake"`
+	TLS               TLSInfo   `json:"tls"`
+	Frames            Frames    `json:"frames"`
+	Keepalive         Keepalive `json:"keepalive"`
+	Close             Closes    `json:"close"`
+	End               End       `json:"end"`
+	ClientCloseCode   *int      `json:"client_close_code"`
+	UpstreamCloseCode *int      `json:"upstream_close_code"`
+	Abnormal          bool      `json:"abnormal"`
+	Verdict           string    `json:"verdict"`
+	Findings          []Finding `json:"findings"`
+	ConcurrentAtEnd   int       `json:"concurrent_at_end"`
+}
