@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -23,7 +24,9 @@ func (r *rec) Frame(f *Info) {
 func (r *rec) Control(f *Info, p []byte) {
 	r.log = append(r.log, fmt.Sprintf("control op=%d %q", f.OpCode, p))
 }
-func (r *rec) Data(f *Info, p []byte) { r.log = append(r.log, fmt.Sprintf("data op=%d %q", f.OpCode, p)) }
+func (r *rec) Data(f *Info, p []byte) {
+	r.log = append(r.log, fmt.Sprintf("data op=%d %q", f.OpCode, p))
+}
 func (r *rec) Finding(rule, detail string) {
 	r.findings = append(r.findings, rule)
 	r.log = append(r.log, "finding "+rule)
@@ -202,12 +205,13 @@ func TestDecodeClose(t *testing.T) {
 	}
 }
 
-type nopObs struct{}
+// countObs counts frames and findings without allocating.
+type countObs struct{ frames, findings int }
 
-func (nopObs) Frame(*Info)            {}
-func (nopObs) Control(*Info, []byte)  {}
-func (nopObs) Data(*Info, []byte)     {}
-func (nopObs) Finding(string, string) {}
+func (c *countObs) Frame(*Info)            { c.frames++ }
+func (c *countObs) Control(*Info, []byte)  {}
+func (c *countObs) Data(*Info, []byte)     {}
+func (c *countObs) Finding(string, string) { c.findings++ }
 
 // BenchmarkCopy relays batches of small masked frames through Copy: the
 // per-chunk, per-frame path must report 0 allocs/op.
@@ -218,30 +222,42 @@ func BenchmarkCopy(b *testing.B) {
 		chunk = append(chunk, frame(b, ws.NewPingFrame([]byte("k")), true)...)
 	}
 	src := &repeatReader{chunk: chunk}
-	s := NewScanner(nopObs{}, true, 0)
-	buf := make([]byte, 32<<10)
+	obs := &countObs{}
+	s := NewScanner(obs, true, 0)
+	pool := &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	bufs := &Buffers{Small: make([]byte, 2048), Pool: pool}
 	var seen int
 	onChunk := func(p []byte) { seen += len(p) }
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	src.left = b.N
-	if _, err := Copy(io.Discard, src, buf, s, onChunk); !IsEOF(err) {
+	if _, err := Copy(io.Discard, src, bufs, s, onChunk); !IsEOF(err) {
 		b.Fatal(err)
+	}
+	if obs.findings != 0 || seen != b.N*len(chunk) {
+		b.Fatalf("findings %d, relayed %d of %d bytes", obs.findings, seen, b.N*len(chunk))
 	}
 }
 
+// repeatReader serves chunk left times, as reads of whatever size asked.
 type repeatReader struct {
 	chunk []byte
 	left  int
+	off   int
 }
 
 func (r *repeatReader) Read(p []byte) (int, error) {
 	if r.left == 0 {
 		return 0, io.EOF
 	}
-	r.left--
-	return copy(p, r.chunk), nil
+	n := copy(p, r.chunk[r.off:])
+	r.off += n
+	if r.off == len(r.chunk) {
+		r.off = 0
+		r.left--
+	}
+	return n, nil
 }
 
 // FuzzParseHeader: our slice parser agrees with gobwas/ws's reader, and the
@@ -263,7 +279,7 @@ func FuzzParseHeader(f *testing.F) {
 		s := NewScanner(r, true, 0)
 		s.DataPrefix = 8
 		var out bytes.Buffer
-		n, err := Copy(&out, bytes.NewReader(data), make([]byte, 7), s, nil)
+		n, err := Copy(&out, bytes.NewReader(data), &Buffers{Small: make([]byte, 7), Pool: &sync.Pool{New: func() any { b := make([]byte, 13); return &b }}}, s, nil)
 		if !IsEOF(err) || n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
 			t.Fatalf("Copy relayed %d of %d bytes, err %v", n, len(data), err)
 		}

@@ -3,6 +3,7 @@ package frames
 import (
 	"errors"
 	"io"
+	"sync"
 )
 
 // CopyError says on which side a Copy failed.
@@ -22,25 +23,51 @@ func (e *CopyError) Error() string {
 
 func (e *CopyError) Unwrap() error { return e.Err }
 
-// Copy relays src to dst one read at a time: each chunk is scanned for frame
-// boundaries (s may be nil for an opaque tunnel), handed to onChunk (may be
-// nil), and written whole with one Write — so several small frames batched in
+// Buffers lends Copy its read buffers: Small is held for the life of the
+// connection; while reads fill it, Copy borrows a large buffer from Pool (a
+// pool of *[]byte) and gives it back after the first short read. An idle
+// session so holds only Small, a busy one reads 32 KiB at a time.
+type Buffers struct {
+	Small []byte
+	Pool  *sync.Pool
+}
+
+// Copy relays src to dst one read at a time: each chunk is handed to onChunk
+// (may be nil), scanned for frame boundaries (s may be nil for an opaque
+// tunnel) and written whole with one Write — so several small frames batched in
 // one TLS record leave in one write, and a 16 MiB frame streams through buf
 // without being held. It returns the bytes relayed and, when it stops, a
 // *CopyError; a clean end of src is a *CopyError wrapping io.EOF.
 //
 // The per-chunk path allocates nothing (BenchmarkCopy).
-func Copy(dst io.Writer, src io.Reader, buf []byte, s *Scanner, onChunk func([]byte)) (int64, error) {
+func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func([]byte)) (int64, error) {
 	var total int64
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bufs.Pool.Put(big)
+		}
+	}()
 	for {
+		buf := bufs.Small
+		if big != nil {
+			buf = *big
+		}
 		n, rerr := src.Read(buf)
+		switch {
+		case n == len(bufs.Small) && big == nil && bufs.Pool != nil:
+			big = bufs.Pool.Get().(*[]byte)
+		case n < len(buf) && big != nil:
+			bufs.Pool.Put(big)
+			big = nil
+		}
 		if n > 0 {
 			b := buf[:n]
-			if s != nil {
-				s.Feed(b)
-			}
 			if onChunk != nil {
 				onChunk(b)
+			}
+			if s != nil {
+				s.Feed(b)
 			}
 			w, werr := dst.Write(b)
 			total += int64(w)
