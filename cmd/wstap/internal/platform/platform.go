@@ -1,0 +1,192 @@
+// Package platform is the demo's built-in "chat platform": a WebSocket echo
+// server with the habits of a real one — an idle timeout that drops silent
+// sessions with a FIN and no close frame, a cap of concurrent sessions above
+// which new ones are reset shortly after their 101, server pings, and a
+// subprotocol it selects only when offered. wstap demo and the tests run it on
+// loopback.
+package platform
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Subprotocol is the subprotocol the platform selects when a client offers it.
+const Subprotocol = "v1.chat"
+
+// Defaults of Config.
+const (
+	DefaultAddr     = "127.0.0.1:0"
+	DefaultCapDelay = 200 * time.Millisecond
+)
+
+// handshakeTimeout bounds the TLS handshake and the upgrade request, so a
+// client that connects and says nothing does not hold a goroutine forever.
+const handshakeTimeout = 10 * time.Second
+
+// Config says how the platform behaves. The zero value is a plain ws:// echo
+// server on a random loopback port with no timeout, no cap and no pings.
+type Config struct {
+	// Addr is the listen address; "" means DefaultAddr.
+	Addr string
+	// TLS serves wss:// with a throwaway self-signed certificate for
+	// 127.0.0.1, ::1 and localhost (see Platform.CertPEM and CertPool).
+	TLS bool
+	// IdleTimeout drops a session after this much silence from the client:
+	// a TCP FIN (after a TLS close_notify on wss) and never a close frame.
+	// Any data frame or ping from the client restarts it; pongs, which answer
+	// the platform's own pings, do not. 0 means no idle timeout.
+	IdleTimeout time.Duration
+	// Cap is the number of concurrent sessions the platform keeps; a session
+	// upgraded above it is reset (RST) CapDelay after its 101. 0 means no cap.
+	Cap int
+	// CapDelay is how long an over-cap session lives after its 101; 0 means
+	// DefaultCapDelay.
+	CapDelay time.Duration
+	// PingEvery is the interval of the platform's pings; 0 means none.
+	PingEvery time.Duration
+}
+
+// Platform is a running built-in platform.
+type Platform struct {
+	cfg      Config
+	ln       net.Listener
+	tls      *tls.Config
+	certPEM  []byte
+	certPool *x509.CertPool
+	stats    counters
+
+	mu     sync.Mutex
+	conns  map[*net.TCPConn]struct{}
+	closed bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start listens on cfg.Addr and serves until Close.
+func Start(cfg Config) (*Platform, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.CapDelay == 0 {
+		cfg.CapDelay = DefaultCapDelay
+	}
+	if cfg.IdleTimeout < 0 || cfg.Cap < 0 || cfg.CapDelay < 0 || cfg.PingEvery < 0 {
+		return nil, fmt.Errorf("platform config: negative IdleTimeout %v, Cap %d, CapDelay %v or PingEvery %v",
+			cfg.IdleTimeout, cfg.Cap, cfg.CapDelay, cfg.PingEvery)
+	}
+	p := &Platform{cfg: cfg, conns: map[*net.TCPConn]struct{}{}, done: make(chan struct{})}
+	if cfg.TLS {
+		cert, certPEM, err := throwawayCert()
+		if err != nil {
+			return nil, err
+		}
+		p.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		p.certPEM = certPEM
+		p.certPool = x509.NewCertPool()
+		p.certPool.AddCert(cert.Leaf)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Addr, err)
+	}
+	p.ln = ln
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is the address the platform listens on, host:port.
+func (p *Platform) Addr() string { return p.ln.Addr().String() }
+
+// URL is the platform's WebSocket URL: ws://ADDR/chat, or wss:// with TLS.
+// The platform serves any path.
+func (p *Platform) URL() string {
+	if p.tls != nil {
+		return "wss://" + p.Addr() + "/chat"
+	}
+	return "ws://" + p.Addr() + "/chat"
+}
+
+// CertPEM is the PEM of the platform's self-signed certificate, nil without TLS.
+func (p *Platform) CertPEM() []byte { return p.certPEM }
+
+// CertPool is a pool holding the platform's certificate, nil without TLS.
+func (p *Platform) CertPool() *x509.CertPool { return p.certPool }
+
+// Stats returns a snapshot of the platform's counters.
+func (p *Platform) Stats() Stats { return p.stats.snapshot() }
+
+// Close stops listening, ends every connection at once (without close
+// frames) and waits for all the platform's goroutines. It may be called twice.
+func (p *Platform) Close() error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		close(p.done)
+		for c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		if err := p.ln.Close(); err != nil {
+			p.closeErr = fmt.Errorf("closing platform listener %s: %w", p.Addr(), err)
+		}
+		p.wg.Wait()
+	})
+	return p.closeErr
+}
+
+// accept runs the accept loop until the listener is closed.
+func (p *Platform) accept() {
+	defer p.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: wait a little, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-p.done:
+				return
+			}
+		}
+		backoff = 0
+		tc := c.(*net.TCPConn)
+		if !p.track(tc) {
+			tc.Close()
+			continue
+		}
+		p.wg.Add(1)
+		go p.serve(tc)
+	}
+}
+
+// track registers a connection so Close can end it; false once closed.
+func (p *Platform) track(c *net.TCPConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Platform) untrack(c *net.TCPConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
