@@ -368,7 +368,8 @@ func caWriteP12(t *testing.T, ca *CA) string {
 	return p12
 }
 
-// caEchoServer serves a gorilla/websocket echo over TLS with a leaf from ca.
+// caEchoServer serves a gorilla/websocket echo, over TLS with a leaf from ca
+// unless ca is nil.
 func caEchoServer(t *testing.T, ca *CA) *httptest.Server {
 	t.Helper()
 	up := websocket.Upgrader{}
@@ -388,11 +389,15 @@ func caEchoServer(t *testing.T, ca *CA) *httptest.Server {
 			}
 		}
 	}))
+	t.Cleanup(srv.Close)
+	if ca == nil {
+		srv.Start()
+		return srv
+	}
 	srv.TLS = &tls.Config{GetCertificate: ca.GetCertificate("localhost")}
 	// The untrusted client's failed handshake is expected; keep it out of the test output.
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
-	t.Cleanup(srv.Close)
 	return srv
 }
 
@@ -458,7 +463,8 @@ func caRunJava(t *testing.T, java string, jvmArgs []string, clientArgs ...string
 
 // TestCAJavaClient runs the JDK's own WebSocket client against a wss echo
 // server whose leaf comes from the CA: it succeeds with the exported p12 trust
-// store, directly and through a CONNECT proxy, and fails its TLS handshake without.
+// store, directly and through a CONNECT proxy, and fails its TLS handshake
+// without. Through the proxy, ws:// to localhost is tunnelled with CONNECT too.
 func TestCAJavaClient(t *testing.T) {
 	java := caNeedTool(t, "java")
 	ca := caNew(t)
@@ -466,8 +472,11 @@ func TestCAJavaClient(t *testing.T) {
 	srv := caEchoServer(t, ca)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	url := "wss://localhost:" + port + "/"
+	plain := caEchoServer(t, nil)
+	_, plainPort, _ := net.SplitHostPort(plain.Listener.Addr().String())
 	trust := []string{"-Djavax.net.ssl.trustStore=" + p12, "-Djavax.net.ssl.trustStorePassword=changeit"}
 	proxyAddr, tunnels := caConnectProxy(t)
+	plainProxyAddr, plainTunnels := caConnectProxy(t)
 
 	t.Run("trusted", func(t *testing.T) {
 		t.Parallel()
@@ -484,6 +493,16 @@ func TestCAJavaClient(t *testing.T) {
 		}
 		if n := tunnels.Load(); n != 1 {
 			t.Errorf("the proxy saw %d CONNECT tunnels, want 1 (localhost must not bypass --proxy)", n)
+		}
+	})
+	t.Run("plain-via-proxy", func(t *testing.T) {
+		t.Parallel()
+		last, out := caRunJava(t, java, nil, "ws://localhost:"+plainPort+"/", "--proxy", plainProxyAddr, "--pings", "1", "--messages", "1")
+		if last != "RESULT ok pongs=1 echoes=1 close=1000" {
+			t.Errorf("last line %q, want RESULT ok pongs=1 echoes=1 close=1000\n%s", last, out)
+		}
+		if n := plainTunnels.Load(); n != 1 {
+			t.Errorf("the proxy saw %d CONNECT tunnels for ws://, want 1", n)
 		}
 	})
 	t.Run("untrusted", func(t *testing.T) {
