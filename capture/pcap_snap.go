@@ -1,0 +1,232 @@
+package capture
+
+// This file implements --pcap-snap: it finds the WebSocket frame boundaries
+// in each direction of a leg's byte stream so that only the first N payload
+// bytes of each data frame are written, while frame headers, control frames
+// and the HTTP upgrade stay whole.
+
+// span is a run of stream bytes that is either written (keep) or left out.
+type span struct {
+	n    int
+	keep bool
+}
+
+// appendSpan adds n bytes to dst, merging with the previous run of the same kind.
+func appendSpan(dst []span, n int, keep bool) []span {
+	if n == 0 {
+		return dst
+	}
+	if last := len(dst) - 1; last >= 0 && dst[last].keep == keep {
+		dst[last].n += n
+		return dst
+	}
+	return append(dst, span{n: n, keep: keep})
+}
+
+// trackPhase is where a direction's tracker is in the stream.
+type trackPhase uint8
+
+const (
+	// phaseHeaders: inside the HTTP header block (request or response).
+	phaseHeaders trackPhase = iota
+	// phaseWait: the client's request is complete; the 101 has not been seen.
+	phaseWait
+	// phaseFrames: RFC 6455 frames follow.
+	phaseFrames
+	// phaseRaw: not (or no longer) a frame stream we understand; keep everything.
+	phaseRaw
+)
+
+// headerEnd ends an HTTP header block (RFC 9112 §2.1: the empty line).
+const headerEnd = "\r\n\r\n"
+
+// wsTracker follows one direction of a leg: the HTTP header block, then the
+// RFC 6455 §5.2 frame headers, across chunk boundaries.
+type wsTracker struct {
+	phase trackPhase
+	// match counts the bytes of headerEnd matched so far.
+	match uint8
+	// status holds the first bytes of the header block, to recognise a 101.
+	status  [12]byte
+	statusN uint8
+	// waited is set when bytes arrived in phaseWait (data before the 101).
+	waited bool
+
+	// Frame state: hdr collects a frame header of 2 to 14 bytes.
+	hdr       [14]byte
+	hdrN      uint8
+	inPayload bool
+	left      uint64 // payload bytes of the current frame not yet seen
+	keep      uint64 // of those, how many are still to be written
+}
+
+// legSnap tracks both directions of one leg.
+type legSnap struct {
+	snap uint64
+	dir  [2]wsTracker // [0] client→server, [1] server→client
+}
+
+// cut appends to dst the kept and skipped runs of b, sent by the server side
+// when fromServer is true.
+func (l *legSnap) cut(fromServer bool, b []byte, dst []span) []span {
+	t := &l.dir[dirIndex(fromServer)]
+	for len(b) > 0 {
+		var n int
+		switch t.phase {
+		case phaseHeaders:
+			n = t.scanHeaders(b)
+			dst = appendSpan(dst, n, true)
+			if t.match == uint8(len(headerEnd)) {
+				l.headersDone(fromServer)
+			}
+		case phaseWait:
+			t.waited = true
+			n = len(b)
+			dst = appendSpan(dst, n, true)
+		case phaseFrames:
+			var keep bool
+			n, keep = t.scanFrame(b, l.snap)
+			dst = appendSpan(dst, n, keep)
+		default:
+			n = len(b)
+			dst = appendSpan(dst, n, true)
+		}
+		b = b[n:]
+	}
+	return dst
+}
+
+// headersDone moves the trackers on once a direction's header block ended.
+// The client's frames start only if the server answered 101 Switching
+// Protocols (RFC 6455 §4.2.2) and the client sent nothing before it.
+func (l *legSnap) headersDone(fromServer bool) {
+	cli, srv := &l.dir[0], &l.dir[1]
+	if !fromServer {
+		cli.phase = phaseWait
+		return
+	}
+	st := srv.status[:srv.statusN]
+	if len(st) < 12 || string(st[:7]) != "HTTP/1." || string(st[8:12]) != " 101" {
+		cli.phase, srv.phase = phaseRaw, phaseRaw
+		return
+	}
+	srv.phase = phaseFrames
+	if cli.phase == phaseWait && !cli.waited {
+		cli.phase = phaseFrames
+	} else {
+		cli.phase = phaseRaw
+	}
+}
+
+// scanHeaders consumes b up to and including the end of the header block
+// and reports how many bytes it consumed.
+func (t *wsTracker) scanHeaders(b []byte) int {
+	for i, c := range b {
+		if int(t.statusN) < len(t.status) {
+			t.status[t.statusN] = c
+			t.statusN++
+		}
+		switch {
+		case c == headerEnd[t.match]:
+			t.match++
+		case c == '\r':
+			t.match = 1
+		default:
+			t.match = 0
+		}
+		if t.match == uint8(len(headerEnd)) {
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// scanFrame consumes the start of b within one frame header or one run of
+// payload and reports how many bytes it consumed and whether they are kept.
+func (t *wsTracker) scanFrame(b []byte, snap uint64) (int, bool) {
+	if t.inPayload {
+		if t.keep > 0 {
+			n := int(min(t.keep, uint64(len(b))))
+			t.keep -= uint64(n)
+			t.consumePayload(uint64(n))
+			return n, true
+		}
+		n := int(min(t.left, uint64(len(b))))
+		t.consumePayload(uint64(n))
+		return n, false
+	}
+	n := 0
+	for n < len(b) {
+		t.hdr[t.hdrN] = b[n]
+		t.hdrN++
+		n++
+		if int(t.hdrN) == frameHeaderLen(t.hdr[:t.hdrN]) {
+			t.startPayload(snap)
+			break
+		}
+	}
+	return n, true
+}
+
+// consumePayload accounts for n payload bytes of the current frame.
+func (t *wsTracker) consumePayload(n uint64) {
+	t.left -= n
+	if t.left == 0 {
+		t.inPayload = false
+	}
+}
+
+// startPayload reads the complete header in t.hdr (RFC 6455 §5.2) and sets
+// how much of the payload follows and how much of it is kept. Control
+// frames (opcode 0x8 and above, §5.5) are kept whole.
+func (t *wsTracker) startPayload(snap uint64) {
+	h := t.hdr[:t.hdrN]
+	t.hdrN = 0
+	var length uint64
+	switch l7 := h[1] & 0x7f; l7 {
+	case 126:
+		length = uint64(h[2])<<8 | uint64(h[3])
+	case 127:
+		for _, c := range h[2:10] {
+			length = length<<8 | uint64(c)
+		}
+	default:
+		length = uint64(l7)
+	}
+	if length == 0 {
+		return
+	}
+	t.inPayload = true
+	t.left = length
+	t.keep = length
+	if h[0]&0x08 == 0 { // data frame: continuation, text, binary, reserved 3-7
+		t.keep = min(length, snap)
+	}
+}
+
+// frameHeaderLen returns the length of the frame header that starts with h,
+// or 14 (the longest) while h holds fewer than 2 bytes (RFC 6455 §5.2).
+func frameHeaderLen(h []byte) int {
+	if len(h) < 2 {
+		return 14
+	}
+	n := 2
+	switch h[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if h[1]&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// dirIndex maps the sending side to an index: 0 client side, 1 server side.
+func dirIndex(fromServer bool) int {
+	if fromServer {
+		return 1
+	}
+	return 0
+}

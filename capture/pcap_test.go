@@ -1,0 +1,697 @@
+package capture
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// step is one direction's bytes in a scripted session.
+type step struct {
+	fromServer bool
+	b          []byte
+}
+
+// script is a WebSocket session as bytes, with what tshark must find in it.
+type script struct {
+	steps  []step
+	counts map[int]int // frames per opcode
+	closes []string    // "code reason" of every close frame, in order
+}
+
+const upgradeRequest = "GET /chat?room=1 HTTP/1.1\r\nHost: platform.example:9443\r\nUpgrade: websocket\r\n" +
+	"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+	"Sec-WebSocket-Protocol: chat\r\n\r\n"
+
+const upgradeResponse = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+
+// add appends one frame to the script; client frames are masked (RFC 6455 §5.3).
+func (s *script) add(t testing.TB, fromServer bool, op ws.OpCode, fin bool, p []byte) {
+	t.Helper()
+	f := ws.NewFrame(op, fin, p)
+	if !fromServer {
+		f = ws.MaskFrameWith(f, [4]byte{0x11, 0x22, 0x33, byte(len(s.steps))})
+	}
+	var buf bytes.Buffer
+	if err := ws.WriteFrame(&buf, f); err != nil {
+		t.Fatalf("writing %v frame: %v", op, err)
+	}
+	if s.counts == nil {
+		s.counts = map[int]int{}
+	}
+	s.counts[int(op)]++
+	if op == ws.OpClose {
+		code, reason := ws.ParseCloseFrameData(p)
+		s.closes = append(s.closes, fmt.Sprintf("%d %s", code, reason))
+	}
+	s.steps = append(s.steps, step{fromServer: fromServer, b: buf.Bytes()})
+}
+
+// chatScript is a session with every kind of frame both ways.
+func chatScript(t testing.TB) *script {
+	s := &script{steps: []step{{false, []byte(upgradeRequest)}, {true, []byte(upgradeResponse)}}}
+	s.add(t, false, ws.OpText, true, []byte("hello platform"))
+	s.add(t, false, ws.OpBinary, true, bytes.Repeat([]byte{0xab}, 300))
+	s.add(t, false, ws.OpText, false, []byte("part one, "))
+	s.add(t, false, ws.OpPing, true, []byte("between fragments"))
+	s.add(t, false, ws.OpContinuation, false, []byte("part two, "))
+	s.add(t, false, ws.OpContinuation, true, []byte("part three"))
+	s.add(t, true, ws.OpPong, true, []byte("between fragments"))
+	s.add(t, true, ws.OpText, true, []byte(`{"event":"welcome"}`))
+	s.add(t, true, ws.OpBinary, true, bytes.Repeat([]byte{0x5a}, 70000)) // 64-bit length, two segments
+	s.add(t, true, ws.OpPing, true, []byte("keepalive"))
+	s.add(t, false, ws.OpPong, true, []byte("keepalive"))
+	s.add(t, false, ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye"))
+	s.add(t, true, ws.OpClose, true, ws.NewCloseFrameBody(ws.StatusGoingAway, "server restarting"))
+	return s
+}
+
+// feed writes the script on legs, cut into chunks of changing sizes so that
+// frame headers straddle chunks.
+func feed(p Tap, session string, legs Leg, s *script, t0 time.Time) time.Time {
+	sizes := []int{1, 7, 100, 3, 4096, 13, 32 << 10}
+	k := 0
+	for _, st := range s.steps {
+		for b := st.b; len(b) > 0; k++ {
+			n := min(len(b), sizes[k%len(sizes)])
+			t0 = t0.Add(time.Millisecond)
+			p.Data(session, legs, st.fromServer, t0, b[:n])
+			b = b[n:]
+		}
+	}
+	return t0
+}
+
+// conv returns a session's addresses.
+func conv(session string, client, listen, local, upstream string) *Conv {
+	a := func(s string) *net.TCPAddr {
+		if s == "" {
+			return nil
+		}
+		return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s))
+	}
+	return &Conv{Session: session, Client: a(client), Listen: a(listen), Local: a(local), Upstream: a(upstream)}
+}
+
+// needTool returns the path of an outside program, or skips the test when it
+// is absent (fails under WSTAP_TEST_STRICT=1).
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		msg := fmt.Sprintf("%s not installed (apt-get install tshark): %v", name, err)
+		if os.Getenv("WSTAP_TEST_STRICT") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return path
+}
+
+// runTool runs an outside program and fails on an error or on anything it
+// writes to stderr, apart from Wireshark's note about running as root.
+func runTool(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(needTool(t, name), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var warn []string
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if line != "" && !strings.HasPrefix(line, "Running as user") {
+			warn = append(warn, line)
+		}
+	}
+	if err != nil || len(warn) > 0 {
+		t.Fatalf("%s %s: %v; stderr: %s", name, strings.Join(args, " "), err, strings.Join(warn, "\n"))
+	}
+	return stdout.String()
+}
+
+// tsharkFields returns the given fields of the packets matching filter, one
+// row per packet; fields with several occurrences are comma-separated.
+func tsharkFields(t testing.TB, file, filter string, fields ...string) [][]string {
+	t.Helper()
+	args := []string{"-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+		"-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=,", "-E", "occurrence=a"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimRight(runTool(t, "tshark", args...), "\n"), "\n") {
+		if line != "" {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+	}
+	return rows
+}
+
+// countOpcodes counts websocket frames per opcode in file.
+func countOpcodes(t testing.TB, file string) map[int]int {
+	t.Helper()
+	got := map[int]int{}
+	for _, row := range tsharkFields(t, file, "websocket", "websocket.opcode") {
+		for _, v := range strings.Split(row[0], ",") {
+			op, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("opcode %q: %v", v, err)
+			}
+			got[op]++
+		}
+	}
+	return got
+}
+
+// checkClean fails when capinfos or tshark warn about file, when a checksum
+// is wrong, a packet is malformed or TCP analysis flags anything.
+func checkClean(t testing.TB, file string) {
+	t.Helper()
+	runTool(t, "capinfos", file)
+	if rows := tsharkFields(t, file, "tcp.checksum.status != 1 || ip.checksum.status == 0 || _ws.malformed || tcp.analysis.flags",
+		"frame.number", "_ws.expert.message"); len(rows) > 0 {
+		t.Errorf("%s: %d suspicious packets, first: %v", file, len(rows), rows[0])
+	}
+}
+
+// pkt is a decoded packet of a capture.
+type pkt struct {
+	src, dst      netip.AddrPort
+	seq, ack      uint32
+	syn, fin, rst bool
+	payload       int // captured TCP payload bytes
+	comment       bool
+}
+
+// readPackets decodes every packet of a capture file with gopacket.
+func readPackets(t testing.TB, file string) []pkt {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatalf("reading %s: %v", file, err)
+	}
+	var out []pkt
+	for {
+		data, _, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", file, err)
+		}
+		p := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.NoCopy)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if tcp == nil {
+			t.Fatalf("%s: packet %d has no TCP layer: %v", file, len(out)+1, p)
+		}
+		src, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Src().Raw())
+		dst, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Dst().Raw())
+		out = append(out, pkt{
+			src: netip.AddrPortFrom(src, uint16(tcp.SrcPort)), dst: netip.AddrPortFrom(dst, uint16(tcp.DstPort)),
+			seq: tcp.Seq, ack: tcp.Ack, syn: tcp.SYN, fin: tcp.FIN, rst: tcp.RST, payload: len(tcp.Payload),
+		})
+	}
+}
+
+func mustOpen(t testing.TB, dir string, opts PcapOptions) *Pcap {
+	t.Helper()
+	p, err := OpenPcap(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustClose(t testing.TB, p *Pcap) {
+	t.Helper()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Dropped(); n != 0 {
+		t.Fatalf("%d records dropped", n)
+	}
+}
+
+var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
+	needTool(t, "tshark")
+	dir := t.TempDir()
+	p := mustOpen(t, dir, PcapOptions{})
+	s := chatScript(t)
+
+	// Session "fin": ends with close frames, then the upstream's FIN, then the client's.
+	c := conv("fin", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443")
+	p.Open(c, LegClient, t0)
+	p.Open(c, LegUpstream, t0.Add(time.Millisecond))
+	at := feed(p, "fin", LegBoth, s, t0)
+	p.End("fin", LegBoth, true, false, at.Add(time.Millisecond))
+	p.End("fin", LegBoth, false, false, at.Add(2*time.Millisecond))
+	p.Forget("fin")
+
+	// Session "rst": same frames over IPv6, then the upstream resets and wstap mirrors it.
+	c6 := conv("rst", "[2001:db8::5]:51001", "[2001:db8::1]:8443", "[2001:db8::1]:52001", "[2001:db8::10]:443")
+	p.Open(c6, LegBoth, t0)
+	at = feed(p, "rst", LegBoth, s, t0)
+	p.End("rst", LegBoth, true, true, at.Add(time.Millisecond))
+	p.Forget("rst")
+	mustClose(t, p)
+
+	file := filepath.Join(dir, PcapFile)
+	checkClean(t, file)
+
+	got := countOpcodes(t, file)
+	for op, n := range s.counts {
+		if want := 4 * n; got[op] != want { // two sessions, two legs each
+			t.Errorf("opcode %d: tshark found %d frames, want %d", op, got[op], want)
+		}
+	}
+	if len(got) != len(s.counts) {
+		t.Errorf("tshark opcodes %v, want the keys of %v", got, s.counts)
+	}
+
+	var closes []string
+	for _, row := range tsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+		closes = append(closes, row[0]+" "+row[1])
+	}
+	want := slicesRepeat(s.closes, 4)
+	sort.Strings(closes)
+	sort.Strings(want)
+	if strings.Join(closes, "|") != strings.Join(want, "|") {
+		t.Errorf("close frames: tshark %q, want %q", closes, want)
+	}
+
+	// The FINs come from the upstream first, then from the client, on both legs.
+	fins := tsharkFields(t, file, "tcp.flags.fin == 1", "ip.src", "tcp.srcport")
+	wantFins := [][]string{{"127.0.0.1", "80"}, {"192.0.2.10", "80"}, {"10.0.0.5", "51000"}, {"127.0.0.1", "52000"}}
+	if fmt.Sprint(fins) != fmt.Sprint(wantFins) {
+		t.Errorf("FINs from %v, want %v", fins, wantFins)
+	}
+	rsts := tsharkFields(t, file, "tcp.flags.reset == 1", "ipv6.src", "tcp.srcport")
+	wantRsts := [][]string{{"2001:db8::1", "80"}, {"2001:db8::10", "80"}}
+	if fmt.Sprint(rsts) != fmt.Sprint(wantRsts) {
+		t.Errorf("RSTs from %v, want %v", rsts, wantRsts)
+	}
+
+	// The real addresses are in the SYN comments.
+	comments := tsharkFields(t, file, "frame.comment", "frame.comment")
+	joined := fmt.Sprint(comments)
+	for _, w := range []string{"client leg: 10.0.0.5:51000 -> 127.0.0.1:8080", "upstream leg: 127.0.0.1:52000 -> 192.0.2.10:9443",
+		"upstream leg: [2001:db8::1]:52001 -> [2001:db8::10]:443"} {
+		if !strings.Contains(joined, w) {
+			t.Errorf("comments %s lack %q", joined, w)
+		}
+	}
+	if len(comments) != 4 {
+		t.Errorf("%d commented packets, want one SYN per leg (4)", len(comments))
+	}
+}
+
+func slicesRepeat(s []string, n int) []string {
+	var out []string
+	for range n {
+		out = append(out, s...)
+	}
+	return out
+}
+
+func TestPcapLargeMessageReassembled(t *testing.T) {
+	needTool(t, "tshark")
+	dir := t.TempDir()
+	p := mustOpen(t, dir, PcapOptions{})
+	const size = 16 << 20
+	s := &script{steps: []step{{false, []byte(upgradeRequest)}, {true, []byte(upgradeResponse)}}}
+	s.add(t, true, ws.OpBinary, true, bytes.Repeat([]byte("0123456789abcdef"), size/16))
+	s.add(t, false, ws.OpText, true, []byte("got it"))
+	p.Open(conv("big", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443"), LegBoth, t0)
+	feed(p, "big", LegBoth, s, t0)
+	p.Forget("big")
+	mustClose(t, p)
+
+	file := filepath.Join(dir, PcapFile)
+	runTool(t, "capinfos", file)
+	rows := tsharkFields(t, file, "websocket", "websocket.opcode", "websocket.payload_length", "websocket.payload_length_ext_64")
+	var lens []string
+	for _, r := range rows {
+		if r[1] == "127" { // RFC 6455 §5.2: the 64-bit extended length follows
+			r[1] = r[2]
+		}
+		lens = append(lens, r[0]+":"+r[1])
+	}
+	want := []string{"2:" + strconv.Itoa(size), "1:6", "2:" + strconv.Itoa(size), "1:6"}
+	sort.Strings(lens)
+	sort.Strings(want)
+	if fmt.Sprint(lens) != fmt.Sprint(want) {
+		t.Errorf("tshark frames (opcode:length) %v, want %v", lens, want)
+	}
+	for _, pk := range readPackets(t, file) {
+		if pk.payload > maxSegment {
+			t.Fatalf("segment of %d bytes, over %d", pk.payload, maxSegment)
+		}
+	}
+}
+
+// streamBytes sums the TCP payload each address sent, and the sequence
+// number of its FIN relative to its SYN.
+func streamBytes(pkts []pkt) (sent map[netip.AddrPort]int, finRel map[netip.AddrPort]uint32) {
+	sent, finRel = map[netip.AddrPort]int{}, map[netip.AddrPort]uint32{}
+	isn := map[netip.AddrPort]uint32{}
+	for _, p := range pkts {
+		if p.syn {
+			isn[p.src] = p.seq
+		}
+		sent[p.src] += p.payload
+		if p.fin {
+			finRel[p.src] = p.seq - isn[p.src]
+		}
+	}
+	return sent, finRel
+}
+
+func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
+	dir := t.TempDir()
+	const snap = 16
+	p := mustOpen(t, dir, PcapOptions{SnapLen: snap})
+	s := chatScript(t)
+	p.Open(conv("snap", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443"), LegClient, t0)
+	at := feed(p, "snap", LegClient, s, t0)
+	p.End("snap", LegClient, true, false, at)
+	p.End("snap", LegClient, false, false, at)
+	p.Forget("snap")
+	mustClose(t, p)
+
+	// What must survive: the HTTP upgrade, every header, control frames whole,
+	// at most snap bytes of each data frame's payload.
+	wantKept := map[bool]int{}
+	wantAll := map[bool]int{}
+	for _, st := range s.steps {
+		wantAll[st.fromServer] += len(st.b)
+		if bytes.HasPrefix(st.b, []byte("GET ")) || bytes.HasPrefix(st.b, []byte("HTTP/")) {
+			wantKept[st.fromServer] += len(st.b)
+			continue
+		}
+		h, err := ws.ReadHeader(bytes.NewReader(st.b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hl := len(st.b) - int(h.Length)
+		if h.OpCode.IsControl() {
+			wantKept[st.fromServer] += len(st.b)
+		} else {
+			wantKept[st.fromServer] += hl + min(int(h.Length), snap)
+		}
+	}
+	sent, fins := streamBytes(readPackets(t, filepath.Join(dir, PcapFile)))
+	cli, srv := netip.MustParseAddrPort("10.0.0.5:51000"), netip.MustParseAddrPort("127.0.0.1:80")
+	if sent[cli] != wantKept[false] || sent[srv] != wantKept[true] {
+		t.Errorf("captured payload client %d server %d, want %d and %d", sent[cli], sent[srv], wantKept[false], wantKept[true])
+	}
+	// Sequence numbers count every byte, kept or not (RFC 9293 §3.4).
+	if fins[cli] != uint32(wantAll[false]+1) || fins[srv] != uint32(wantAll[true]+1) {
+		t.Errorf("FIN at relative seq client %d server %d, want %d and %d", fins[cli], fins[srv], wantAll[false]+1, wantAll[true]+1)
+	}
+
+	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
+		return
+	}
+	file := filepath.Join(dir, PcapFile)
+	runTool(t, "capinfos", file)
+	var closes []string
+	for _, row := range tsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+		closes = append(closes, row[0]+" "+row[1])
+	}
+	if fmt.Sprint(closes) != fmt.Sprint(s.closes) {
+		t.Errorf("close frames after snapped data: tshark %q, want %q", closes, s.closes)
+	}
+}
+
+func TestSnapTrackerAcrossChunks(t *testing.T) {
+	s := chatScript(t)
+	const snap = 5
+	whole := func(chunk int) map[bool][]byte {
+		l := &legSnap{snap: snap}
+		kept := map[bool][]byte{}
+		for _, st := range s.steps {
+			for b := st.b; len(b) > 0; {
+				n := min(chunk, len(b))
+				c := b[:n]
+				for _, sp := range l.cut(st.fromServer, c, nil) {
+					if sp.keep {
+						kept[st.fromServer] = append(kept[st.fromServer], c[:sp.n]...)
+					}
+					c = c[sp.n:]
+				}
+				if len(c) != 0 {
+					t.Fatalf("chunk %d: spans cover %d of %d bytes", chunk, n-len(c), n)
+				}
+				b = b[n:]
+			}
+		}
+		return kept
+	}
+	want := whole(1 << 20)
+	if !bytes.HasPrefix(want[false], []byte(upgradeRequest)) || !bytes.HasPrefix(want[true], []byte(upgradeResponse)) {
+		t.Fatal("handshake not kept whole")
+	}
+	for _, chunk := range []int{1, 2, 3, 13, 14, 15, 125, 126, 127} {
+		got := whole(chunk)
+		if !bytes.Equal(got[false], want[false]) || !bytes.Equal(got[true], want[true]) {
+			t.Errorf("chunks of %d bytes keep %d/%d bytes, whole chunks %d/%d", chunk,
+				len(got[false]), len(got[true]), len(want[false]), len(want[true]))
+		}
+	}
+}
+
+func TestSnapTrackerRejectedUpgradeStaysWhole(t *testing.T) {
+	l := &legSnap{snap: 1}
+	l.cut(false, []byte(upgradeRequest), nil)
+	body := "HTTP/1.1 401 Unauthorized\r\nContent-Length: 300\r\n\r\n" + strings.Repeat("\x82", 300)
+	spans := l.cut(true, []byte(body), nil)
+	if len(spans) != 1 || !spans[0].keep || spans[0].n != len(body) {
+		t.Errorf("401 answer cut into %v, want it whole", spans)
+	}
+	spans = l.cut(false, bytes.Repeat([]byte{0x82, 0x7e, 0x01, 0x00}, 10), nil)
+	if len(spans) != 1 || !spans[0].keep {
+		t.Errorf("client bytes after a 401 cut into %v, want them whole", spans)
+	}
+}
+
+func TestPcapRotation(t *testing.T) {
+	dir, flat := t.TempDir(), t.TempDir()
+	p := mustOpen(t, dir, PcapOptions{MaxMB: 1})
+	q := mustOpen(t, flat, PcapOptions{})
+	s := chatScript(t) // about 70 KB a leg
+	for i := range 12 {
+		id := fmt.Sprintf("s%d", i)
+		c := conv(id, fmt.Sprintf("10.0.0.5:%d", 51000+i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 52000+i), "192.0.2.10:9443")
+		for _, tap := range []Tap{p, q} {
+			tap.Open(c, LegBoth, t0)
+			at := feed(tap, id, LegBoth, s, t0)
+			tap.End(id, LegBoth, false, false, at)
+			tap.Forget(id)
+		}
+	}
+	mustClose(t, p)
+	mustClose(t, q)
+
+	files, err := filepath.Glob(filepath.Join(dir, "capture*.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	want := []string{PcapFile, "capture-0002.pcapng"}
+	if len(files) < 2 || filepath.Base(files[0]) != want[1] && filepath.Base(files[len(files)-1]) != want[0] {
+		t.Fatalf("files %v, want %v and more", files, want)
+	}
+	total := 0
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > 1<<20+256<<10 {
+			t.Errorf("%s: %d bytes, over 1 MiB plus one record", f, st.Size())
+		}
+		total += len(readPackets(t, f))
+	}
+	if flatN := len(readPackets(t, filepath.Join(flat, PcapFile))); total != flatN {
+		t.Errorf("%d packets over %d files, %d without rotation", total, len(files), flatN)
+	}
+	if _, err := exec.LookPath("capinfos"); err == nil || os.Getenv("WSTAP_TEST_STRICT") == "1" {
+		for _, f := range files {
+			runTool(t, "capinfos", f)
+			runTool(t, "tshark", "-r", f)
+		}
+	}
+}
+
+func TestPcapDropsInsteadOfBlocking(t *testing.T) {
+	dir := t.TempDir()
+	p := mustOpen(t, dir, PcapOptions{QueueLen: 4, QueueMB: 1})
+	p.Open(conv("flood", "10.0.0.5:51000", "127.0.0.1:8080", "", ""), LegClient, t0)
+	chunk := bytes.Repeat([]byte{0x42}, 60000)
+	const n = 2000
+	start := time.Now()
+	for range n {
+		p.Data("flood", LegClient, true, t0, chunk)
+	}
+	elapsed := time.Since(start)
+	for len(p.q) > 0 { // let the writer catch up so that the FIN gets in
+		time.Sleep(time.Millisecond)
+	}
+	p.End("flood", LegClient, true, false, t0)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dropped := p.Dropped()
+	if dropped == 0 {
+		t.Fatalf("no drop after %d chunks of %d bytes into a queue of 4 (%v)", n, len(chunk), elapsed)
+	}
+	t.Logf("%d of %d chunks dropped in %v", dropped, n, elapsed)
+	// The drops leave a gap: the FIN still sits after every byte sent.
+	pkts := readPackets(t, filepath.Join(dir, PcapFile))
+	sent, fins := streamBytes(pkts)
+	srv := netip.MustParseAddrPort("127.0.0.1:80")
+	if want := uint32(n*len(chunk) + 1); fins[srv] != want {
+		t.Errorf("FIN at relative seq %d, want %d", fins[srv], want)
+	}
+	if got, want := sent[srv], (n-int(dropped))*len(chunk); got != want {
+		t.Errorf("%d bytes written, want %d (%d chunks dropped)", got, want, dropped)
+	}
+}
+
+func TestPcapConcurrentSessions(t *testing.T) {
+	dir := t.TempDir()
+	p := mustOpen(t, dir, PcapOptions{QueueLen: 1 << 16, QueueMB: 512})
+	s := chatScript(t)
+	const sessions = 16
+	var wg sync.WaitGroup
+	for i := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("c%d", i)
+			p.Open(&Conv{Session: id}, LegBoth, t0) // no addresses: made up
+			at := feed(p, id, LegBoth, s, t0)
+			p.End(id, LegBoth, false, false, at)
+			p.Forget(id)
+		}()
+	}
+	wg.Wait()
+	mustClose(t, p)
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	pkts := readPackets(t, filepath.Join(dir, PcapFile))
+	syns := map[[2]netip.AddrPort]bool{}
+	for _, pk := range pkts {
+		if pk.syn && pk.ack == 0 {
+			syns[[2]netip.AddrPort{pk.src, pk.dst}] = true
+		}
+	}
+	if len(syns) != 2*sessions {
+		t.Errorf("%d distinct TCP conversations, want %d", len(syns), 2*sessions)
+	}
+	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
+		return
+	}
+	got := countOpcodes(t, filepath.Join(dir, PcapFile))
+	for op, n := range s.counts {
+		if got[op] != 2*sessions*n {
+			t.Errorf("opcode %d: tshark found %d frames, want %d", op, got[op], 2*sessions*n)
+		}
+	}
+}
+
+func TestPcapSameAddressesDoNotCollide(t *testing.T) {
+	dir := t.TempDir()
+	p := mustOpen(t, dir, PcapOptions{})
+	// Everything on one host, and the same client port on both legs.
+	c := conv("same", "127.0.0.1:40000", "127.0.0.1:8080", "127.0.0.1:40000", "127.0.0.1:9000")
+	p.Open(c, LegBoth, t0)
+	p.Data("same", LegBoth, false, t0, []byte(upgradeRequest))
+	p.End("same", LegBoth, false, false, t0)
+	mustClose(t, p)
+	conns := map[netip.AddrPort]int{}
+	for _, pk := range readPackets(t, filepath.Join(dir, PcapFile)) {
+		if pk.syn && !pk.rst && pk.ack == 0 {
+			conns[pk.src]++
+		}
+	}
+	if len(conns) != 2 {
+		t.Errorf("client sides %v, want two different ones", conns)
+	}
+}
+
+// BenchmarkPcapWriter measures the writer goroutine's work: building and
+// writing the packets of 1 KiB chunks relayed on both legs.
+func BenchmarkPcapWriter(b *testing.B) {
+	var dropped atomic.Int64
+	w, err := newPcapWriter(b.TempDir(), PcapOptions{}, &dropped)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.file.close(0)
+	w.handle(&pcapItem{kind: itemOpen, legs: LegBoth, session: "bench", t: t0, addrs: &[4]netip.AddrPort{}})
+	chunk := bytes.Repeat([]byte{0x42}, 1024)
+	it := pcapItem{kind: itemData, legs: LegBoth, session: "bench", t: t0, buf: &chunk, n: len(chunk)}
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		it.fromServer = !it.fromServer
+		w.handle(&it)
+	}
+	b.StopTimer()
+	b.ReportMetric(2, "packets/op")
+	if w.err != nil {
+		b.Fatal(w.err)
+	}
+}
+
+// BenchmarkPcapData measures what the relay pays per Data call, from many
+// goroutines at once: the copy into a pooled buffer and the queueing.
+func BenchmarkPcapData(b *testing.B) {
+	p, err := OpenPcap(b.TempDir(), PcapOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Open(&Conv{Session: "bench"}, LegBoth, t0)
+	chunk := bytes.Repeat([]byte{0x42}, 1024)
+	b.SetBytes(int64(len(chunk)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.Data("bench", LegBoth, true, t0, chunk)
+		}
+	})
+	b.StopTimer()
+	if err := p.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(p.Dropped())/float64(b.N), "dropped/op")
+}

@@ -1,0 +1,356 @@
+package capture
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// serverPort is the port every server side is written with: Wireshark's
+// HTTP dissector claims TCP port 80, sees the upgrade and hands the stream
+// to its WebSocket dissector (RFC 6455 §1.7: ws runs over port 80).
+const serverPort = 80
+
+// ackEvery is how many unacknowledged bytes a side may send before the
+// synthetic peer answers with a pure ACK.
+const ackEvery = 256 << 10
+
+// legIndex maps LegClient to 0 and LegUpstream to 1.
+func legIndex(l Leg) int {
+	if l == LegUpstream {
+		return 1
+	}
+	return 0
+}
+
+// legName names a leg in comments.
+func legName(i int) string {
+	if i == 1 {
+		return "upstream"
+	}
+	return "client"
+}
+
+// tuple identifies a synthetic TCP conversation.
+type tuple struct{ cli, srv netip.AddrPort }
+
+// wLeg is the writer's state of one synthetic TCP conversation.
+type wLeg struct {
+	ep       [2]endpoint // [0] client side, [1] server side
+	key      tuple
+	seq      [2]uint32 // next sequence number of each side
+	unacked  [2]uint32 // bytes each side sent since the peer last acknowledged
+	fin      [2]bool
+	rst      bool
+	released bool
+	snap     *legSnap
+}
+
+// wSession holds the legs of one session.
+type wSession struct {
+	legs [2]*wLeg
+}
+
+// pcapWriter is owned by the single writer goroutine.
+type pcapWriter struct {
+	file     pcapFile
+	pb       *packetBuilder
+	snap     uint64
+	sessions map[string]*wSession
+	tuples   map[tuple]bool
+	nLegs    uint32
+	spans    []span
+	dropped  *atomic.Int64
+	err      error
+}
+
+// newPcapWriter creates dir/capture.pcapng for a writer that counts its
+// drops in dropped.
+func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64) (*pcapWriter, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	w := &pcapWriter{
+		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20},
+		pb:       newPacketBuilder(),
+		snap:     uint64(opts.SnapLen),
+		sessions: make(map[string]*wSession),
+		tuples:   make(map[tuple]bool),
+		dropped:  dropped,
+	}
+	if err := w.file.open(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// handle writes one queued item. Once the disk failed, items are counted as dropped.
+func (w *pcapWriter) handle(it *pcapItem) {
+	if w.err != nil {
+		if it.kind != itemForget {
+			w.dropped.Add(int64(legCount(it.legs)))
+		}
+		if it.kind == itemForget {
+			w.forget(it.session)
+		}
+		return
+	}
+	var err error
+	switch it.kind {
+	case itemOpen:
+		err = w.open(it)
+	case itemData:
+		err = w.data(it)
+	case itemEnd:
+		err = w.end(it)
+	case itemForget:
+		w.forget(it.session)
+	}
+	if err == nil && w.file.full() {
+		err = w.rotate()
+	}
+	if err != nil {
+		w.err = err
+	}
+}
+
+// each calls f for the legs in legs that the session has, and counts the
+// missing ones as dropped (their Open was dropped).
+func (w *pcapWriter) each(session string, legs Leg, f func(i int, l *wLeg) error) error {
+	s := w.sessions[session]
+	for i, bit := range [2]Leg{LegClient, LegUpstream} {
+		if legs&bit == 0 {
+			continue
+		}
+		if s == nil || s.legs[i] == nil {
+			w.dropped.Add(1)
+			continue
+		}
+		if err := f(i, s.legs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open starts the legs of it with a three-way handshake (RFC 9293 §3.5).
+func (w *pcapWriter) open(it *pcapItem) error {
+	s := w.sessions[it.session]
+	if s == nil {
+		s = &wSession{}
+		w.sessions[it.session] = s
+	}
+	for i, bit := range [2]Leg{LegClient, LegUpstream} {
+		if it.legs&bit == 0 || s.legs[i] != nil {
+			continue
+		}
+		l := w.newLeg(i, it.addrs[2*i], it.addrs[2*i+1])
+		s.legs[i] = l
+		comment := fmt.Sprintf("wstap session %s, %s leg: %s -> %s (server port written as %d)",
+			it.session, legName(i), it.addrs[2*i], it.addrs[2*i+1], serverPort)
+		if !it.addrs[2*i].IsValid() || !it.addrs[2*i+1].IsValid() {
+			comment += "; unknown addresses made up"
+		}
+		cli, srv := &l.ep[0], &l.ep[1]
+		pkt, err := w.pb.build(cli, srv, segment{seq: l.seq[0] - 1, flags: flagSYN})
+		if err != nil {
+			return err
+		}
+		if err := w.file.writeCommented(it.t, pkt, comment); err != nil {
+			return err
+		}
+		if err := w.send(it.t, srv, cli, segment{seq: l.seq[1] - 1, ack: l.seq[0], flags: flagSYN | flagACK}, 0); err != nil {
+			return err
+		}
+		if err := w.send(it.t, cli, srv, segment{seq: l.seq[0], ack: l.seq[1], flags: flagACK}, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newLeg chooses the addresses and initial sequence numbers of leg i.
+// Unknown addresses are made up from 127.0.0.x deterministically; a client
+// port is moved on while its 4-tuple is in use by another open leg.
+func (w *pcapWriter) newLeg(i int, cli, srv netip.AddrPort) *wLeg {
+	w.nLegs++
+	n := w.nLegs
+	if !cli.IsValid() {
+		cli = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}), uint16(40000+n%20000))
+	}
+	if !srv.IsValid() {
+		srv = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + 3*i)}), serverPort)
+	}
+	ca, sa := cli.Addr().Unmap(), srv.Addr().Unmap()
+	if ca.Is4() != sa.Is4() { // one family per conversation: map IPv4 into IPv6
+		ca, sa = netip.AddrFrom16(ca.As16()), netip.AddrFrom16(sa.As16())
+	}
+	key := tuple{netip.AddrPortFrom(ca, cli.Port()), netip.AddrPortFrom(sa, serverPort)}
+	for w.tuples[key] {
+		p := key.cli.Port() + 1
+		if p < 1024 {
+			p = 1024
+		}
+		key.cli = netip.AddrPortFrom(ca, p)
+	}
+	w.tuples[key] = true
+	isn := n * 2654435761 // Knuth's multiplicative hash: spread, deterministic
+	l := &wLeg{key: key, seq: [2]uint32{isn + 1, ^isn + 1}}
+	l.ep[0] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 1}, ip: ca.AsSlice(), port: key.cli.Port()}
+	l.ep[1] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 2}, ip: sa.AsSlice(), port: serverPort}
+	if w.snap > 0 {
+		l.snap = &legSnap{snap: w.snap}
+	}
+	return l
+}
+
+// send serialises and writes one segment of which skipped bytes were left out.
+func (w *pcapWriter) send(t time.Time, src, dst *endpoint, seg segment, skipped int) error {
+	pkt, err := w.pb.build(src, dst, seg)
+	if err != nil {
+		return err
+	}
+	return w.file.write(t, pkt, len(pkt)+skipped)
+}
+
+// data writes the bytes of it on each of its legs as data segments.
+func (w *pcapWriter) data(it *pcapItem) error {
+	b := (*it.buf)[:it.n]
+	return w.each(it.session, it.legs, func(i int, l *wLeg) error {
+		return w.legData(l, it.fromServer, it.t, b, it.skip[i][dirIndex(it.fromServer)])
+	})
+}
+
+// legData writes b sent by one side of l, after lost bytes the queue dropped.
+func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lost int64) error {
+	d := dirIndex(fromServer)
+	if l.rst || l.fin[d] {
+		return nil
+	}
+	l.skip(d, lost)
+	total := len(b)
+	w.spans = w.spans[:0]
+	if l.snap != nil {
+		w.spans = l.snap.cut(fromServer, b, w.spans)
+	} else {
+		w.spans = appendSpan(w.spans, len(b), true)
+	}
+	src, dst := &l.ep[d], &l.ep[1-d]
+	for _, sp := range w.spans {
+		if !sp.keep { // left out by --pcap-snap; the sequence numbers still count it
+			l.seq[d] += uint32(sp.n)
+			b = b[sp.n:]
+			continue
+		}
+		for off := 0; off < sp.n; {
+			n := min(sp.n-off, maxSegment)
+			seg := segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagPSH | flagACK, payload: b[off : off+n]}
+			if err := w.send(t, src, dst, seg, 0); err != nil {
+				return err
+			}
+			l.seq[d] += uint32(n)
+			l.unacked[1-d] = 0
+			off += n
+		}
+		b = b[sp.n:]
+	}
+	l.unacked[d] += uint32(total)
+	return w.ackIfDue(l, d, t)
+}
+
+// skip moves side d's sequence number past lost bytes the queue dropped, so
+// that the capture shows the gap ("previous segment not captured"). The
+// frame boundaries are lost with them: --pcap-snap stops cutting.
+func (l *wLeg) skip(d int, lost int64) {
+	if lost <= 0 {
+		return
+	}
+	l.seq[d] += uint32(lost)
+	if l.snap != nil {
+		l.snap.dir[d].phase = phaseRaw
+	}
+}
+
+// ackIfDue has the peer acknowledge side d's bytes once ackEvery are outstanding.
+func (w *pcapWriter) ackIfDue(l *wLeg, d int, t time.Time) error {
+	if l.unacked[d] < ackEvery {
+		return nil
+	}
+	l.unacked[d] = 0
+	return w.send(t, &l.ep[1-d], &l.ep[d], segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK}, 0)
+}
+
+// end writes how a leg's TCP ended: a FIN acknowledged by the peer, or a
+// RST (RFC 9293 §3.6 and §3.5.2).
+func (w *pcapWriter) end(it *pcapItem) error {
+	return w.each(it.session, it.legs, func(i int, l *wLeg) error {
+		d := dirIndex(it.fromServer)
+		if l.rst || l.fin[d] {
+			return nil
+		}
+		l.skip(0, it.skip[i][0])
+		l.skip(1, it.skip[i][1])
+		src, dst := &l.ep[d], &l.ep[1-d]
+		if it.rst {
+			l.rst = true
+			w.release(l)
+			return w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK}, 0)
+		}
+		if err := w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}, 0); err != nil {
+			return err
+		}
+		l.seq[d]++
+		l.fin[d] = true
+		l.unacked[d] = 0
+		if l.fin[1-d] {
+			w.release(l)
+		}
+		return w.send(it.t, dst, src, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK}, 0)
+	})
+}
+
+// release frees the 4-tuple of a leg that ended.
+func (w *pcapWriter) release(l *wLeg) {
+	if !l.released {
+		l.released = true
+		delete(w.tuples, l.key)
+	}
+}
+
+// forget drops a session's state.
+func (w *pcapWriter) forget(session string) {
+	s := w.sessions[session]
+	if s == nil {
+		return
+	}
+	for _, l := range s.legs {
+		if l != nil {
+			w.release(l)
+		}
+	}
+	delete(w.sessions, session)
+}
+
+// rotate closes the full file and starts the next one. Conversations still
+// open go on in the new file without their handshake.
+func (w *pcapWriter) rotate() error {
+	if err := w.file.close(w.dropped.Load()); err != nil {
+		return err
+	}
+	return w.file.open()
+}
+
+// legCount is the number of legs in l.
+func legCount(l Leg) int {
+	n := 0
+	if l&LegClient != 0 {
+		n++
+	}
+	if l&LegUpstream != 0 {
+		n++
+	}
+	return n
+}
