@@ -1,0 +1,342 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testT0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// synthRecord builds a session record as the recorder writes it: session i
+// started at start, lasted durMS, ended with verdict at concurrency conc
+// after silenceMS without frames.
+func synthRecord(i int, start time.Time, durMS float64, verdict string, conc int, silenceMS float64) SessionRecord {
+	end := start.Add(time.Duration(durMS * float64(time.Millisecond)))
+	r := SessionRecord{
+		ID:         fmt.Sprintf("s%05d", i),
+		ClientAddr: fmt.Sprintf("127.0.0.1:%d", 40000+i),
+		Target:     "wss://chat.example.com:443/socket?token=REDACTED",
+		Start:      start,
+		DurationMS: durMS,
+		Handshake:  Handshake{Status: 101, Subprotocol: "chat", LatencyMS: 12},
+		Keepalive: Keepalive{ClientPings: int64(durMS / 20000), UpstreamPings: int64(durMS / 30000),
+			SilenceBeforeEnd: silenceMS, ClientSilenceBeforeEndMS: silenceMS, MaxSilenceMS: silenceMS},
+		Verdict:         verdict,
+		ConcurrentAtEnd: conc,
+		End:             End{At: end, First: SideClient, How: HowCloseHandshake},
+	}
+	if r.Keepalive.ClientPings >= 2 {
+		r.Keepalive.ClientPingIntervalMS = &Interval{Min: 19800, P50: 20000, Max: 20300}
+		r.Keepalive.UpstreamPongRTTMS = &RTT{P50: 3, Max: 9}
+	}
+	code := 1000
+	cc := &CloseFrame{Code: 1000, At: end}
+	switch verdict {
+	case VerdictClean:
+		r.Close = Closes{Client: cc, Upstream: cc}
+	case VerdictClosedUpstream:
+		r.Close = Closes{Upstream: &CloseFrame{Code: 1001, Reason: "idle", At: end}}
+		r.End.First, code = SideUpstream, 1001
+	case VerdictAbnormalUp:
+		r.End.First, r.End.How, code, r.Abnormal = SideUpstream, HowEOF, 1006, true
+	case VerdictAbnormalClient:
+		r.End.First, r.End.How, code, r.Abnormal = SideClient, HowReset, 1006, true
+	case VerdictRejected:
+		r.Handshake.Status, r.End.How, r.End.First = 429, HowHandshakeRejects, SideUpstream
+		r.Keepalive = Keepalive{}
+		return r
+	case VerdictTLSClient:
+		r.Handshake.Status, r.End.How = 0, HowTLSError
+		r.TLS.Client = &TLSLeg{Version: "TLS 1.3", Error: "remote error: tls: bad certificate", Alert: "bad_certificate"}
+		r.Keepalive = Keepalive{}
+		return r
+	}
+	r.ClientCloseCode, r.UpstreamCloseCode = &code, &code
+	return r
+}
+
+// testRun is the content of a synthetic run dir.
+type testRun struct {
+	recs     []SessionRecord
+	events   []map[string]any
+	manifest map[string]any
+	garbage  int // unparsable lines appended to sessions.jsonl
+}
+
+// write lays the run out in dir as the recorder does.
+func (tr testRun) write(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var sb, eb bytes.Buffer
+	for _, r := range tr.recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb.Write(append(b, '\n'))
+	}
+	for range tr.garbage {
+		sb.WriteString("{\"id\": \"torn\n")
+	}
+	for _, e := range tr.events {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eb.Write(append(b, '\n'))
+	}
+	files := map[string][]byte{SessionsFile: sb.Bytes(), EventsFile: eb.Bytes()}
+	if tr.manifest != nil {
+		b, err := json.Marshal(tr.manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[RunFile] = b
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// ev builds an events.jsonl line.
+func ev(at time.Time, session, event string, kv ...any) map[string]any {
+	m := map[string]any{"time": at.Format(time.RFC3339Nano), "level": "info", "session": session, "event": event}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
+// mixedRun is a realistic small run: verdicts of every kind, pings, closes,
+// non-WebSocket requests with 429s, TLS failures and findings.
+func mixedRun(seed uint64, start time.Time) testRun {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	verdicts := []string{VerdictClean, VerdictClean, VerdictClean, VerdictAbnormalUp, VerdictAbnormalUp,
+		VerdictClosedUpstream, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient}
+	var tr testRun
+	for i := range 40 + rng.IntN(40) {
+		st := start.Add(time.Duration(i) * 500 * time.Millisecond)
+		v := verdicts[rng.IntN(len(verdicts))]
+		r := synthRecord(int(seed)*1000+i, st, 30000+60000*rng.Float64(), v, 1+rng.IntN(50), 1000+60000*rng.Float64())
+		if rng.IntN(4) == 0 {
+			r.Findings = append(r.Findings, Finding{Rule: "subprotocol-none-offered", Severity: SevInfo, Detail: "no Sec-WebSocket-Protocol"})
+		}
+		if v == VerdictAbnormalUp && rng.IntN(2) == 0 {
+			r.Findings = append(r.Findings, Finding{Rule: "no-keepalive", Severity: SevWarn, Detail: "no ping or data from the client in its last 60 s"})
+		}
+		tr.recs = append(tr.recs, r)
+		tr.events = append(tr.events, ev(st.Add(12*time.Millisecond), r.ID, "handshake", "status", r.Handshake.Status, "latency_ms", 12))
+		for p := 1; p <= int(r.Keepalive.ClientPings); p++ {
+			at := st.Add(time.Duration(p) * 20 * time.Second)
+			tr.events = append(tr.events, ev(at, r.ID, "ping", "dir", "client_to_upstream", "len", 4),
+				ev(at.Add(3*time.Millisecond), r.ID, "pong", "dir", "upstream_to_client", "len", 4, "rtt_ms", 3))
+		}
+		tr.events = append(tr.events, ev(endTime(&r), r.ID, "end", "verdict", v, "first", r.End.First, "how", r.End.How))
+	}
+	for i := range 30 + rng.IntN(20) {
+		status := []int{200, 200, 201, 429, 503}[rng.IntN(5)]
+		tr.events = append(tr.events, ev(start.Add(time.Duration(i)*time.Second), "", "http",
+			"method", "POST", "url", "https://chat.example.com/api/login", "status", status, "latency_ms", 40))
+	}
+	tr.events = append(tr.events, ev(start, "", "rejected", "reason", "header-timeout", "client", "127.0.0.1:5000"),
+		ev(start, "", "tls", "leg", "upstream", "error", "remote error: tls: handshake failure", "alert", "handshake_failure"))
+	tr.manifest = map[string]any{"version": "test", "args": []string{"proxy"}, "start": start, "end": start.Add(3 * time.Minute),
+		"host": "engine", "mode": "reverse", "upstream": "wss://chat.example.com",
+		"counters": map[string]any{"sessions": len(tr.recs), "events_dropped": 3 + seed, "packets_dropped": 1, "accept_errors": 0}}
+	return tr
+}
+
+// TestReportMerge: merging two run dirs gives counts equal to the sum of the parts.
+func TestReportMerge(t *testing.T) {
+	root := t.TempDir()
+	ra := mixedRun(1, testT0)
+	ra.garbage = 2
+	a := loadTestRun(t, ra.write(t, filepath.Join(root, "a")))
+	b := loadTestRun(t, mixedRun(2, testT0.Add(10*time.Second)).write(t, filepath.Join(root, "b")))
+	sa, sb, sm := Summarize(a), Summarize(b), Summarize(a, b)
+
+	if sm.Sessions != sa.Sessions+sb.Sessions || sm.Sessions == 0 {
+		t.Errorf("sessions %d, want %d + %d", sm.Sessions, sa.Sessions, sb.Sessions)
+	}
+	for i, vc := range sm.Verdicts {
+		if want := sa.Verdicts[i].Count + sb.Verdicts[i].Count; vc.Count != want {
+			t.Errorf("verdict %s = %d, want %d", vc.Verdict, vc.Count, want)
+		}
+	}
+	checks := []struct {
+		name    string
+		m, a, b int
+	}{
+		{"abnormal", sm.Abnormal, sa.Abnormal, sb.Abnormal},
+		{"upgraded", sm.Upgraded, sa.Upgraded, sb.Upgraded},
+		{"dropped by upstream", sm.DroppedBy[SideUpstream], sa.DroppedBy[SideUpstream], sb.DroppedBy[SideUpstream]},
+		{"http requests", sm.HTTP.Requests, sa.HTTP.Requests, sb.HTTP.Requests},
+		{"429", sm.HTTP.Throttled, sa.HTTP.Throttled, sb.HTTP.Throttled},
+		{"rejected", sm.Rejected["header-timeout"], sa.Rejected["header-timeout"], sb.Rejected["header-timeout"]},
+		{"events dropped", int(sm.Counters.EventsDropped), int(sa.Counters.EventsDropped), int(sb.Counters.EventsDropped)},
+		{"no-keepalive", sm.Keepalive.NoKeepalive, sa.Keepalive.NoKeepalive, sb.Keepalive.NoKeepalive},
+		{"client pings", int(sm.Keepalive.ClientToUpstream.Pings), int(sa.Keepalive.ClientToUpstream.Pings), int(sb.Keepalive.ClientToUpstream.Pings)},
+		{"findings", ruleTotal(sm), ruleTotal(sa), ruleTotal(sb)},
+		{"tls failures", tlsTotal(sm), tlsTotal(sa), tlsTotal(sb)},
+		{"problems", len(sm.Problems), len(sa.Problems), len(sb.Problems)},
+	}
+	for _, c := range checks {
+		if c.m != c.a+c.b {
+			t.Errorf("%s = %d, want %d + %d", c.name, c.m, c.a, c.b)
+		}
+	}
+	if sa.Abnormal == 0 || sa.HTTP.Throttled == 0 || tlsTotal(sa) == 0 || ruleTotal(sa) == 0 {
+		t.Fatalf("synthetic run too thin: %+v", sa)
+	}
+	if len(sa.Problems) != 1 || !strings.Contains(sa.Problems[0], "sessions.jsonl: 2 unparsable lines") {
+		t.Errorf("problems = %q, want the 2 torn lines of sessions.jsonl", sa.Problems)
+	}
+	if !sm.Start.Equal(sa.Start) || !sm.End.Equal(maxTime(sa.End, sb.End)) {
+		t.Errorf("merged span %v–%v, want %v–%v", sm.Start, sm.End, sa.Start, maxTime(sa.End, sb.End))
+	}
+	if sm.Concurrency.Peak < max(sa.Concurrency.Peak, sb.Concurrency.Peak) {
+		t.Errorf("merged peak %d below the parts' %d, %d", sm.Concurrency.Peak, sa.Concurrency.Peak, sb.Concurrency.Peak)
+	}
+}
+
+func ruleTotal(s *Summary) (n int) {
+	for _, r := range s.Findings {
+		n += r.Count
+	}
+	return n
+}
+
+func tlsTotal(s *Summary) (n int) {
+	for _, r := range s.TLSFailures {
+		n += r.Count
+	}
+	return n
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func loadTestRun(t *testing.T, dir string) *Run {
+	t.Helper()
+	r, err := LoadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// cappedRuns simulates a server that drops every session ending while more
+// than capLevel sessions are open; the sessions are spread over nRuns proxies
+// (round robin), each of which only knows its own concurrency.
+func cappedRuns(capLevel, nRuns int) []testRun {
+	rng := rand.New(rand.NewPCG(150, 150))
+	type span struct{ start, end time.Time }
+	var spans []span
+	for i := range 900 { // arrivals every 100 ms, 10–40 s long: a ramp to ~250 open
+		st := testT0.Add(time.Duration(i) * 100 * time.Millisecond)
+		spans = append(spans, span{st, st.Add(time.Duration(10000+30000*rng.Float64()) * time.Millisecond)})
+	}
+	open := func(t time.Time, run int) (n int) {
+		for i, s := range spans {
+			if (run < 0 || i%nRuns == run) && !s.start.After(t) && !s.end.Before(t) {
+				n++
+			}
+		}
+		return n
+	}
+	runs := make([]testRun, nRuns)
+	for i, s := range spans {
+		v, silence := VerdictClean, 500.0
+		if open(s.end, -1) > capLevel {
+			v, silence = VerdictAbnormalUp, 2000*rng.Float64()
+		}
+		dur := float64(s.end.Sub(s.start).Milliseconds())
+		r := synthRecord(i, s.start, dur, v, open(s.end, i%nRuns), silence)
+		runs[i%nRuns].recs = append(runs[i%nRuns].recs, r)
+	}
+	return runs
+}
+
+// TestReportThreshold: a server dropping sessions above 150 concurrent is
+// reported with a threshold within ±10% of 150, from one proxy and merged
+// from three proxies that each saw a third of the sessions.
+func TestReportThreshold(t *testing.T) {
+	for _, nRuns := range []int{1, 3} {
+		t.Run(fmt.Sprintf("runs=%d", nRuns), func(t *testing.T) {
+			var runs []*Run
+			for i, tr := range cappedRuns(150, nRuns) {
+				runs = append(runs, loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), fmt.Sprint(i)))))
+			}
+			s := Summarize(runs...)
+			th := s.Concurrency.Threshold
+			if th == nil {
+				t.Fatalf("no threshold; concurrency %+v, %d abnormal of %d", s.Concurrency, s.Abnormal, s.Sessions)
+			}
+			if th.Level < 135 || th.Level > 165 {
+				t.Errorf("threshold = %d, want 150 ±10%%", th.Level)
+			}
+			if th.BelowDrops != 0 || th.AboveDrops != s.Abnormal || s.Abnormal < 50 {
+				t.Errorf("threshold %+v with %d abnormal sessions", th, s.Abnormal)
+			}
+			if s.Concurrency.AtFirstDrop <= 150 || s.Concurrency.AtFirstDrop > 165 {
+				t.Errorf("concurrency at first drop = %d, want just above 150", s.Concurrency.AtFirstDrop)
+			}
+			var text bytes.Buffer
+			if err := s.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("1006 began when %s sessions were open; at or below %s open: no drops", groupInt(s.Concurrency.AtFirstDrop), groupInt(th.Level))
+			if !strings.Contains(text.String(), want) {
+				t.Errorf("text lacks %q:\n%s", want, text.String())
+			}
+		})
+	}
+}
+
+// TestReportThresholdNone: drops spread evenly over concurrency give no threshold.
+func TestReportThresholdNone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	var conc []int
+	var drop []bool
+	for range 500 {
+		conc = append(conc, 1+rng.IntN(300))
+		drop = append(drop, rng.IntN(10) == 0)
+	}
+	if th := EstimateThreshold(conc, drop); th != nil {
+		t.Errorf("threshold %+v for drops independent of concurrency", th)
+	}
+}
+
+// TestReportLoad: missing files are tolerated and listed; a missing dir or a
+// dir without run files is an error naming it.
+func TestReportLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, SessionsFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := loadTestRun(t, dir)
+	if len(r.Problems) != 2 {
+		t.Errorf("problems = %q, want events.jsonl and run.json missing", r.Problems)
+	}
+	for _, bad := range []string{filepath.Join(dir, "nope"), t.TempDir()} {
+		if _, err := LoadRun(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("LoadRun(%s) = %v, want an error naming it", bad, err)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package capture
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// WriteText writes the summary a support engineer reads first: what ended
+// how, who dropped the 1006 sessions, at what concurrency, after what
+// silence, and the rest of the evidence for each usual explanation.
+func (s *Summary) WriteText(w io.Writer) error {
+	tw := &textWriter{w: w}
+	s.textHeader(tw)
+	s.textVerdicts(tw)
+	s.textDrops(tw)
+	s.textKeepalive(tw)
+	s.textFindings(tw)
+	s.textTLS(tw)
+	s.textHTTP(tw)
+	s.textRecording(tw)
+	return tw.err
+}
+
+// textWriter remembers the first write error.
+type textWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *textWriter) printf(format string, a ...any) {
+	if t.err == nil {
+		_, t.err = fmt.Fprintf(t.w, format, a...)
+	}
+}
+
+func (s *Summary) textHeader(t *textWriter) {
+	runs := "1 run"
+	if len(s.Runs) != 1 {
+		runs = fmt.Sprintf("%d runs merged", len(s.Runs))
+	}
+	t.printf("wstap report — %s", runs)
+	if !s.Start.IsZero() {
+		t.printf(", %s → %s (%s)", s.Start.UTC().Format("2006-01-02 15:04:05"),
+			s.End.UTC().Format("15:04:05 UTC"), s.End.Sub(s.Start).Round(time.Second))
+	}
+	t.printf("\n")
+	for _, r := range s.Runs {
+		t.printf("  %s", r.Dir)
+		if r.Upstream != "" {
+			t.printf("  (%s → %s)", r.Mode, r.Upstream)
+		}
+		t.printf("  %s sessions\n", groupInt(r.Sessions))
+	}
+}
+
+func (s *Summary) textVerdicts(t *textWriter) {
+	t.printf("\nSessions: %s (%s upgraded)\n", groupInt(s.Sessions), groupInt(s.Upgraded))
+	for _, v := range s.Verdicts {
+		if v.Count > 0 {
+			t.printf("  %-24s %8s\n", v.Verdict, groupInt(v.Count))
+		}
+	}
+}
+
+func (s *Summary) textDrops(t *textWriter) {
+	t.printf("\n1006 (abnormal closure): %s of %s upgraded sessions (%s)\n",
+		groupInt(s.Abnormal), groupInt(s.Upgraded), percent(s.AbnormalShare))
+	if s.Abnormal > 0 {
+		t.printf("  dropped by: %s\n", countsText(s.DroppedBy))
+		t.printf("  how:        %s\n", countsText(s.DroppedHow))
+		c := s.Concurrency
+		t.printf("  %s\n", s.ConcurrencyText())
+		t.printf("  peak concurrency: %s open sessions\n", groupInt(c.Peak))
+		q := s.SilenceBeforeDrop
+		t.printf("  silence before the drop: p50 %s, p90 %s, max %s (%s sessions)\n",
+			secondsText(q.P50), secondsText(q.P90), secondsText(q.Max), groupInt(q.N))
+	}
+	for _, in := range s.Inferences {
+		t.printf("  inference: %s\n", in.Text)
+	}
+	if len(s.Inferences) == 0 && s.Abnormal > 0 {
+		t.printf("  inference: the upstream's drops follow no common silence or session age\n")
+	}
+}
+
+// ConcurrencyText says at what concurrency the 1006 drops began and above
+// which level they concentrate: "1006 began when 1,203 sessions were open; at
+// or below 1,150 open: no drops; above: 37% of 2,400 sessions".
+func (s *Summary) ConcurrencyText() string {
+	c := s.Concurrency
+	if s.Abnormal == 0 {
+		return "no 1006"
+	}
+	text := fmt.Sprintf("1006 began when %s sessions were open (%s)", groupInt(c.AtFirstDrop),
+		c.FirstDropAt.UTC().Format("15:04:05 UTC"))
+	th := c.Threshold
+	if th == nil {
+		return text + "; drops do not concentrate above a concurrency level"
+	}
+	below := "no drops"
+	if th.BelowDrops > 0 {
+		below = fmt.Sprintf("%s of sessions", percent(float64(th.BelowDrops)/float64(th.Below)))
+	}
+	return fmt.Sprintf("1006 began when %s sessions were open; at or below %s open: %s; above: %s of %s sessions",
+		groupInt(c.AtFirstDrop), groupInt(th.Level), below,
+		percent(float64(th.AboveDrops)/float64(th.Above)), groupInt(th.Above))
+}
+
+func (s *Summary) textKeepalive(t *textWriter) {
+	k := s.Keepalive
+	t.printf("\nKeep-alive\n")
+	dir := func(name, answerer string, d DirKeepalive) {
+		t.printf("  %s: %s pings from %s sessions (%s sent none)", name, groupInt(int(d.Pings)),
+			groupInt(d.SessionsPinging), groupInt(d.SessionsSilent))
+		if d.IntervalMS.N > 0 {
+			t.printf("; interval p50 %s (p90 %s, max %s)", secondsText(d.IntervalMS.P50),
+				secondsText(d.IntervalMS.P90), secondsText(d.IntervalMS.Max))
+		}
+		if d.PongRTTMS.N > 0 {
+			t.printf("; %s's pong RTT p50 %s ms, max %s ms", answerer, msText(d.PongRTTMS.P50), msText(d.PongRTTMS.Max))
+		}
+		t.printf("\n")
+	}
+	dir("client → upstream", "upstream", k.ClientToUpstream)
+	dir("upstream → client", "client", k.UpstreamToClient)
+	t.printf("  late pongs (late-pong): %s sessions; unanswered pings: %s; no keep-alive before a drop (no-keepalive): %s sessions\n",
+		groupInt(k.LatePongs), groupInt(int(k.UnansweredPings)), groupInt(k.NoKeepalive))
+}
+
+func (s *Summary) textFindings(t *textWriter) {
+	if len(s.Findings) == 0 {
+		t.printf("\nFindings: none\n")
+		return
+	}
+	t.printf("\nFindings (sessions per rule)\n")
+	for _, f := range s.Findings {
+		t.printf("  %-28s %-5s %8s   e.g. %s\n", f.Rule, f.Severity, groupInt(f.Count), strings.Join(f.Examples, ", "))
+	}
+}
+
+func (s *Summary) textTLS(t *textWriter) {
+	if len(s.TLSFailures) == 0 {
+		t.printf("\nTLS failures: none\n")
+		return
+	}
+	t.printf("\nTLS failures (by leg and alert)\n")
+	for _, f := range s.TLSFailures {
+		t.printf("  %-8s %-24s %8s   %s\n", f.Leg, f.Alert, groupInt(f.Count), f.Example)
+	}
+}
+
+func (s *Summary) textHTTP(t *textWriter) {
+	t.printf("\nNon-WebSocket requests: %s\n", groupInt(s.HTTP.Requests))
+	for _, st := range s.HTTP.ByStatus {
+		note := ""
+		if st.Status == 429 {
+			note = "   ← throttled (429 Too Many Requests)"
+		}
+		t.printf("  %3d %8s%s\n", st.Status, groupInt(st.Count), note)
+	}
+	if len(s.Rejected) > 0 {
+		t.printf("  refused by wstap: %s\n", countsText(s.Rejected))
+	}
+}
+
+func (s *Summary) textRecording(t *textWriter) {
+	c := s.Counters
+	t.printf("\nRecording: events dropped %s, packets dropped %s, accept errors %s\n",
+		groupInt(int(c.EventsDropped)), groupInt(int(c.PacketsDropped)), groupInt(int(max(c.AcceptErrors, int64(s.AcceptErrors)))))
+	if c.EventsDropped > 0 {
+		t.printf("  some events were dropped: the event log is incomplete; the session records are not\n")
+	}
+	for _, p := range s.Problems {
+		t.printf("  %s\n", p)
+	}
+}
+
+// countsText writes a count map largest first: "upstream 800, client 12".
+func countsText(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		name := k
+		if name == "" {
+			name = "(unknown)"
+		}
+		parts[i] = name + " " + groupInt(m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// percent writes a share: 0.3712 → "37.1%".
+func percent(f float64) string {
+	return fmt.Sprintf("%.1f%%", 100*f)
+}
+
+// msText writes milliseconds without needless decimals.
+func msText(ms float64) string {
+	if ms >= 100 {
+		return fmt.Sprintf("%.0f", ms)
+	}
+	return fmt.Sprintf("%.1f", ms)
+}
