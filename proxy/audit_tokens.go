@@ -151,27 +151,10 @@ func (a *RunAudit) release(id string) {
 	delete(a.sessions, id)
 }
 
-// TokenLikeParam reports whether a query parameter called name carries a
-// credential (token, access_token, jwt, auth, key, signature, ...), the
-// values DESIGN.md says to redact from targets and bundles.
-func TokenLikeParam(name string) bool {
-	n := strings.ToLower(name)
-	switch n {
-	case "auth", "authorization", "key", "apikey", "api_key", "api-key", "sig", "signature",
-		"jwt", "bearer", "ticket", "session", "sessionid", "session_id", "sid", "password", "pass", "secret":
-		return true
-	}
-	for _, s := range []string{"token", "jwt", "secret", "signature", "password", "apikey", "api_key", "credential"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // credentials returns the distinct credentials of a request: the token of
 // an Authorization header with a bearer-like scheme (or no scheme), then
-// the values of token-like query parameters of the request URI.
+// the values of token-like query parameters of the request URI (the names
+// capture.IsSecretName redacts).
 func credentials(hs *capture.Handshake) []credential {
 	var out []credential
 	add := func(where, raw string) {
@@ -200,7 +183,7 @@ func credentials(hs *capture.Handshake) []credential {
 	params, _ := url.ParseQuery(query) // what parses is enough
 	names := make([]string, 0, len(params))
 	for name := range params {
-		if TokenLikeParam(name) {
+		if capture.IsSecretName(name) {
 			names = append(names, name)
 		}
 	}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wstap/wstap/capture"
+)
+
+func init() {
+	register("audit", "count the findings of run dirs per rule, with example sessions", runAudit)
+}
+
+const auditHelp = `Usage: wstap audit [--json] RUN_DIR...
+
+Reads RUN_DIR/sessions.jsonl and prints, for every rule that fired (handshake
+audit, frames, keep-alive), its severity, how many sessions it fired on, up to
+3 example session ids and one example detail; errors first, then warnings,
+then notes, most frequent first. Lines that do not parse are skipped and
+counted. Several run dirs are counted together; their example ids are then
+prefixed with the run dir's name. A path to a sessions.jsonl file works too.
+
+Examples:
+  wstap audit wstap-runs/20261128T101500Z
+  wstap audit wstap-runs/proxy-a wstap-runs/proxy-b
+  wstap audit --json wstap-runs/20261128T101500Z | jq '.rules[] | select(.severity == "error")'
+
+Flags:
+`
+
+// auditExamples is how many example session ids a rule lists.
+const auditExamples = 3
+
+// ruleCount is one line of the audit: a rule and where it fired.
+type ruleCount struct {
+	Rule          string   `json:"rule"`
+	Severity      string   `json:"severity"`
+	Sessions      int      `json:"sessions"`
+	Findings      int      `json:"findings"`
+	Examples      []string `json:"examples"`
+	ExampleDetail string   `json:"example_detail"`
+}
+
+// auditSummary is what "wstap audit --json" prints.
+type auditSummary struct {
+	RunDirs              []string    `json:"run_dirs"`
+	Sessions             int         `json:"sessions"`
+	SessionsWithFindings int         `json:"sessions_with_findings"`
+	SkippedLines         int         `json:"skipped_lines"`
+	Rules                []ruleCount `json:"rules"`
+}
+
+func runAudit(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print the counts as one JSON document")
+	var dirs []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, auditHelp)
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
+				return 0
+			}
+			return usageError(stderr, "audit", "%v", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		// Flags may follow the run dirs: "wstap audit RUN --json".
+		dirs = append(dirs, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(dirs) == 0 {
+		return usageError(stderr, "audit", "no RUN_DIR given")
+	}
+
+	sum := auditSummary{RunDirs: dirs}
+	byRule := map[string]*ruleCount{}
+	for _, dir := range dirs {
+		prefix := ""
+		if len(dirs) > 1 {
+			prefix = filepath.Base(filepath.Clean(dir)) + "/"
+		}
+		path := sessionsFile(dir)
+		skipped, err := auditFile(path, prefix, &sum, byRule)
+		if err != nil {
+			fmt.Fprintf(stderr, "wstap audit: %v\n", err)
+			return 1
+		}
+		if skipped > 0 {
+			fmt.Fprintf(stderr, "wstap audit: %s: skipped %d unparsable lines\n", path, skipped)
+		}
+	}
+	sum.Rules = sortedRules(byRule)
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			fmt.Fprintf(stderr, "wstap audit: writing: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	printAudit(stdout, &sum)
+	return 0
+}
+
+// sessionsFile is RUN_DIR/sessions.jsonl, or arg itself when it is a file.
+func sessionsFile(arg string) string {
+	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
+		return arg
+	}
+	return filepath.Join(arg, "sessions.jsonl")
+}
+
+// auditFile adds the findings of every session record of path to sum and
+// byRule and returns how many lines did not parse.
+func auditFile(path, prefix string, sum *auditSummary, byRule map[string]*ruleCount) (skipped int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			var rec capture.SessionRecord
+			if json.Unmarshal(line, &rec) != nil {
+				skipped++
+			} else {
+				countSession(&rec, prefix, sum, byRule)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return skipped, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	sum.SkippedLines += skipped
+	return skipped, nil
+}
+
+// countSession adds one record's findings, each rule counted once per
+// session for Sessions and every time for Findings.
+func countSession(rec *capture.SessionRecord, prefix string, sum *auditSummary, byRule map[string]*ruleCount) {
+	sum.Sessions++
+	if len(rec.Findings) > 0 {
+		sum.SessionsWithFindings++
+	}
+	var seen []string
+	for _, f := range rec.Findings {
+		rc := byRule[f.Rule]
+		if rc == nil {
+			rc = &ruleCount{Rule: f.Rule, Severity: f.Severity, Examples: []string{}, ExampleDetail: f.Detail}
+			byRule[f.Rule] = rc
+		}
+		rc.Findings++
+		if slices.Contains(seen, f.Rule) {
+			continue
+		}
+		seen = append(seen, f.Rule)
+		rc.Sessions++
+		if len(rc.Examples) < auditExamples {
+			rc.Examples = append(rc.Examples, prefix+rec.ID)
+		}
+	}
+}
+
+// severityRank orders severities: errors first, unknown ones last.
+func severityRank(s string) int {
+	switch s {
+	case capture.SevError:
+		return 0
+	case capture.SevWarn:
+		return 1
+	case capture.SevInfo:
+		return 2
+	}
+	return 3
+}
+
+// sortedRules orders the rules by severity, then by sessions (most first),
+// then by name.
+func sortedRules(byRule map[string]*ruleCount) []ruleCount {
+	rules := make([]ruleCount, 0, len(byRule))
+	for _, rc := range byRule {
+		rules = append(rules, *rc)
+	}
+	slices.SortFunc(rules, func(a, b ruleCount) int {
+		if d := severityRank(a.Severity) - severityRank(b.Severity); d != 0 {
+			return d
+		}
+		if d := b.Sessions - a.Sessions; d != 0 {
+			return d
+		}
+		return strings.Compare(a.Rule, b.Rule)
+	})
+	return rules
+}
+
+// printAudit writes the table: one line per rule, its example detail below.
+func printAudit(w io.Writer, sum *auditSummary) {
+	fmt.Fprintf(w, "%d sessions in %d run dir(s), %d with findings", sum.Sessions, len(sum.RunDirs), sum.SessionsWithFindings)
+	if sum.SkippedLines > 0 {
+		fmt.Fprintf(w, ", %d unparsable lines skipped", sum.SkippedLines)
+	}
+	fmt.Fprintln(w)
+	if len(sum.Rules) == 0 {
+		fmt.Fprintln(w, "no findings")
+		return
+	}
+	width := len("RULE")
+	for _, rc := range sum.Rules {
+		width = max(width, len(rc.Rule))
+	}
+	fmt.Fprintf(w, "\n%-8s  %-*s  %8s  %s\n", "SEVERITY", width, "RULE", "SESSIONS", "EXAMPLES")
+	for _, rc := range sum.Rules {
+		fmt.Fprintf(w, "%-8s  %-*s  %8d  %s\n", rc.Severity, width, rc.Rule, rc.Sessions, strings.Join(rc.Examples, ", "))
+		fmt.Fprintf(w, "%-8s  e.g. %s\n", "", rc.ExampleDetail)
+	}
+}
