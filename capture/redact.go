@@ -148,7 +148,7 @@ func redactQuery(q string) string {
 			pairs[i] = redactJWT(p)
 			continue
 		}
-		if IsSecretName(unescapeName(k)) {
+		if IsSecretName(redactUnescape(k)) {
 			pairs[i] = k + "=" + Redacted
 			continue
 		}
@@ -157,17 +157,17 @@ func redactQuery(q string) string {
 	return strings.Join(pairs, "&")
 }
 
-// unescapeName undoes the percent and plus escaping of a query name, leaving
+// redactUnescape undoes the percent and plus escaping of a query name, leaving
 // malformed escapes as they are.
-func unescapeName(k string) string {
+func redactUnescape(k string) string {
 	var b strings.Builder
 	for i := 0; i < len(k); i++ {
 		c := k[i]
 		switch {
 		case c == '+':
 			b.WriteByte(' ')
-		case c == '%' && i+2 < len(k) && isHex(k[i+1]) && isHex(k[i+2]):
-			b.WriteByte(unhex(k[i+1])<<4 | unhex(k[i+2]))
+		case c == '%' && i+2 < len(k) && redactIsHex(k[i+1]) && redactIsHex(k[i+2]):
+			b.WriteByte(redactUnhex(k[i+1])<<4 | redactUnhex(k[i+2]))
 			i += 2
 		default:
 			b.WriteByte(c)
@@ -176,11 +176,11 @@ func unescapeName(k string) string {
 	return b.String()
 }
 
-func isHex(c byte) bool {
+func redactIsHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func unhex(c byte) byte {
+func redactUnhex(c byte) byte {
 	switch {
 	case c <= '9':
 		return c - '0'
@@ -196,7 +196,7 @@ var (
 	jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`)
 	// schemeRE matches credentials after an HTTP authentication scheme
 	// (RFC 9110 section 11.4), also URL-encoded.
-	schemeRE = regexp.MustCompile(`(?i)\b(bearer|basic|digest|negotiate)(\s+|%20|\+)[A-Za-z0-9\-._~+/%]+=*`)
+	schemeRE = regexp.MustCompile(`(?i)\b(bearer|basic|digest|negotiate)(\s+|%20|\+)([A-Za-z0-9\-._~+/%]+=*)`)
 	// headerLineRE matches a sensitive header written as text ("Cookie: a=b").
 	headerLineRE = regexp.MustCompile(`(?im)\b(authorization|proxy-authorization|cookie|set-cookie)(\s*:\s*)([^\r\n"]*)`)
 	// kvRE matches name=value pairs in free text (query strings, forms).
@@ -288,7 +288,7 @@ func RedactRecord(r *SessionRecord) {
 func RedactJSONLine(line []byte, keepPayloads bool) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
-	v, err := decodeOrdered(dec)
+	v, err := redactDecode(dec)
 	if err != nil {
 		return nil, err
 	}
@@ -297,23 +297,23 @@ func RedactJSONLine(line []byte, keepPayloads bool) ([]byte, error) {
 	}
 	v = redactJSON("", v, keepPayloads)
 	var buf bytes.Buffer
-	if err := encodeOrdered(&buf, v); err != nil {
+	if err := redactEncode(&buf, v); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
-// jsonMember is one member of a JSON object; jsonObject keeps their order.
-type jsonMember struct {
+// redactMember is one member of a JSON object; redactObj keeps their order.
+type redactMember struct {
 	Key   string
 	Value any
 }
 
-type jsonObject []jsonMember
+type redactObj []redactMember
 
-// decodeOrdered reads one JSON value: jsonObject, []any, string,
+// redactDecode reads one JSON value: redactObj, []any, string,
 // json.Number, bool or nil.
-func decodeOrdered(dec *json.Decoder) (any, error) {
+func redactDecode(dec *json.Decoder) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, err
@@ -324,24 +324,24 @@ func decodeOrdered(dec *json.Decoder) (any, error) {
 	}
 	switch d {
 	case '{':
-		obj := jsonObject{}
+		obj := redactObj{}
 		for dec.More() {
 			k, err := dec.Token()
 			if err != nil {
 				return nil, err
 			}
-			v, err := decodeOrdered(dec)
+			v, err := redactDecode(dec)
 			if err != nil {
 				return nil, err
 			}
-			obj = append(obj, jsonMember{Key: k.(string), Value: v})
+			obj = append(obj, redactMember{Key: k.(string), Value: v})
 		}
 		_, err = dec.Token()
 		return obj, err
 	case '[':
 		arr := []any{}
 		for dec.More() {
-			v, err := decodeOrdered(dec)
+			v, err := redactDecode(dec)
 			if err != nil {
 				return nil, err
 			}
@@ -353,20 +353,20 @@ func decodeOrdered(dec *json.Decoder) (any, error) {
 	return nil, fmt.Errorf("unexpected %v", d)
 }
 
-// encodeOrdered writes what decodeOrdered read, compactly.
-func encodeOrdered(buf *bytes.Buffer, v any) error {
+// redactEncode writes what redactDecode read, compactly.
+func redactEncode(buf *bytes.Buffer, v any) error {
 	switch t := v.(type) {
-	case jsonObject:
+	case redactObj:
 		buf.WriteByte('{')
 		for i, m := range t {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			if err := encodeScalar(buf, m.Key); err != nil {
+			if err := redactEncodeScalar(buf, m.Key); err != nil {
 				return err
 			}
 			buf.WriteByte(':')
-			if err := encodeOrdered(buf, m.Value); err != nil {
+			if err := redactEncode(buf, m.Value); err != nil {
 				return err
 			}
 		}
@@ -377,18 +377,18 @@ func encodeOrdered(buf *bytes.Buffer, v any) error {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			if err := encodeOrdered(buf, e); err != nil {
+			if err := redactEncode(buf, e); err != nil {
 				return err
 			}
 		}
 		buf.WriteByte(']')
 	default:
-		return encodeScalar(buf, t)
+		return redactEncodeScalar(buf, t)
 	}
 	return nil
 }
 
-func encodeScalar(buf *bytes.Buffer, v any) error {
+func redactEncodeScalar(buf *bytes.Buffer, v any) error {
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
@@ -398,8 +398,8 @@ func encodeScalar(buf *bytes.Buffer, v any) error {
 	return nil
 }
 
-// urlKeys name members that hold a URL.
-var urlKeys = map[string]bool{"url": true, "target": true, "uri": true, "location": true,
+// redactURLKeys name members that hold a URL.
+var redactURLKeys = map[string]bool{"url": true, "target": true, "uri": true, "location": true,
 	"referer": true, "origin": true, "request_uri": true, "path": true, "upstream": true}
 
 // redactJSON redacts v, the value of the member named key.
@@ -408,9 +408,9 @@ func redactJSON(key string, v any, keepPayloads bool) any {
 	switch t := v.(type) {
 	case string:
 		switch {
-		case isSensitiveHeader(lk):
+		case redactSensitiveHeader(lk):
 			return RedactHeaderValue(key, t)
-		case urlKeys[lk]:
+		case redactURLKeys[lk]:
 			return RedactText(RedactURL(t))
 		case IsSecretName(lk) && t != "":
 			return Redacted
@@ -424,15 +424,15 @@ func redactJSON(key string, v any, keepPayloads bool) any {
 			t[i] = redactJSON(key, t[i], keepPayloads)
 		}
 		return t
-	case jsonObject:
-		return redactObject(lk, t, keepPayloads)
+	case redactObj:
+		return redactMembers(lk, t, keepPayloads)
 	}
 	return v
 }
 
 // redactObject redacts the members of an object; members of an object named
 // like "headers" are header values.
-func redactObject(key string, obj jsonObject, keepPayloads bool) jsonObject {
+func redactMembers(key string, obj redactObj, keepPayloads bool) redactObj {
 	var name string
 	for _, m := range obj {
 		if m.Key == "name" {
@@ -480,7 +480,7 @@ func redactHeaderJSON(name string, v any) any {
 	return redactJSON(name, v, false)
 }
 
-func isSensitiveHeader(lk string) bool {
+func redactSensitiveHeader(lk string) bool {
 	switch lk {
 	case "authorization", "proxy-authorization", "proxy_authorization", "cookie", "set-cookie", "set_cookie":
 		return true
@@ -503,7 +503,7 @@ func redactArgs(args []any) []any {
 		}
 		if strings.HasPrefix(s, "-") {
 			name, val, hasVal := strings.Cut(strings.TrimLeft(s, "-"), "=")
-			if IsSecretName(name) || isSensitiveHeader(strings.ToLower(name)) {
+			if IsSecretName(name) || redactSensitiveHeader(strings.ToLower(name)) {
 				if hasVal {
 					args[i] = s[:len(s)-len(val)] + Redacted
 				} else {

@@ -1,0 +1,400 @@
+package capture
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BundleOptions says what an evidence bundle keeps that it leaves out by
+// default (DESIGN.md, Security).
+type BundleOptions struct {
+	// IncludePayloads keeps message data in events.jsonl, session.har and
+	// the capture; by default data-frame payloads are overwritten.
+	IncludePayloads bool
+	// IncludeKeylog adds keylog.txt, which decrypts any capture of the run.
+	IncludeKeylog bool
+}
+
+// Bundle file names.
+const (
+	BundleReadme  = "README.txt"
+	BundleHAR     = "session.har"
+	BundleSummary = "summary.txt"
+	BundleJSON    = "summary.json"
+	BundleReport  = "report.html"
+	KeylogFile    = "keylog.txt"
+)
+
+// WriteBundle writes the evidence bundle of the run in dir to out as a
+// tar.gz: README.txt, report.html, summary.txt, summary.json,
+// sessions.jsonl, events.jsonl and run.json redacted, session.har, every
+// capture*.pcapng with data-frame payloads and upgrade secrets overwritten,
+// and keylog.txt only when asked. The report is computed from the redacted
+// files. Nothing is written to dir.
+func WriteBundle(dir string, out io.Writer, opts BundleOptions) error {
+	if err := checkRunDir(dir); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "wstap-bundle-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	b := &bundler{dir: dir, tmp: tmp, opts: opts}
+	steps := []func() error{b.sessions, b.events, b.run, b.captures, b.har, b.reports, b.keylog, b.readme}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return b.archive(out)
+}
+
+// checkRunDir refuses a dir that is not a wstap run dir.
+func checkRunDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("run dir %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("run dir %s: not a directory", dir)
+	}
+	for _, name := range []string{SessionsFile, EventsFile, RunFile, PcapFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("run dir %s: no %s, %s, %s or %s: not a wstap run dir",
+		dir, SessionsFile, EventsFile, RunFile, PcapFile)
+}
+
+// bundler builds the bundle's files in tmp, then archives them.
+type bundler struct {
+	dir, tmp     string
+	opts         BundleOptions
+	files        []string // names in tmp, in archive order
+	notes        []string // what the README must say was left out
+	captureNames []string
+	mem          []memFile // files built in memory rather than in tmp
+}
+
+func (b *bundler) add(name string) { b.files = append(b.files, name) }
+
+func (b *bundler) note(format string, a ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, a...))
+}
+
+// sessions writes sessions.jsonl with every record redacted.
+func (b *bundler) sessions() error {
+	return b.lines(SessionsFile, func(line []byte) ([]byte, error) {
+		var r SessionRecord
+		if err := json.Unmarshal(line, &r); err != nil {
+			return nil, err
+		}
+		RedactRecord(&r)
+		return json.Marshal(&r)
+	})
+}
+
+// events writes events.jsonl redacted, message data dropped unless asked.
+func (b *bundler) events() error {
+	return b.lines(EventsFile, func(line []byte) ([]byte, error) {
+		return RedactJSONLine(line, b.opts.IncludePayloads)
+	})
+}
+
+// lines redacts a JSONL file line by line; lines that cannot be parsed
+// cannot be redacted and are left out.
+func (b *bundler) lines(name string, redact func([]byte) ([]byte, error)) error {
+	in, err := os.Open(filepath.Join(b.dir, name))
+	if os.IsNotExist(err) {
+		b.note("%s: not in the run dir", name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(filepath.Join(b.tmp, name))
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(out)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
+	skipped := 0
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		red, err := redact(line)
+		if err != nil {
+			skipped++
+			continue
+		}
+		w.Write(red)
+		w.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		out.Close()
+		return fmt.Errorf("reading %s: %w", filepath.Join(b.dir, name), err)
+	}
+	if err := w.Flush(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if skipped > 0 {
+		b.note("%s: %d lines that are not JSON left out (they could not be redacted)", name, skipped)
+	}
+	b.add(name)
+	return nil
+}
+
+// run writes run.json with its args and any other secret redacted.
+func (b *bundler) run() error {
+	raw, err := os.ReadFile(filepath.Join(b.dir, RunFile))
+	if os.IsNotExist(err) {
+		b.note("%s: not in the run dir", RunFile)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	red, err := RedactJSONLine(raw, false)
+	if err != nil {
+		b.note("%s: not JSON, left out: %v", RunFile, err)
+		return nil
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, red, "", "  ") == nil {
+		red = append(pretty.Bytes(), '\n')
+	}
+	b.add(RunFile)
+	return os.WriteFile(filepath.Join(b.tmp, RunFile), red, 0o600)
+}
+
+// captures rewrites every capture*.pcapng, in rotation order.
+func (b *bundler) captures() error {
+	in := captureFiles(b.dir)
+	if len(in) == 0 {
+		b.note("%s: not in the run dir (the proxy ran with --pcap=false?)", PcapFile)
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, p := range in {
+		out[i] = filepath.Join(b.tmp, filepath.Base(p))
+		b.captureNames = append(b.captureNames, filepath.Base(p))
+	}
+	if err := redactCaptures(in, out, b.opts.IncludePayloads); err != nil {
+		return err
+	}
+	b.files = append(b.files, b.captureNames...)
+	return nil
+}
+
+// captureFiles lists capture.pcapng then capture-0002.pcapng... of dir.
+func captureFiles(dir string) []string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "capture*.pcapng"))
+	sort.Slice(paths, func(i, j int) bool {
+		a, c := filepath.Base(paths[i]), filepath.Base(paths[j])
+		if (a == PcapFile) != (c == PcapFile) {
+			return a == PcapFile
+		}
+		return a < c
+	})
+	return paths
+}
+
+// har writes session.har (payloads only when asked).
+func (b *bundler) har() error {
+	f, err := os.Create(filepath.Join(b.tmp, BundleHAR))
+	if err != nil {
+		return err
+	}
+	err = WriteHAR(f, b.dir, HAROptions{IncludePayloads: b.opts.IncludePayloads})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	b.add(BundleHAR)
+	return nil
+}
+
+// reports writes report.html, summary.txt and summary.json, computed from
+// the redacted files and redacted once more as text.
+func (b *bundler) reports() error {
+	run, err := LoadRun(b.tmp)
+	if err != nil {
+		b.note("report: %v", err)
+		return nil
+	}
+	s := Summarize(run)
+	var text, html, js bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		return fmt.Errorf("summary.txt: %w", err)
+	}
+	b.write(BundleSummary, text.Bytes())
+	if h, ok := any(s).(interface{ WriteHTML(io.Writer) error }); ok {
+		if err := h.WriteHTML(&html); err != nil {
+			return fmt.Errorf("report.html: %w", err)
+		}
+		b.write(BundleReport, html.Bytes())
+	} else {
+		b.note("report.html: this wstap build cannot write it; run 'wstap report' on the redacted files")
+	}
+	if j, ok := any(s).(interface{ WriteJSON(io.Writer) error }); ok {
+		err = j.WriteJSON(&js)
+	} else {
+		var raw []byte
+		raw, err = json.MarshalIndent(s, "", "  ")
+		js.Write(raw)
+	}
+	if err != nil {
+		return fmt.Errorf("summary.json: %w", err)
+	}
+	b.write(BundleJSON, js.Bytes())
+	return nil
+}
+
+// write adds a generated file, its text redacted once more.
+func (b *bundler) write(name string, data []byte) {
+	b.files = append(b.files, name)
+	b.mem = append(b.mem, memFile{name, []byte(RedactText(string(data)))})
+}
+
+// keylog copies keylog.txt only when asked.
+func (b *bundler) keylog() error {
+	if !b.opts.IncludeKeylog {
+		return nil
+	}
+	raw, err := os.ReadFile(filepath.Join(b.dir, KeylogFile))
+	if os.IsNotExist(err) {
+		b.note("%s: not in the run dir", KeylogFile)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b.mem = append(b.mem, memFile{KeylogFile, raw})
+	b.add(KeylogFile)
+	return nil
+}
+
+// readme writes README.txt, which says what every file is.
+func (b *bundler) readme() error {
+	var w strings.Builder
+	fmt.Fprintf(&w, "wstap evidence bundle of run dir %s, made %s.\n\n",
+		filepath.Base(b.dir), time.Now().UTC().Format(time.RFC3339))
+	w.WriteString(readmeFiles)
+	if len(b.captureNames) > 1 {
+		fmt.Fprintf(&w, "\nThe capture was rotated into %s; open them in that order, or\n"+
+			"  mergecap -w all.pcapng %s\n", strings.Join(b.captureNames, ", "), strings.Join(b.captureNames, " "))
+	}
+	w.WriteString("\nRedacted: Authorization, Proxy-Authorization, Cookie and Set-Cookie values, token-like\n" +
+		"query parameters (token, access_token, jwt, key, secret, password, auth, signature...), JWT-shaped\n" +
+		"strings and bearer tokens, in every file; in the capture they are overwritten with 'x', same length.\n")
+	if b.opts.IncludePayloads {
+		w.WriteString("Message payloads were KEPT (--include-payloads): the capture, events.jsonl and\n" +
+			"session.har hold what the clients and the platform sent.\n")
+	} else {
+		w.WriteString("Message payloads were left out: events.jsonl and session.har have no message data,\n" +
+			"and every payload byte of text, binary and continuation frames in the capture reads 'x'\n" +
+			"once unmasked (frame lengths, control frames, ping/pong payloads and close codes are kept).\n")
+	}
+	if b.opts.IncludeKeylog {
+		w.WriteString("keylog.txt is INCLUDED (--include-keylog): it decrypts any recording of these TLS sessions.\n")
+	} else {
+		w.WriteString("The TLS key log (keylog.txt) was left out.\n")
+	}
+	if len(b.notes) > 0 {
+		w.WriteString("\nNotes:\n")
+		for _, n := range b.notes {
+			fmt.Fprintf(&w, "  - %s\n", n)
+		}
+	}
+	b.mem = append(b.mem, memFile{BundleReadme, []byte(w.String())})
+	b.files = append([]string{BundleReadme}, b.files...)
+	return nil
+}
+
+const readmeFiles = `Files:
+  report.html      the report: open it in any browser (self-contained, no network)
+  summary.txt      the same summary as text ('wstap report' output)
+  summary.json     the same summary as one JSON document
+  sessions.jsonl   one JSON line per WebSocket session: handshake, TLS, frames, keep-alive,
+                   close frames, how it ended and the verdict
+  events.jsonl     one JSON line per event (handshake, ping, pong, close, message, TLS, end...)
+  run.json         how the proxy was run: version, arguments, limits, counters
+  session.har      HAR 1.2, one entry per session: Chrome DevTools > Network > Import HAR file
+                   (the Messages tab shows each WebSocket's messages)
+  capture.pcapng   both legs of every session as decrypted TCP; open it in Wireshark, or
+                     tshark -r capture.pcapng -Y websocket
+                     tshark -r capture.pcapng -Y 'websocket.opcode == 8' -T fields -e frame.time -e websocket.close.code
+`
+
+// memFile is a bundle file built in memory.
+type memFile struct {
+	name string
+	data []byte
+}
+
+// archive writes the tar.gz of every file, README.txt first.
+func (b *bundler) archive(out io.Writer) error {
+	gz := gzip.NewWriter(out)
+	tw := tar.NewWriter(gz)
+	now := time.Now()
+	for _, name := range b.files {
+		if err := b.archiveFile(tw, name, now); err != nil {
+			return fmt.Errorf("bundle %s: %w", name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+func (b *bundler) archiveFile(tw *tar.Writer, name string, mod time.Time) error {
+	hdr := &tar.Header{Name: name, Mode: 0o644, ModTime: mod, Typeflag: tar.TypeReg}
+	for _, m := range b.mem {
+		if m.name == name {
+			hdr.Size = int64(len(m.data))
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			_, err := tw.Write(m.data)
+			return err
+		}
+	}
+	f, err := os.Open(filepath.Join(b.tmp, name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	hdr.Size = fi.Size()
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, f)
+	return err
+}
