@@ -130,9 +130,14 @@ func TestHandshakeGoldenCoversRules(t *testing.T) {
 	}
 }
 
-// cleanHandshake is the RFC 6455 §1.2 example, which fires nothing.
+// cleanText is testdata/handshakes/clean.txt, the RFC 6455 §1.2 example.
+var cleanText = sync.OnceValues(func() ([]byte, error) {
+	return os.ReadFile("../testdata/handshakes/clean.txt")
+})
+
+// cleanHandshake returns a fresh copy of the clean handshake, which fires nothing.
 func cleanHandshake(t testing.TB) *capture.Handshake {
-	data, err := os.ReadFile("../testdata/handshakes/clean.txt")
+	data, err := cleanText()
 	if err != nil {
 		t.Fatal(err)
 	}

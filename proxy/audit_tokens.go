@@ -157,17 +157,16 @@ func (a *RunAudit) release(id string) {
 // capture.IsSecretName redacts).
 func credentials(hs *capture.Handshake) []credential {
 	var out []credential
+	seen := map[digest]bool{}
 	add := func(where, raw string) {
 		if raw == "" {
 			return
 		}
 		sum := digest(sha256.Sum256([]byte(raw)))
-		for _, c := range out {
-			if c.sum == sum {
-				return
-			}
+		if !seen[sum] {
+			seen[sum] = true
+			out = append(out, credential{where: where, raw: raw, sum: sum})
 		}
-		out = append(out, credential{where: where, raw: raw, sum: sum})
 	}
 	for _, v := range headerValues(hs.RequestHeaders, "Authorization") {
 		scheme, token, found := strings.Cut(v, " ")
