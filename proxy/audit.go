@@ -128,7 +128,8 @@ func AuditResponse(hs *capture.Handshake) []capture.Finding {
 	}
 	var f findings
 	if hs.Status != http.StatusSwitchingProtocols {
-		f.add("status-not-101", "status %d %s, not 101 Switching Protocols: the upstream refused the upgrade (RFC 6455 §4.1, §4.2.2)", hs.Status, http.StatusText(hs.Status))
+		status := strings.TrimSpace(fmt.Sprintf("%d %s", hs.Status, http.StatusText(hs.Status)))
+		f.add("status-not-101", "status %s, not 101 Switching Protocols: the upstream refused the upgrade (RFC 6455 §4.1, §4.2.2)", status)
 		return f
 	}
 	req, resp := hs.RequestHeaders, hs.ResponseHeaders

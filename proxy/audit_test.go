@@ -241,6 +241,17 @@ func TestAuditResponseCases(t *testing.T) {
 	}
 }
 
+func TestAuditResponseStatus(t *testing.T) {
+	for status, want := range map[int]string{429: "status 429 Too Many Requests, not 101", 599: "status 599, not 101"} {
+		hs := cleanHandshake(t)
+		hs.Status = status
+		got := AuditResponse(hs)
+		if len(got) != 1 || got[0].Rule != "status-not-101" || !strings.HasPrefix(got[0].Detail, want) {
+			t.Errorf("status %d: %+v, want one status-not-101 %q", status, got, want)
+		}
+	}
+}
+
 func TestAuditResponseNoAnswer(t *testing.T) {
 	hs := cleanHandshake(t)
 	hs.Status, hs.ResponseHeaders = 0, nil
