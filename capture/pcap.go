@@ -81,7 +81,7 @@ type pcapItem struct {
 	session    string
 	t          time.Time
 	buf        *[]byte
-	skip       [2][2]int64 // bytes dropped before this item, per [leg][sending side]
+	skip       [2][2]int64        // bytes dropped before this item, per [leg][sending side]
 	addrs      *[4]netip.AddrPort // Open: client, listen, local, upstream
 }
 

@@ -51,6 +51,10 @@ type wsTracker struct {
 	statusN uint8
 	// waited is set when bytes arrived in phaseWait (data before the 101).
 	waited bool
+	// block is the header block as sent, when legSnap.keepBlocks is set;
+	// blockOver marks one too long to keep.
+	block     []byte
+	blockOver bool
 
 	// Frame state: hdr collects a frame header of 2 to 14 bytes.
 	hdr       [14]byte
@@ -64,7 +68,14 @@ type wsTracker struct {
 type legSnap struct {
 	snap uint64
 	dir  [2]wsTracker // [0] client→server, [1] server→client
+	// keepBlocks keeps each direction's header block, to repeat it in the
+	// next file after a rotation.
+	keepBlocks bool
 }
+
+// maxBlock bounds a kept header block; a longer one is not repeated
+// after a rotation (it must fit in one segment).
+const maxBlock = 32 << 10
 
 // cut appends to dst the kept and skipped runs of b, sent by the server side
 // when fromServer is true.
@@ -76,6 +87,10 @@ func (l *legSnap) cut(fromServer bool, b []byte, dst []span) []span {
 		case phaseHeaders:
 			n = t.scanHeaders(b)
 			dst = appendSpan(dst, n, true)
+			if l.keepBlocks && !t.blockOver {
+				t.block = append(t.block, b[:n]...)
+				t.blockOver = len(t.block) > maxBlock
+			}
 			if t.match == uint8(len(headerEnd)) {
 				l.headersDone(fromServer)
 			}
@@ -94,6 +109,30 @@ func (l *legSnap) cut(fromServer bool, b []byte, dst []span) []span {
 		b = b[n:]
 	}
 	return dst
+}
+
+// hideFirst turns the first n bytes of spans into left-out bytes and
+// returns the spans and how many bytes are still to hide.
+func hideFirst(spans []span, n uint64) ([]span, uint64) {
+	for i := range spans {
+		if n == 0 {
+			break
+		}
+		sp := &spans[i]
+		if uint64(sp.n) <= n {
+			n -= uint64(sp.n)
+			sp.keep = false
+			continue
+		}
+		if sp.keep { // split: the hidden head, then the kept rest
+			h := int(n)
+			spans = append(spans[:i+1], spans[i:]...)
+			spans[i] = span{n: h, keep: false}
+			spans[i+1].n -= h
+		}
+		n = 0
+	}
+	return spans, n
 }
 
 // headersDone moves the trackers on once a direction's header block ended.

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -39,10 +40,13 @@ type tuple struct{ cli, srv netip.AddrPort }
 
 // wLeg is the writer's state of one synthetic TCP conversation.
 type wLeg struct {
-	ep       [2]endpoint // [0] client side, [1] server side
-	key      tuple
-	seq      [2]uint32 // next sequence number of each side
-	unacked  [2]uint32 // bytes each side sent since the peer last acknowledged
+	ep      [2]endpoint // [0] client side, [1] server side
+	key     tuple
+	seq     [2]uint32 // next sequence number of each side
+	unacked [2]uint32 // bytes each side sent since the peer last acknowledged
+	// hide counts bytes of each side still to leave out: the rest of a frame
+	// that was in flight when the file rotated (see replay).
+	hide     [2]uint64
 	fin      [2]bool
 	rst      bool
 	released bool
@@ -110,7 +114,7 @@ func (w *pcapWriter) handle(it *pcapItem) {
 		w.forget(it.session)
 	}
 	if err == nil && w.file.full() {
-		err = w.rotate()
+		err = w.rotate(it.t)
 	}
 	if err != nil {
 		w.err = err
@@ -201,8 +205,12 @@ func (w *pcapWriter) newLeg(i int, cli, srv netip.AddrPort) *wLeg {
 	l := &wLeg{key: key, seq: [2]uint32{isn + 1, ^isn + 1}}
 	l.ep[0] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 1}, ip: ca.AsSlice(), port: key.cli.Port()}
 	l.ep[1] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 2}, ip: sa.AsSlice(), port: serverPort}
-	if w.snap > 0 {
-		l.snap = &legSnap{snap: w.snap}
+	if w.snap > 0 || w.file.maxBytes > 0 {
+		// Rotation needs the frame boundaries and the header blocks too.
+		l.snap = &legSnap{snap: w.snap, keepBlocks: w.file.maxBytes > 0}
+		if w.snap == 0 {
+			l.snap.snap = math.MaxUint64
+		}
 	}
 	return l
 }
@@ -238,6 +246,9 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 	} else {
 		w.spans = appendSpan(w.spans, len(b), true)
 	}
+	if l.hide[d] > 0 {
+		w.spans, l.hide[d] = hideFirst(w.spans, l.hide[d])
+	}
 	src, dst := &l.ep[d], &l.ep[1-d]
 	for _, sp := range w.spans {
 		if !sp.keep { // left out by --pcap-snap; the sequence numbers still count it
@@ -247,7 +258,7 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 		}
 		for off := 0; off < sp.n; {
 			n := min(sp.n-off, maxSegment)
-			seg := segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagPSH | flagACK, payload: b[off : off+n]}
+			seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: b[off : off+n]}
 			if err := w.send(t, src, dst, seg, 0); err != nil {
 				return err
 			}
@@ -274,13 +285,19 @@ func (l *wLeg) skip(d int, lost int64) {
 	}
 }
 
+// next is the sequence number side d's next byte will carry as written:
+// past the bytes still to hide.
+func (l *wLeg) next(d int) uint32 {
+	return l.seq[d] + uint32(l.hide[d])
+}
+
 // ackIfDue has the peer acknowledge side d's bytes once ackEvery are outstanding.
 func (w *pcapWriter) ackIfDue(l *wLeg, d int, t time.Time) error {
 	if l.unacked[d] < ackEvery {
 		return nil
 	}
 	l.unacked[d] = 0
-	return w.send(t, &l.ep[1-d], &l.ep[d], segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK}, 0)
+	return w.send(t, &l.ep[1-d], &l.ep[d], segment{seq: l.next(1 - d), ack: l.next(d), flags: flagACK}, 0)
 }
 
 // end writes how a leg's TCP ended: a FIN acknowledged by the peer, or a
@@ -293,6 +310,7 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		}
 		l.skip(0, it.skip[i][0])
 		l.skip(1, it.skip[i][1])
+		l.seq[0], l.seq[1], l.hide = l.next(0), l.next(1), [2]uint64{}
 		src, dst := &l.ep[d], &l.ep[1-d]
 		if it.rst {
 			l.rst = true
@@ -332,15 +350,6 @@ func (w *pcapWriter) forget(session string) {
 		}
 	}
 	delete(w.sessions, session)
-}
-
-// rotate closes the full file and starts the next one. Conversations still
-// open go on in the new file without their handshake.
-func (w *pcapWriter) rotate() error {
-	if err := w.file.close(w.dropped.Load()); err != nil {
-		return err
-	}
-	return w.file.open()
 }
 
 // legCount is the number of legs in l.

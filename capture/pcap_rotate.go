@@ -1,0 +1,93 @@
+package capture
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// rotate closes the full file and starts the next one (--pcap-max-mb).
+// Each file must decode on its own, so every WebSocket leg still open is
+// replayed at the top of the new file: a three-way handshake and the HTTP
+// upgrade again, placed in sequence space so that they end where the
+// leg's next frame starts.
+func (w *pcapWriter) rotate(t time.Time) error {
+	prev := filepath.Base(w.file.path)
+	if err := w.file.close(w.dropped.Load()); err != nil {
+		return err
+	}
+	if err := w.file.open(); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(w.sessions))
+	for id := range w.sessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // the same input gives the same file
+	for _, id := range ids {
+		for i, l := range w.sessions[id].legs {
+			if l == nil || l.rst || l.fin[0] || l.fin[1] {
+				continue
+			}
+			if err := w.replay(id, i, l, t, prev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// replay writes the start of leg i again in the new file, when the leg is
+// either fresh or a WebSocket stream whose frame boundaries are known. The
+// rest of a frame in flight is left out of the new file (l.hide), so that
+// Wireshark's first byte after the upgrade is a frame header. Other legs
+// go on without a handshake.
+func (w *pcapWriter) replay(id string, i int, l *wLeg, t time.Time, prev string) error {
+	sn := l.snap
+	if sn == nil {
+		return nil
+	}
+	cd, sd := &sn.dir[0], &sn.dir[1]
+	fresh := cd.phase == phaseHeaders && cd.statusN == 0 && sd.phase == phaseHeaders && sd.statusN == 0
+	framing := cd.phase == phaseFrames && sd.phase == phaseFrames && !cd.blockOver && !sd.blockOver &&
+		cd.hdrN == 0 && sd.hdrN == 0
+	if !fresh && !framing {
+		return nil
+	}
+	var isn, end [2]uint32
+	for d, dt := range []*wsTracker{cd, sd} {
+		if dt.inPayload {
+			l.hide[d] = dt.left
+		}
+		end[d] = l.next(d)
+		isn[d] = end[d] - uint32(len(dt.block)) - 1
+	}
+	cli, srv := &l.ep[0], &l.ep[1]
+	pkt, err := w.pb.build(cli, srv, segment{seq: isn[0], flags: flagSYN})
+	if err != nil {
+		return err
+	}
+	comment := fmt.Sprintf("wstap session %s, %s leg continued from %s: handshake and upgrade repeated", id, legName(i), prev)
+	if err := w.file.writeCommented(t, pkt, comment); err != nil {
+		return err
+	}
+	steps := []struct {
+		src, dst *endpoint
+		seg      segment
+	}{
+		{srv, cli, segment{seq: isn[1], ack: isn[0] + 1, flags: flagSYN | flagACK}},
+		{cli, srv, segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagACK}},
+		{cli, srv, segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagPSH | flagACK, payload: cd.block}},
+		{srv, cli, segment{seq: isn[1] + 1, ack: end[0], flags: flagPSH | flagACK, payload: sd.block}},
+	}
+	for _, st := range steps {
+		if st.seg.flags&flagPSH != 0 && len(st.seg.payload) == 0 {
+			continue
+		}
+		if err := w.send(t, st.src, st.dst, st.seg, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
