@@ -1,0 +1,501 @@
+package capture
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+//go:embed report_html.tmpl
+var reportHTMLText string
+
+// reportHTML renders report.html: one self-contained page, charts drawn as
+// inline SVG on the server, no script, no font or file from the network.
+var reportHTML = template.Must(template.New("report").Funcs(template.FuncMap{
+	"int":     groupInt,
+	"int64":   func(n int64) string { return groupInt(int(n)) },
+	"percent": percent,
+	"seconds": secondsText,
+	"ms":      msText,
+	"clock":   func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
+	"stamp":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"join":    strings.Join,
+	"counts":  sortedCounts,
+	"add":     func(a, b float64) float64 { return a + b },
+	"sub":     func(a, b float64) float64 { return a - b },
+	"share":   func(n, of int) float64 { return float64(n) / float64(of) },
+}).Parse(reportHTMLText))
+
+// maxAbnormalRows caps the table of abnormal sessions.
+const maxAbnormalRows = 200
+
+// maxDropMarks caps the drop marks on the open-sessions chart.
+const maxDropMarks = 1500
+
+// WriteHTML writes report.html.
+func (s *Summary) WriteHTML(w io.Writer) error {
+	v := htmlView{S: s, ConcurrencyText: s.ConcurrencyText(), Generated: time.Now()}
+	v.Charts = []*svgChart{s.openChart(), s.concurrencyChart(), s.silenceChart(), s.pingChart()}
+	v.Rows, v.RowsOf = s.abnormalRows()
+	v.MultiRun = len(s.Runs) > 1
+	if err := reportHTML.Execute(w, v); err != nil {
+		return fmt.Errorf("writing report.html: %w", err)
+	}
+	return nil
+}
+
+// htmlView is what the template sees.
+type htmlView struct {
+	S               *Summary
+	ConcurrencyText string
+	Generated       time.Time
+	Charts          []*svgChart
+	Rows            []abnormalRow
+	RowsOf          int
+	MultiRun        bool
+}
+
+// Chart geometry, in SVG user units.
+const (
+	chartW, chartH                     = 960.0, 260.0
+	padLeft, padRight, padTop, padBott = 60.0, 16.0, 14.0, 40.0
+	plotW, plotH                       = chartW - padLeft - padRight, chartH - padTop - padBott
+)
+
+// svgChart is one server-rendered chart.
+type svgChart struct {
+	ID, Title, Caption string
+	W, H               float64
+	Left, Top, Right   float64
+	Bottom             float64
+	Rects              []svgRect
+	Paths              []svgPath
+	Dots               []svgDot
+	Lines              []svgLine
+	XTicks, YTicks     []svgTick
+	XLabel, YLabel     string
+	Legend             []svgLegend
+	Empty              string
+}
+
+type svgRect struct {
+	X, Y, W, H float64
+	Class      string
+	Title      string
+}
+
+type svgPath struct{ D, Class string }
+
+type svgDot struct {
+	X, Y, R float64
+	Class   string
+	Title   string
+}
+
+type svgLine struct {
+	X1, Y1, X2, Y2 float64
+	Class, Label   string
+}
+
+type svgTick struct {
+	Pos   float64
+	Label string
+}
+
+type svgLegend struct{ Class, Label string }
+
+func newChart(id, title, caption string) *svgChart {
+	return &svgChart{ID: id, Title: title, Caption: caption, W: chartW, H: chartH,
+		Left: padLeft, Top: padTop, Right: padLeft + plotW, Bottom: padTop + plotH}
+}
+
+// r1 rounds to a tenth of a unit: enough for a screen, short in the file.
+func r1(f float64) float64 { return math.Round(f*10) / 10 }
+
+// linear maps [lo, hi] onto [a, b].
+func linear(lo, hi, a, b float64) func(float64) float64 {
+	if hi <= lo {
+		hi = lo + 1
+	}
+	return func(v float64) float64 { return r1(a + (v-lo)/(hi-lo)*(b-a)) }
+}
+
+// niceStep is a 1, 2 or 5 × 10^k step giving about n ticks over span.
+func niceStep(span float64, n int) float64 {
+	if span <= 0 {
+		return 1
+	}
+	raw := span / float64(n)
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if raw <= m*p {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// valueTicks puts ticks on [0, hi] for an axis mapped by scale.
+func valueTicks(hi float64, scale func(float64) float64, label func(float64) string) []svgTick {
+	step := niceStep(hi, 5)
+	var t []svgTick
+	for v := 0.0; v <= hi*1.0001; v += step {
+		t = append(t, svgTick{scale(v), label(v)})
+	}
+	return t
+}
+
+// timeTicks puts clock ticks on [from, to].
+func timeTicks(from, to time.Time, scale func(float64) float64) []svgTick {
+	span := to.Sub(from)
+	step := time.Second
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+		15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute,
+		10 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour} {
+		step = d
+		if span/d <= 8 {
+			break
+		}
+	}
+	format := "15:04:05"
+	if step >= time.Minute {
+		format = "15:04"
+	}
+	var t []svgTick
+	for at := from.Truncate(step); !at.After(to); at = at.Add(step) {
+		if at.Before(from) {
+			continue
+		}
+		t = append(t, svgTick{scale(float64(at.Sub(from))), at.UTC().Format(format)})
+	}
+	return t
+}
+
+// yMax leaves a little headroom above the largest value.
+func yMax(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	step := niceStep(v, 5)
+	return math.Ceil(v/step) * step
+}
+
+// openChart: open upgraded sessions over time, with a mark at each 1006.
+func (s *Summary) openChart() *svgChart {
+	c := newChart("chart-open", "Open sessions over time",
+		"Upgraded sessions open across all runs; each red mark is a session that ended in 1006, at its end and the concurrency then.")
+	c.XLabel, c.YLabel = "time (UTC)", "open sessions"
+	if len(s.steps) == 0 {
+		c.Empty = "No upgraded sessions."
+		return c
+	}
+	from, to := s.steps[0].At, s.steps[len(s.steps)-1].At
+	span := float64(to.Sub(from))
+	x := linear(0, span, c.Left, c.Right)
+	top := yMax(float64(s.Concurrency.Peak))
+	y := linear(0, top, c.Bottom, c.Top)
+	// One value per pixel column: the most sessions open in it.
+	cols := int(plotW)
+	peak := make([]int, cols+1)
+	last := 0
+	for i, col := 0, 0; col <= cols; col++ {
+		peak[col] = last
+		for i < len(s.steps) && float64(s.steps[i].At.Sub(from)) <= float64(col+1)/float64(cols)*span {
+			last = s.steps[i].Open
+			peak[col] = max(peak[col], last)
+			i++
+		}
+	}
+	var d strings.Builder
+	fmt.Fprintf(&d, "M%v %v", c.Left, c.Bottom)
+	for col, n := range peak {
+		fmt.Fprintf(&d, "V%vH%v", y(float64(n)), r1(c.Left+float64(col+1)))
+	}
+	fmt.Fprintf(&d, "V%vZ", c.Bottom)
+	c.Paths = append(c.Paths, svgPath{d.String(), "area"})
+	var drops []sessionRef
+	for _, ref := range s.sess {
+		if ref.rec.Abnormal {
+			drops = append(drops, ref)
+		}
+	}
+	stride := max(1, (len(drops)+maxDropMarks-1)/maxDropMarks)
+	for i := 0; i < len(drops); i += stride {
+		ref := drops[i]
+		c.Dots = append(c.Dots, svgDot{X: x(float64(ref.end.Sub(from))), Y: y(float64(ref.conc)), R: 2.5, Class: "drop",
+			Title: fmt.Sprintf("%s: 1006 at %s, %d open", ref.rec.ID, ref.end.UTC().Format("15:04:05.000"), ref.conc)})
+	}
+	if th := s.Concurrency.Threshold; th != nil {
+		c.Lines = append(c.Lines, svgLine{c.Left, y(float64(th.Level)), c.Right, y(float64(th.Level)), "threshold",
+			fmt.Sprintf("drops above %s open", groupInt(th.Level))})
+	}
+	c.XTicks = timeTicks(from, to, func(v float64) float64 { return x(v) })
+	c.YTicks = valueTicks(top, y, func(v float64) string { return groupInt(int(v)) })
+	c.Legend = []svgLegend{{"area", "open sessions"}, {"drop", "1006"}}
+	return c
+}
+
+// histogram is a stacked histogram of series over [0, hi] in n bins.
+type histogram struct {
+	hi     float64
+	counts [][]int // [series][bin]
+}
+
+func newHistogram(hi float64, n int, series ...[]float64) histogram {
+	h := histogram{hi: hi, counts: make([][]int, len(series))}
+	for si, vals := range series {
+		h.counts[si] = make([]int, n)
+		for _, v := range vals {
+			b := int(v / hi * float64(n))
+			h.counts[si][min(max(b, 0), n-1)]++
+		}
+	}
+	return h
+}
+
+// draw stacks the series' bars into c; label writes a bin's lower edge.
+func (h histogram) draw(c *svgChart, classes, names []string, label func(float64) string) {
+	n := len(h.counts[0])
+	top := 0
+	for b := range n {
+		sum := 0
+		for si := range h.counts {
+			sum += h.counts[si][b]
+		}
+		top = max(top, sum)
+	}
+	x := linear(0, h.hi, c.Left, c.Right)
+	yTop := yMax(float64(top))
+	y := linear(0, yTop, c.Bottom, c.Top)
+	bw := plotW / float64(n)
+	for b := range n {
+		base := 0
+		for si := range h.counts {
+			k := h.counts[si][b]
+			if k == 0 {
+				continue
+			}
+			lo := h.hi * float64(b) / float64(n)
+			c.Rects = append(c.Rects, svgRect{X: r1(c.Left + float64(b)*bw + 1), Y: y(float64(base + k)),
+				W: r1(bw - 2), H: r1(y(float64(base)) - y(float64(base+k))), Class: classes[si],
+				Title: fmt.Sprintf("%s: %d (%s – %s)", names[si], k, label(lo), label(lo+h.hi/float64(n)))})
+			base += k
+		}
+	}
+	c.XTicks = valueTicks(h.hi, x, label)
+	c.YTicks = valueTicks(yTop, y, func(v float64) string { return groupInt(int(v)) })
+	for si := range classes {
+		c.Legend = append(c.Legend, svgLegend{classes[si], names[si]})
+	}
+}
+
+// concurrencyChart: sessions by their concurrency at end, 1006 or not.
+func (s *Summary) concurrencyChart() *svgChart {
+	c := newChart("chart-concurrency", "Drops against concurrency",
+		"Upgraded sessions by the number of sessions open when they ended (all runs merged): ended in 1006, or not.")
+	c.XLabel, c.YLabel = "open sessions at the session's end", "sessions"
+	var ok, bad []float64
+	hi := 0.0
+	for _, ref := range s.sess {
+		if !upgraded(ref.rec) {
+			continue
+		}
+		hi = max(hi, float64(ref.conc))
+		if ref.rec.Abnormal {
+			bad = append(bad, float64(ref.conc))
+		} else {
+			ok = append(ok, float64(ref.conc))
+		}
+	}
+	if len(ok)+len(bad) == 0 {
+		c.Empty = "No upgraded sessions."
+		return c
+	}
+	hi = yMax(hi + 1)
+	newHistogram(hi, 40, ok, bad).draw(c, []string{"ok", "drop"}, []string{"no 1006", "1006"},
+		func(v float64) string { return groupInt(int(v)) })
+	if th := s.Concurrency.Threshold; th != nil {
+		x := linear(0, hi, c.Left, c.Right)(float64(th.Level))
+		c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "threshold", "threshold " + groupInt(th.Level)})
+	}
+	return c
+}
+
+// silenceChart: how long the 1006 sessions had been silent when they ended.
+func (s *Summary) silenceChart() *svgChart {
+	c := newChart("chart-silence", "Silence before the drop",
+		"1006 sessions by the time without any frame, either way, before their TCP connection ended.")
+	c.XLabel, c.YLabel = "silence before the end (s)", "sessions"
+	var v []float64
+	for _, ref := range s.sess {
+		if ref.rec.Abnormal {
+			v = append(v, ref.rec.Keepalive.SilenceBeforeEnd)
+		}
+	}
+	if len(v) == 0 {
+		c.Empty = "No session ended in 1006."
+		return c
+	}
+	hi := yMax(quantilesOf(v).Max/1000+0.001) * 1000
+	newHistogram(hi, 40, v).draw(c, []string{"drop"}, []string{"1006 sessions"}, secondsAxis)
+	s.markInference(c, hi, InferIdleTimeout)
+	return c
+}
+
+// pingChart: each session's median ping interval, per direction.
+func (s *Summary) pingChart() *svgChart {
+	c := newChart("chart-ping", "Ping intervals",
+		"Upgraded sessions by their median ping interval: pings sent by the client, and by the upstream. A client interval longer than an idle timeout lets the platform drop the session.")
+	c.XLabel, c.YLabel = "median ping interval (s)", "sessions"
+	var cl, up []float64
+	hi := 0.0
+	for _, ref := range s.sess {
+		ka := ref.rec.Keepalive
+		if ka.ClientPingIntervalMS != nil {
+			cl = append(cl, ka.ClientPingIntervalMS.P50)
+			hi = max(hi, ka.ClientPingIntervalMS.P50)
+		}
+		if ka.UpstreamPingIntervalMS != nil {
+			up = append(up, ka.UpstreamPingIntervalMS.P50)
+			hi = max(hi, ka.UpstreamPingIntervalMS.P50)
+		}
+	}
+	for _, in := range s.Inferences {
+		if in.Kind == InferIdleTimeout {
+			hi = max(hi, in.HighMS)
+		}
+	}
+	if len(cl)+len(up) == 0 {
+		c.Empty = "No session sent two pings or more in either direction."
+		return c
+	}
+	hi = yMax(hi/1000*1.05+0.001) * 1000
+	newHistogram(hi, 40, cl, up).draw(c, []string{"client", "upstream"},
+		[]string{"client → upstream", "upstream → client"}, secondsAxis)
+	s.markInference(c, hi, InferIdleTimeout)
+	return c
+}
+
+// markInference draws the inferred timeout as a vertical line.
+func (s *Summary) markInference(c *svgChart, hi float64, kind string) {
+	for _, in := range s.Inferences {
+		if in.Kind == kind && in.EstimateMS <= hi {
+			x := linear(0, hi, c.Left, c.Right)(in.EstimateMS)
+			c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "inference", "idle timeout ≈ " + secondsText(in.EstimateMS)})
+		}
+	}
+}
+
+func secondsAxis(ms float64) string {
+	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.1f", ms/1000), "0"), ".")
+}
+
+// abnormalRow is one row of the abnormal sessions table.
+type abnormalRow struct {
+	Run      int
+	Rec      *SessionRecord
+	End      time.Time
+	Conc     int
+	Timeline *svgChart
+}
+
+// abnormalRows lists the first sessions that ended in 1006, in end order.
+func (s *Summary) abnormalRows() ([]abnormalRow, int) {
+	var rows []abnormalRow
+	n := 0
+	for _, ref := range s.sess {
+		if !ref.rec.Abnormal {
+			continue
+		}
+		n++
+		if len(rows) < maxAbnormalRows {
+			rows = append(rows, abnormalRow{Run: ref.run + 1, Rec: ref.rec, End: ref.end, Conc: ref.conc,
+				Timeline: sessionTimeline(ref.rec, ref.end, s.runs[ref.run].Timelines[ref.rec.ID])})
+		}
+	}
+	return rows, n
+}
+
+// sessionTimeline draws one session: handshake, pings and pongs each way,
+// close frames, the last frame, the silence after it and the TCP end.
+func sessionTimeline(r *SessionRecord, end time.Time, events []LoggedEvent) *svgChart {
+	c := &svgChart{W: 420, H: 40, Left: 6, Right: 414, Top: 6, Bottom: 34}
+	span := float64(end.Sub(r.Start))
+	x := linear(0, max(span, 1), c.Left, c.Right)
+	at := func(t time.Time) float64 { return x(min(max(float64(t.Sub(r.Start)), 0), span)) }
+	mid := 20.0
+	c.Lines = append(c.Lines, svgLine{X1: c.Left, Y1: mid, X2: c.Right, Y2: mid, Class: "life"})
+	if sil := r.Keepalive.SilenceBeforeEnd; sil > 0 {
+		from := end.Add(-time.Duration(sil * float64(time.Millisecond)))
+		c.Rects = append(c.Rects, svgRect{X: at(from), Y: mid - 9, W: r1(at(end) - at(from)), H: 18, Class: "silence",
+			Title: "silent " + secondsText(sil) + " before the end"})
+		c.Lines = append(c.Lines, svgLine{X1: at(from), Y1: mid - 10, X2: at(from), Y2: mid + 10, Class: "lastframe", Label: "last frame"})
+	}
+	hs := r.Start.Add(time.Duration(r.Handshake.LatencyMS * float64(time.Millisecond)))
+	c.Dots = append(c.Dots, svgDot{X: at(hs), Y: mid, R: 4, Class: "handshake",
+		Title: fmt.Sprintf("handshake %d after %s ms", r.Handshake.Status, msText(r.Handshake.LatencyMS))})
+	for _, e := range events {
+		up := e.Dir == "client_to_upstream" // sent by the client: drawn above the line
+		y := mid + 7
+		if up {
+			y = mid - 7
+		}
+		switch e.Event {
+		case "ping":
+			c.Dots = append(c.Dots, svgDot{X: at(e.Time), Y: y, R: 2.5, Class: "ping " + dirClass(up),
+				Title: fmt.Sprintf("ping %s at %s", dirText(up), e.Time.UTC().Format("15:04:05.000"))})
+		case "pong":
+			title := fmt.Sprintf("pong %s at %s", dirText(up), e.Time.UTC().Format("15:04:05.000"))
+			if e.RTTMS > 0 {
+				title += fmt.Sprintf(", RTT %s ms", msText(e.RTTMS))
+			}
+			c.Dots = append(c.Dots, svgDot{X: at(e.Time), Y: y, R: 2.5, Class: "pong " + dirClass(up), Title: title})
+		}
+	}
+	for _, cf := range []struct {
+		f  *CloseFrame
+		by string
+	}{{r.Close.Client, "client"}, {r.Close.Upstream, "upstream"}} {
+		if cf.f != nil {
+			c.Rects = append(c.Rects, svgRect{X: at(cf.f.At) - 3, Y: mid - 3, W: 6, H: 6, Class: "close",
+				Title: fmt.Sprintf("close %d %q by the %s", cf.f.Code, cf.f.Reason, cf.by)})
+		}
+	}
+	c.Lines = append(c.Lines, svgLine{X1: at(end), Y1: mid - 12, X2: at(end), Y2: mid + 12, Class: "tcpend",
+		Label: fmt.Sprintf("TCP end: %s %s", r.End.First, r.End.How)})
+	return c
+}
+
+func dirClass(clientSent bool) string {
+	if clientSent {
+		return "client"
+	}
+	return "upstream"
+}
+
+func dirText(clientSent bool) string {
+	if clientSent {
+		return "client → upstream"
+	}
+	return "upstream → client"
+}
+
+// sortedCounts lists a count map largest first, for the template.
+func sortedCounts(m map[string]int) []VerdictCount {
+	var out []VerdictCount
+	for k, v := range m {
+		out = append(out, VerdictCount{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Verdict < out[j].Verdict
+	})
+	return out
+}
