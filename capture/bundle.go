@@ -272,10 +272,12 @@ func (b *bundler) reports() error {
 	return nil
 }
 
-// write adds a generated file, its text redacted once more.
+// write adds a generated file, its text redacted once more and the
+// temporary dir it was computed from named as the run dir.
 func (b *bundler) write(name string, data []byte) {
+	text := strings.ReplaceAll(string(data), b.tmp, b.dir)
 	b.files = append(b.files, name)
-	b.mem = append(b.mem, memFile{name, []byte(RedactText(string(data)))})
+	b.mem = append(b.mem, memFile{name, []byte(RedactText(text))})
 }
 
 // keylog copies keylog.txt only when asked.

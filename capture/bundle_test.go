@@ -1,0 +1,526 @@
+package capture
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// Secrets the test run's clients and platform sent; none may survive a bundle.
+const (
+	secretBearer    = "s3cr3t-TOKEN-abc"
+	secretCookie    = "c00kie-VAL-77"
+	secretSetCookie = "srv-c00kie-99"
+	secretQuery     = "AT-9f8e7d"
+	secretText      = "PAYLOAD-s3cr3t-msg"
+	secretBinary    = "BIN-s3cr3t-blob"
+	secretServer    = "SRV-s3cr3t-reply"
+	secretBody      = "BODY-s3cr3t-401"
+	secretKeylog    = "KEYLOG-s3cr3t-00"
+	jwtSignature    = "c2lnbmF0dXJlLXNlY3JldA"
+)
+
+// bundleSecrets lists every secret string of the test run, in the forms a
+// file could hold them.
+func bundleSecrets() []string {
+	return []string{secretBearer, secretCookie, secretSetCookie, secretQuery, secretText,
+		secretBinary, base64.StdEncoding.EncodeToString([]byte(secretBinary)), secretServer,
+		secretBody, secretKeylog, testJWT, jwtSignature}
+}
+
+var testStart = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+// testRecords are the sessions of the test run: an upgraded session whose
+// client sent every kind of secret, and a session the platform refused.
+func testRecords() []SessionRecord {
+	code := 1000
+	return []SessionRecord{{
+		ID: "s1", ClientAddr: "10.0.0.1:40000", UpstreamAddr: "10.0.0.2:80",
+		Target: "ws://chat.example.com:80/chat?room=1&access_token=" + secretQuery,
+		Start:  testStart, DurationMS: 5000,
+		Handshake: Handshake{Status: 101, Method: "GET", Proto: "HTTP/1.1",
+			URI: "/chat?room=1&access_token=" + secretQuery, LatencyMS: 12.5,
+			RequestHeaders: []Header{{"Host", "chat.example.com"}, {"Upgrade", "websocket"},
+				{"Authorization", "Bearer " + secretBearer}, {"Cookie", "sid=" + secretCookie + "; theme=dark"},
+				{"Sec-WebSocket-Protocol", "chat, " + testJWT}},
+			ResponseHeaders: []Header{{"Upgrade", "websocket"}, {"Set-Cookie", "srv=" + secretSetCookie + "; Path=/; HttpOnly"}},
+			Subprotocol:     "chat"},
+		Frames: Frames{
+			ClientToUpstream: DirFrames{Frames: 5, Text: 2, Binary: 1, Continuation: 1, Ping: 1, Close: 1},
+			UpstreamToClient: DirFrames{Frames: 3, Text: 1, Pong: 1, Close: 1}},
+		Close: Closes{Client: &CloseFrame{Code: 1000, Reason: "bye", At: testStart.Add(4 * time.Second)},
+			Upstream: &CloseFrame{Code: 1000, At: testStart.Add(4 * time.Second)}},
+		End:             End{At: testStart.Add(5 * time.Second), First: SideClient, How: HowCloseHandshake},
+		ClientCloseCode: &code, UpstreamCloseCode: &code, Verdict: VerdictClean, ConcurrentAtEnd: 2,
+		Findings: []Finding{{Rule: "token-in-query", Severity: SevWarn, Detail: "access_token=" + secretQuery + " in the URL"}},
+	}, {
+		ID: "s2", ClientAddr: "10.0.0.3:40001", UpstreamAddr: "10.0.0.2:80",
+		Target: "ws://chat.example.com:80/chat?token=" + secretQuery,
+		Start:  testStart.Add(time.Second), DurationMS: 20,
+		Handshake: Handshake{Status: 401, Method: "GET", Proto: "HTTP/1.1", URI: "/chat?token=" + secretQuery,
+			RequestHeaders: []Header{{"Authorization", "Bearer " + secretBearer}}},
+		End:     End{At: testStart.Add(time.Second + 20*time.Millisecond), First: SideUpstream, How: HowHandshakeRejects},
+		Verdict: VerdictRejected, ConcurrentAtEnd: 1,
+	}}
+}
+
+// testEvents are the events of the test run, as the recorder writes them.
+func testEvents() []map[string]any {
+	at := func(ms int) string {
+		return testStart.Add(time.Duration(ms) * time.Millisecond).Format(time.RFC3339Nano)
+	}
+	ev := func(ms int, session, event string, kv ...any) map[string]any {
+		m := map[string]any{"time": at(ms), "level": "info", "session": session, "event": event}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	c2u, u2c := "client_to_upstream", "upstream_to_client"
+	return []map[string]any{
+		ev(0, "s1", "handshake", "status", 101, "url", "/chat?access_token="+secretQuery,
+			"request_headers", []map[string]string{{"name": "Authorization", "value": "Bearer " + secretBearer},
+				{"name": "Cookie", "value": "sid=" + secretCookie}}),
+		ev(100, "s1", "message", "dir", c2u, "opcode", 1, "len", 40, "data", `{"auth":"`+testJWT+`","msg":"`+secretText+`"}`),
+		ev(200, "s1", "message", "dir", c2u, "opcode", 2, "len", 15, "data", base64.StdEncoding.EncodeToString([]byte(secretBinary))),
+		ev(300, "s1", "message", "dir", u2c, "opcode", 1, "len", 16, "data", secretServer),
+		ev(400, "s1", "message", "dir", c2u, "opcode", 1, "len", 20, "data", "part one "+secretText),
+		ev(500, "s1", "ping", "dir", c2u, "len", 1),
+		ev(510, "s1", "pong", "dir", u2c, "len", 1),
+		ev(4000, "s1", "close", "dir", c2u, "code", 1000, "reason", "bye"),
+		ev(4001, "s1", "close", "dir", u2c, "code", 1000, "reason", ""),
+		ev(5000, "s1", "end", "first", "client", "how", "close-handshake", "error", "Authorization: Bearer "+secretBearer),
+		ev(1020, "s2", "handshake", "status", 401, "url", "/chat?token="+secretQuery),
+		ev(2000, "", "http", "method", "GET", "url", "http://api.example.com/v1/rooms?api_key="+secretQuery, "status", 429, "latency_ms", 8.5),
+	}
+}
+
+// writeTestRun writes a run dir with every file a proxy writes.
+func writeTestRun(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	var sessions, events bytes.Buffer
+	for _, r := range testRecords() {
+		line, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions.Write(append(line, '\n'))
+	}
+	for _, e := range testEvents() {
+		line, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events.Write(append(line, '\n'))
+	}
+	run := `{"version":"test-1.0","args":["proxy","--upstream","ws://chat.example.com/?access_token=` + secretQuery +
+		`","--token","` + secretBearer + `"],"start":"2026-03-01T10:00:00Z"}`
+	files := map[string][]byte{
+		SessionsFile: sessions.Bytes(), EventsFile: events.Bytes(), RunFile: []byte(run),
+		KeylogFile: []byte("CLIENT_RANDOM 0011 " + secretKeylog + "\n"), PcapFile: testCapture(t),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// testFrame encodes one RFC 6455 frame; a non-nil mask masks it.
+func testFrame(t *testing.T, fin bool, op ws.OpCode, payload string, mask []byte) []byte {
+	t.Helper()
+	h := ws.Header{Fin: fin, OpCode: op, Length: int64(len(payload))}
+	p := []byte(payload)
+	if mask != nil {
+		h.Masked = true
+		copy(h.Mask[:], mask)
+		ws.Cipher(p, h.Mask, 0)
+	}
+	var buf bytes.Buffer
+	if err := ws.WriteHeader(&buf, h); err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(p)
+	return buf.Bytes()
+}
+
+// testConv builds the packets of one synthetic TCP conversation.
+type testConv struct {
+	t          *testing.T
+	cli, srv   net.IP
+	cport      uint16
+	cseq, sseq uint32
+	at         time.Time
+	pkts       [][]byte
+	times      []time.Time
+}
+
+func (c *testConv) send(fromServer bool, syn, ack, fin bool, payload []byte) {
+	src, dst, sp, dp, seq, ackn := c.cli, c.srv, c.cport, uint16(80), &c.cseq, c.sseq
+	if fromServer {
+		src, dst, sp, dp, seq, ackn = c.srv, c.cli, 80, c.cport, &c.sseq, c.cseq
+	}
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src, DstIP: dst}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sp), DstPort: layers.TCPPort(dp), Seq: *seq, Ack: ackn, SYN: syn, ACK: ack, FIN: fin, PSH: len(payload) > 0, Window: 65535}
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		c.t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, tcp, gopacket.Payload(payload)); err != nil {
+		c.t.Fatal(err)
+	}
+	*seq += uint32(len(payload))
+	if syn || fin {
+		*seq++
+	}
+	c.at = c.at.Add(time.Millisecond)
+	c.pkts = append(c.pkts, bytes.Clone(buf.Bytes()))
+	c.times = append(c.times, c.at)
+}
+
+func (c *testConv) open() {
+	c.send(false, true, false, false, nil)
+	c.send(true, true, true, false, nil)
+	c.send(false, false, true, false, nil)
+}
+
+// testCapture is a pcapng of two conversations to port 80: an upgraded
+// session whose upgrade request, frames (masked and not, split across
+// segments, 16-bit length, fragmented) carry secrets, and a refused upgrade
+// whose 401 body carries one.
+func testCapture(t *testing.T) []byte {
+	t.Helper()
+	mask := []byte{0x11, 0x22, 0x33, 0x44}
+	c := &testConv{t: t, cli: net.IPv4(10, 0, 0, 1).To4(), srv: net.IPv4(10, 0, 0, 2).To4(), cport: 40000,
+		cseq: 1000, sseq: 5000, at: testStart}
+	c.open()
+	req := "GET /chat?room=1&access_token=" + secretQuery + " HTTP/1.1\r\nHost: chat.example.com\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, " + testJWT + "\r\n" +
+		"Authorization: Bearer " + secretBearer + "\r\nCookie: sid=" + secretCookie + "; theme=dark\r\n\r\n"
+	split := strings.Index(req, secretBearer) + 4 // inside the token
+	c.send(false, false, true, false, []byte(req[:split]))
+	c.send(false, false, true, false, []byte(req[split:]))
+	c.send(true, false, true, false, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"+
+		"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n"+
+		"Set-Cookie: srv="+secretSetCookie+"; Path=/; HttpOnly\r\n\r\n"))
+	text := testFrame(t, true, ws.OpText, `{"auth":"`+testJWT+`","msg":"`+secretText+`"}`, mask)
+	c.send(false, false, true, false, text[:1]) // the frame header split
+	c.send(false, false, true, false, text[1:9])
+	c.send(false, false, true, false, text[9:])
+	bin := testFrame(t, true, ws.OpBinary, secretBinary, mask)
+	long := testFrame(t, true, ws.OpText, strings.Repeat(secretServer+" ", 10), nil) // 170 bytes: 16-bit length
+	c.send(false, false, true, false, bin)
+	c.send(true, false, true, false, append(testFrame(t, true, ws.OpText, secretServer, nil), long...))
+	c.send(false, false, true, false, append(testFrame(t, false, ws.OpText, "part one ", mask),
+		testFrame(t, true, ws.OpContinuation, secretText, mask)...))
+	c.send(false, false, true, false, testFrame(t, true, ws.OpPing, "p", mask))
+	c.send(true, false, true, false, testFrame(t, true, ws.OpPong, "p", nil))
+	c.send(false, false, true, false, testFrame(t, true, ws.OpClose, "\x03\xe8bye", mask))
+	c.send(true, false, true, false, testFrame(t, true, ws.OpClose, "\x03\xe8", nil))
+	c.send(true, false, true, true, nil)
+	c.send(false, false, true, true, nil)
+
+	r := &testConv{t: t, cli: net.IPv4(10, 0, 0, 3).To4(), srv: net.IPv4(10, 0, 0, 2).To4(), cport: 40001,
+		cseq: 7000, sseq: 9000, at: c.at}
+	r.open()
+	r.send(false, false, true, false, []byte("GET /chat?token="+secretQuery+" HTTP/1.1\r\nHost: chat.example.com\r\n"+
+		"Upgrade: websocket\r\nAuthorization: Bearer "+secretBearer+"\r\n\r\n"))
+	r.send(true, false, true, false, []byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 15\r\n\r\n"+secretBody))
+	r.send(true, false, true, true, nil)
+
+	var out bytes.Buffer
+	w, err := pcapgo.NewNgWriter(&out, layers.LinkTypeEthernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, conv := range []*testConv{c, r} {
+		for i, p := range conv.pkts {
+			ci := gopacket.CaptureInfo{Timestamp: conv.times[i], CaptureLength: len(p), Length: len(p)}
+			if err := w.WritePacket(ci, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// untar reads every regular file of a tar.gz.
+func untar(t *testing.T, data []byte) map[string][]byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	files := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = b
+	}
+}
+
+func makeBundle(t *testing.T, dir string, opts BundleOptions) map[string][]byte {
+	t.Helper()
+	var out bytes.Buffer
+	if err := WriteBundle(dir, &out, opts); err != nil {
+		t.Fatalf("WriteBundle: %v", err)
+	}
+	return untar(t, out.Bytes())
+}
+
+func TestBundleRedacts(t *testing.T) {
+	dir := writeTestRun(t)
+	files := makeBundle(t, dir, BundleOptions{})
+	for _, name := range []string{BundleReadme, SessionsFile, EventsFile, RunFile, BundleHAR,
+		PcapFile, BundleSummary, BundleJSON} {
+		if len(files[name]) == 0 {
+			t.Errorf("bundle has no %s (files: %v)", name, keys(files))
+		}
+	}
+	if _, ok := files[KeylogFile]; ok {
+		t.Errorf("bundle has %s without IncludeKeylog", KeylogFile)
+	}
+	for name, data := range files {
+		for _, s := range bundleSecrets() {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s contains the secret %q", name, s)
+			}
+		}
+	}
+	if !bytes.Contains(files[SessionsFile], []byte(`"Bearer [redacted]"`)) {
+		t.Errorf("sessions.jsonl lost the Authorization scheme:\n%s", files[SessionsFile])
+	}
+	if bytes.Contains(files[EventsFile], []byte(`"data"`)) {
+		t.Errorf("events.jsonl kept message data:\n%s", files[EventsFile])
+	}
+	if n := bytes.Count(files[EventsFile], []byte("\n")); n != len(testEvents()) {
+		t.Errorf("events.jsonl has %d lines, want %d", n, len(testEvents()))
+	}
+	if !bytes.Contains(files[BundleReadme], []byte("tshark -r capture.pcapng -Y websocket")) {
+		t.Errorf("README.txt does not say how to open the capture:\n%s", files[BundleReadme])
+	}
+
+	orig, err := os.ReadFile(filepath.Join(dir, PcapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := files[PcapFile]
+	if len(red) != len(orig) {
+		t.Errorf("redacted capture is %d bytes, the original %d: lengths must be kept", len(red), len(orig))
+	}
+	checkRedactedFrames(t, orig, red)
+
+	capFile := filepath.Join(t.TempDir(), PcapFile)
+	if err := os.WriteFile(capFile, red, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	origOut := tsharkDump(t, filepath.Join(dir, PcapFile))
+	if !strings.Contains(origOut, secretText) {
+		t.Fatalf("tshark does not show the payload secret in the original capture; the check below would prove nothing:\n%s", origOut)
+	}
+	out := tsharkDump(t, capFile)
+	for _, s := range bundleSecrets() {
+		if strings.Contains(out, s) {
+			t.Errorf("tshark shows the secret %q in the redacted capture", s)
+		}
+	}
+	if got := strings.Count(out, "WebSocket"); got < 10 {
+		t.Errorf("tshark decodes %d WebSocket mentions in the redacted capture, want the frames kept", got)
+	}
+}
+
+func TestBundleIncludeOptions(t *testing.T) {
+	dir := writeTestRun(t)
+	files := makeBundle(t, dir, BundleOptions{IncludePayloads: true, IncludeKeylog: true})
+	if !bytes.Contains(files[KeylogFile], []byte(secretKeylog)) {
+		t.Errorf("IncludeKeylog: keylog.txt missing or changed: %q", files[KeylogFile])
+	}
+	if !bytes.Contains(files[PcapFile], []byte(secretServer)) {
+		t.Error("IncludePayloads: the server's unmasked payload is not in the capture")
+	}
+	if !bytes.Contains(files[EventsFile], []byte(secretServer)) {
+		t.Error("IncludePayloads: events.jsonl lost the message data")
+	}
+	for name, data := range files {
+		for _, s := range []string{secretBearer, secretCookie, secretSetCookie, secretQuery, testJWT} {
+			if bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s contains %q although only payloads were asked for", name, s)
+			}
+		}
+	}
+}
+
+func TestBundleRunDirErrors(t *testing.T) {
+	var out bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "nope")
+	if err := WriteBundle(missing, &out, BundleOptions{}); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing run dir: err = %v, want one naming %s", err, missing)
+	}
+	empty := t.TempDir()
+	if err := WriteBundle(empty, &out, BundleOptions{}); err == nil || !strings.Contains(err.Error(), "not a wstap run dir") {
+		t.Errorf("empty dir: err = %v", err)
+	}
+}
+
+// checkRedactedFrames reassembles both captures' TCP streams and checks that
+// every data-frame payload unmasks to 'x' with its length kept, that control
+// frames are untouched, and that the checksums are right.
+func checkRedactedFrames(t *testing.T, orig, red []byte) {
+	t.Helper()
+	o, r := readStreams(t, orig), readStreams(t, red)
+	if len(o) != len(r) {
+		t.Fatalf("%d streams in the redacted capture, %d in the original", len(r), len(o))
+	}
+	var data, control int
+	for key, ob := range o {
+		rb := r[key]
+		if len(rb) != len(ob) {
+			t.Errorf("stream %s: %d bytes, want %d", key, len(rb), len(ob))
+			continue
+		}
+		i := bytes.Index(ob, []byte("\r\n\r\n")) + 4
+		if !bytes.HasPrefix(ob, []byte("HTTP/1.1 101")) && !bytes.Contains(ob[:i], []byte("Upgrade: websocket")) {
+			continue
+		}
+		if bytes.HasPrefix(ob, []byte("HTTP/1.1 401")) || key == "10.0.0.3:40001>10.0.0.2:80" {
+			continue
+		}
+		or, rr := bytes.NewReader(ob[i:]), bytes.NewReader(rb[i:])
+		for or.Len() > 0 {
+			oh, err1 := ws.ReadHeader(or)
+			rh, err2 := ws.ReadHeader(rr)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("stream %s: frame headers: %v / %v", key, err1, err2)
+			}
+			if oh != rh {
+				t.Errorf("stream %s: frame header changed: %+v -> %+v", key, oh, rh)
+			}
+			op, rp := make([]byte, oh.Length), make([]byte, rh.Length)
+			io.ReadFull(or, op)
+			io.ReadFull(rr, rp)
+			if rh.Masked {
+				ws.Cipher(op, oh.Mask, 0)
+				ws.Cipher(rp, rh.Mask, 0)
+			}
+			if oh.OpCode.IsControl() {
+				control++
+				if !bytes.Equal(op, rp) {
+					t.Errorf("stream %s: control frame %v payload changed: %q -> %q", key, oh.OpCode, op, rp)
+				}
+				continue
+			}
+			data++
+			if want := bytes.Repeat([]byte("x"), len(op)); !bytes.Equal(rp, want) {
+				t.Errorf("stream %s: data frame payload unmasks to %q, want all x", key, rp)
+			}
+		}
+	}
+	if data != 6 || control != 4 {
+		t.Errorf("checked %d data and %d control frames, want 6 and 4", data, control)
+	}
+}
+
+// readStreams reassembles the TCP payload of each direction of a capture,
+// checking every TCP checksum on the way.
+func readStreams(t *testing.T, capture []byte) map[string][]byte {
+	t.Helper()
+	rd, err := pcapgo.NewNgReader(bytes.NewReader(capture), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := map[string][]byte{}
+	for {
+		data, _, err := rd.ReadPacketData()
+		if err == io.EOF {
+			return streams
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := gopacket.NewPacket(data, layers.LinkTypeEthernet, gopacket.Default)
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip == nil || tcp == nil {
+			t.Fatalf("packet is not TCP/IPv4: %v", p)
+		}
+		seg := bytes.Clone(ip.Payload)
+		sum := binary.BigEndian.Uint16(seg[16:18])
+		binary.BigEndian.PutUint16(seg[16:18], 0)
+		flow := pcapFlow{}
+		flow.src, flow.dst = addrOf(ip.SrcIP), addrOf(ip.DstIP)
+		if want := tcpChecksum(flow, seg); sum != want {
+			t.Errorf("TCP checksum %#04x, want %#04x", sum, want)
+		}
+		key := ip.SrcIP.String() + ":" + tcp.SrcPort.String() + ">" + ip.DstIP.String() + ":" + tcp.DstPort.String()
+		key = strings.ReplaceAll(key, "(http)", "")
+		streams[key] = append(streams[key], tcp.Payload...)
+	}
+}
+
+// tsharkDump is tshark's verbose decode and hex dump of a capture, where the
+// WebSocket dissector shows unmasked payloads.
+func tsharkDump(t *testing.T, path string) string {
+	t.Helper()
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("WSTAP_TEST_STRICT") == "1" {
+			t.Fatal("tshark is not installed and WSTAP_TEST_STRICT=1")
+		}
+		t.Skip("tshark is not installed (apt-get install tshark); skipping the tshark check")
+	}
+	out, err := exec.Command("tshark", "-r", path, "-o", "tcp.check_checksum:TRUE", "-V", "-x").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v\n%s", path, err, out)
+	}
+	if strings.Contains(string(out), "Checksum Status: Bad") {
+		t.Errorf("tshark reports bad TCP checksums in %s", path)
+	}
+	return string(out)
+}
+
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip.To4())
+	return a
+}
+
+func keys(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
