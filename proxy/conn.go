@@ -1,0 +1,258 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
+)
+
+// target is where a client's requests go: scheme ws/wss (http/https for
+// plain requests), host and port.
+type target struct {
+	tls  bool
+	host string
+	port string
+}
+
+func (t target) hostport() string { return net.JoinHostPort(t.host, t.port) }
+
+// url renders the session's target: ws(s)://host:port/path?query with
+// token-like query values redacted (DESIGN.md).
+func (t target) url(requestTarget string) string {
+	scheme := "ws"
+	if t.tls {
+		scheme = "wss"
+	}
+	path := requestTarget
+	if u, err := url.Parse(requestTarget); err == nil && u.IsAbs() {
+		path = u.RequestURI()
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return capture.RedactURL(scheme + "://" + t.hostport() + path)
+}
+
+func upstreamTarget(u *url.URL) target {
+	t := target{tls: u.Scheme == "wss", host: u.Hostname(), port: u.Port()}
+	if t.port == "" {
+		t.port = "80"
+		if t.tls {
+			t.port = "443"
+		}
+	}
+	return t
+}
+
+// serveConn handles one accepted connection.
+func (s *Server) serveConn(raw net.Conn) {
+	defer s.wg.Done()
+	if s.cfg.Upstream == nil {
+		s.serveForward(raw)
+		return
+	}
+	tgt := upstreamTarget(s.cfg.Upstream)
+	conn := raw
+	var cliTLS *capture.TLSLeg
+	if s.cfg.TLS {
+		tc, leg, err := s.serverTLS(raw, tgt.host)
+		if err != nil {
+			s.recordClientTLSFailure(raw, tgt, leg, err)
+			return
+		}
+		conn, cliTLS = tc, leg
+	}
+	s.serveRequests(conn, raw, tgt, cliTLS)
+}
+
+// serverTLS terminates the client's TLS with a leaf for host (or the SNI).
+func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *capture.TLSLeg, error) {
+	cfg := &tls.Config{
+		GetCertificate: s.cfg.CA.GetCertificate(host),
+		NextProtos:     []string{"http/1.1"},
+		KeyLogWriter:   s.cfg.KeyLog,
+		// RFC 5746: Go servers never renegotiate; a client's attempt is refused.
+		MinVersion: tls.VersionTLS10,
+	}
+	tc := tls.Server(raw, cfg)
+	start := time.Now()
+	raw.SetDeadline(start.Add(s.cfg.HeaderTimeout))
+	err := tc.Handshake()
+	raw.SetDeadline(time.Time{})
+	leg := tlsLeg(tc.ConnectionState(), time.Since(start), err)
+	return tc, leg, err
+}
+
+// tlsLeg describes one TLS leg.
+func tlsLeg(st tls.ConnectionState, d time.Duration, err error) *capture.TLSLeg {
+	leg := &capture.TLSLeg{SNI: st.ServerName, ALPN: st.NegotiatedProtocol, Resumed: st.DidResume, HandshakeMS: round3(ms(d))}
+	if st.Version != 0 {
+		leg.Version = tls.VersionName(st.Version)
+		leg.Cipher = tls.CipherSuiteName(st.CipherSuite)
+	}
+	if err != nil {
+		leg.Error = err.Error()
+		leg.Alert = alertOf(err)
+	}
+	return leg
+}
+
+// alertOf extracts the TLS alert from a handshake error: the alert the peer
+// sent ("remote error: tls: bad certificate") or the one we sent.
+func alertOf(err error) string {
+	var ae tls.AlertError
+	if errors.As(err, &ae) {
+		return strings.TrimPrefix(ae.Error(), "tls: ")
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
+		return msg[i+len("remote error: tls: "):]
+	}
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return "bad certificate"
+	}
+	if strings.Contains(msg, "first record does not look like a TLS handshake") {
+		return "not tls"
+	}
+	return ""
+}
+
+func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *capture.TLSLeg, err error) {
+	defer raw.Close()
+	if isBenignTLSProbe(err) {
+		return
+	}
+	ss := newSession(s, s.newID())
+	ss.rec.ClientAddr = raw.RemoteAddr().String()
+	ss.rec.Target = tgt.url("/")
+	ss.rec.Start = time.Now()
+	ss.rec.TLS.Client = leg
+	ss.rec.Verdict = capture.VerdictTLSClient
+	ss.setEnd(capture.SideClient, capture.HowTLSError, err, time.Now())
+	ss.event(zerolog.WarnLevel, "tls", "leg", "client", "error", leg.Error, "alert", leg.Alert, "sni", leg.SNI)
+	ss.finish(false)
+}
+
+// isBenignTLSProbe: a connection closed before sending anything is not a session.
+func isBenignTLSProbe(err error) bool {
+	return errors.Is(err, io.EOF)
+}
+
+// serveRequests reads requests from a client connection: WebSocket upgrades
+// become sessions, other requests are forwarded as plain HTTP.
+func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.TLSLeg) {
+	br := bufio.NewReaderSize(conn, 4096)
+	for first := true; ; first = false {
+		raw.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+		h, err := readHead(br, s.cfg.MaxHeaderBytes)
+		if err != nil {
+			s.rejectHead(conn, raw, err, first)
+			conn.Close()
+			return
+		}
+		raw.SetReadDeadline(time.Time{})
+		if _, _, _, err := requestLine(h.start); err != nil {
+			s.reject(conn, raw, 400, err.Error())
+			conn.Close()
+			return
+		}
+		if h.isWebSocket() {
+			s.serveSession(conn, raw, br, h, tgt, cliTLS)
+			return
+		}
+		if !s.forwardHTTP(conn, br, h, tgt) {
+			conn.Close()
+			return
+		}
+	}
+}
+
+// rejectHead answers a head that could not be read (DESIGN.md, "What is a
+// session, what is a rejected request").
+func (s *Server) rejectHead(conn, raw net.Conn, err error, first bool) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		s.reject(conn, raw, 431, fmt.Sprintf("request header block larger than --max-header-bytes (%d bytes)", s.cfg.MaxHeaderBytes))
+	case errors.Is(err, errHeadMalformed):
+		s.reject(conn, raw, 400, err.Error())
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		s.rejected(raw, "header-timeout", fmt.Sprintf("request headers not complete within --header-timeout (%s)", s.cfg.HeaderTimeout))
+	case errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "head cut"):
+		// The client closed an idle connection: nothing to record.
+	default:
+		if !first && errors.Is(err, io.EOF) {
+			return
+		}
+		s.rejected(raw, "incomplete-request", err.Error())
+	}
+}
+
+// reject answers status with reason and records a rejected event.
+func (s *Server) reject(conn, raw net.Conn, status int, reason string) {
+	s.rejected(raw, fmt.Sprintf("http-%d", status), reason)
+	body := reason + "\n"
+	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\nX-Wstap-Error: %s\r\n\r\n%s",
+		status, statusText(status), len(body), strings.ReplaceAll(reason, "\n", " "), body)
+}
+
+func (s *Server) rejected(raw net.Conn, kind, reason string) {
+	s.Stats.Rejected.Add(1)
+	if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
+		rc.Count.Rejected.Add(1)
+	}
+	s.cfg.Recorder.Event(capture.Event{Level: zerolog.WarnLevel, Name: "rejected",
+		Fields: []any{"kind", kind, "reason", reason, "client", raw.RemoteAddr().String()}})
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 502:
+		return "Bad Gateway"
+	case 504:
+		return "Gateway Timeout"
+	}
+	return "Error"
+}
+
+// dialUpstream opens the upstream leg: TCP, then TLS for wss.
+func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Conn, leg *capture.TLSLeg, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err = d.DialContext(ctx, "tcp", tgt.hostport())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dialing upstream %s: %w", tgt.hostport(), err)
+	}
+	if !tgt.tls {
+		return raw, raw, nil, nil
+	}
+	tc := tls.Client(raw, s.tlsConfigUpstream(tgt.host))
+	start := time.Now()
+	err = tc.HandshakeContext(ctx)
+	leg = tlsLeg(tc.ConnectionState(), time.Since(start), err)
+	if err != nil {
+		raw.Close()
+		return nil, nil, leg, fmt.Errorf("TLS handshake with upstream %s: %w", tgt.hostport(), err)
+	}
+	return tc, raw, leg, nil
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
+)
+
+// testProxy is a proxy recording into a temp run dir.
+type testProxy struct {
+	t    *testing.T
+	srv  *Server
+	rec  *capture.Recorder
+	dir  string
+	ca   *CA
+	tls  bool
+	done bool
+}
+
+type proxyOpt func(*Config)
+
+// startTestProxy starts a reverse proxy in front of upstream (a ws:// or
+// wss:// URL); upstreamCAs trusts a test server's certificate.
+func startTestProxy(t *testing.T, upstream string, clientTLS bool, upstreamCAs *x509.CertPool, opts ...proxyOpt) *testProxy {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := capture.OpenRecorder(filepath.Join(dir, "run"), capture.RunInfo{Version: "test"}, 0, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listen: "127.0.0.1:0", Upstream: u, TLS: clientTLS, CA: ca, UpstreamCAs: upstreamCAs,
+		Recorder: rec, Log: zerolog.Nop()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testProxy{t: t, srv: srv, rec: rec, dir: filepath.Join(dir, "run"), ca: ca, tls: clientTLS}
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// url is the proxy's address as a client dials it.
+func (p *testProxy) url(path string) string {
+	if p.tls {
+		return "wss://" + p.srv.Addr().String() + path
+	}
+	return "ws://" + p.srv.Addr().String() + path
+}
+
+func (p *testProxy) dialer() *websocket.Dialer {
+	return &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: p.ca.Pool()}, HandshakeTimeout: 5 * time.Second,
+		ReadBufferSize: 4096, WriteBufferSize: 4096}
+}
+
+// stop shuts the proxy down and flushes the records.
+func (p *testProxy) stop() {
+	if p.done {
+		return
+	}
+	p.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.srv.Shutdown(ctx); err != nil {
+		p.t.Error(err)
+	}
+	if err := p.rec.Close(time.Now()); err != nil {
+		p.t.Error(err)
+	}
+}
+
+// records stops the proxy and returns sessions.jsonl, each line parsed.
+func (p *testProxy) records() []capture.SessionRecord {
+	p.t.Helper()
+	p.stop()
+	f, err := os.Open(filepath.Join(p.dir, "sessions.jsonl"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer f.Close()
+	var out []capture.SessionRecord
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var r capture.SessionRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			p.t.Fatalf("sessions.jsonl line %q: %v", sc.Text(), err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// waitRecords waits until n sessions have been recorded (sessions end
+// asynchronously after the client returns).
+func (p *testProxy) waitRecords(n int64) {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.rec.Counters().Sessions < n {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("only %d of %d sessions recorded", p.rec.Counters().Sessions, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wsServer is an upstream built with gorilla/websocket: handle runs per session.
+func wsServer(t *testing.T, tlsOn bool, handle func(c *websocket.Conn)) (url string, pool *x509.CertPool) {
+	t.Helper()
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, Subprotocols: []string{"v1.chat"}}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		handle(c)
+	})
+	var ts *httptest.Server
+	if tlsOn {
+		ts = httptest.NewTLSServer(h)
+		pool = x509.NewCertPool()
+		pool.AddCert(ts.Certificate())
+	} else {
+		ts = httptest.NewServer(h)
+	}
+	t.Cleanup(ts.Close)
+	return "ws" + strings.TrimPrefix(ts.URL, "http"), pool
+}
+
+// echo echoes every message until the connection ends.
+func echo(c *websocket.Conn) {
+	for {
+		mt, p, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := c.WriteMessage(mt, p); err != nil {
+			return
+		}
+	}
+}
+
+func findRecord(t *testing.T, recs []capture.SessionRecord, pred func(r *capture.SessionRecord) bool) *capture.SessionRecord {
+	t.Helper()
+	for i := range recs {
+		if pred(&recs[i]) {
+			return &recs[i]
+		}
+	}
+	t.Fatalf("no matching record among %d", len(recs))
+	return nil
+}
+
+var _ = net.Dial

@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"bytes"
+	"sort"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/wstap/wstap/capture"
+)
+
+// Directions of a session.
+const (
+	c2u = 0 // client → upstream
+	u2c = 1 // upstream → client
+)
+
+var dirNames = [2]string{"client_to_upstream", "upstream_to_client"}
+
+// pendingPing is a ping awaiting its pong.
+type pendingPing struct {
+	at time.Time
+	n  int
+	p  [ws.MaxControlFramePayloadSize]byte
+}
+
+// maxPending bounds the pings remembered per direction; an older one that
+// falls out counts as unanswered.
+const maxPending = 16
+
+// ledger matches pings to pongs by payload (RFC 6455 §5.5.3: "A Pong frame
+// sent in response to a Ping frame must have identical Application data").
+// Guarded by the session's mutex.
+type ledger struct {
+	pending     [2][]pendingPing // pings sent in direction d, awaiting a pong in 1-d
+	pingTimes   [2][]time.Time
+	rtt         [2][]float64 // ms; rtt[d]: pongs answering pings sent in direction d
+	dropped     int64
+	unsolicited int64
+	latePongs   int64
+	worstLate   time.Duration
+	hbTimes     [2][]time.Time
+}
+
+func (l *ledger) ping(dir int, p []byte, now time.Time) {
+	l.pingTimes[dir] = append(l.pingTimes[dir], now)
+	if len(l.pending[dir]) == maxPending {
+		l.pending[dir] = append(l.pending[dir][:0], l.pending[dir][1:]...)
+		l.dropped++
+	}
+	pp := pendingPing{at: now}
+	pp.n = copy(pp.p[:], p)
+	l.pending[dir] = append(l.pending[dir], pp)
+}
+
+// pong records a pong travelling in dir; it answers a ping sent in 1-dir.
+// It returns the round trip, or -1 for an unsolicited pong.
+func (l *ledger) pong(dir int, p []byte, now time.Time) time.Duration {
+	q := l.pending[1-dir]
+	for i := range q {
+		if bytes.Equal(q[i].p[:q[i].n], p) {
+			rtt := now.Sub(q[i].at)
+			l.rtt[1-dir] = append(l.rtt[1-dir], ms(rtt))
+			l.pending[1-dir] = append(q[:i], q[i+1:]...)
+			return rtt
+		}
+	}
+	// §5.5.3: a pong may also be sent unsolicited, as a heartbeat.
+	l.unsolicited++
+	return -1
+}
+
+func (l *ledger) unanswered() int64 {
+	return int64(len(l.pending[0])+len(l.pending[1])) + l.dropped
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// intervals summarises the gaps between successive times.
+func intervals(ts []time.Time) *capture.Interval {
+	if len(ts) < 2 {
+		return nil
+	}
+	gaps := make([]float64, 0, len(ts)-1)
+	for i := 1; i < len(ts); i++ {
+		gaps = append(gaps, ms(ts[i].Sub(ts[i-1])))
+	}
+	sort.Float64s(gaps)
+	return &capture.Interval{Min: round3(gaps[0]), P50: round3(gaps[len(gaps)/2]), Max: round3(gaps[len(gaps)-1])}
+}
+
+func rttOf(v ...[]float64) *capture.RTT {
+	var all []float64
+	for _, x := range v {
+		all = append(all, x...)
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	sort.Float64s(all)
+	return &capture.RTT{P50: round3(all[len(all)/2]), Max: round3(all[len(all)-1])}
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

@@ -1,0 +1,293 @@
+// Package proxy is wstap's relay: listeners in reverse and forward mode, TLS
+// on both legs, the upgrade relay, the byte-exact frame relay and the session
+// records with their ending verdict.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/frames"
+)
+
+// Recorder is what the relay reports to; capture.Recorder implements it.
+// Neither method may block the relay for long.
+type Recorder interface {
+	Event(e capture.Event)
+	Session(rec *capture.SessionRecord)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the address to listen on (default 127.0.0.1:8080).
+	Listen string
+	// Upstream is the platform in reverse mode (ws:// or wss://); nil means
+	// forward mode (an HTTP proxy with CONNECT).
+	Upstream *url.URL
+	// TLS serves TLS to clients in reverse mode with a leaf from CA.
+	TLS bool
+	CA  *CA
+	// InsecureUpstream skips verification of the upstream's certificate.
+	InsecureUpstream bool
+	// UpstreamCAs, when set, replaces the system roots for the upstream.
+	UpstreamCAs *x509.CertPool
+	// MaxHeaderBytes bounds a request head (default 64 KiB, 431 above).
+	MaxHeaderBytes int
+	// HeaderTimeout bounds reading a request head (default 30 s).
+	HeaderTimeout time.Duration
+	// DialTimeout bounds dialing the upstream and its TLS handshake (default 10 s).
+	DialTimeout time.Duration
+	// LatePong is the threshold of the late-pong finding (default 5 s).
+	LatePong time.Duration
+	// NoKeepalive is the silence of the client before a drop that gives the
+	// no-keepalive finding (default 30 s).
+	NoKeepalive time.Duration
+	// MaxPerToken is token-shared's threshold (default 3).
+	MaxPerToken int
+	// Heartbeats and AppClose match text messages (--heartbeat, --app-close).
+	Heartbeats []*regexp.Regexp
+	AppClose   []*regexp.Regexp
+	// Recorder receives events and session records (required).
+	Recorder Recorder
+	// Tap receives the decrypted bytes for the pcapng (nil: none).
+	Tap capture.Tap
+	// KeyLog receives the NSS key log of both legs (nil: none).
+	KeyLog io.Writer
+	// Log is the proxy's own log (accept errors, limits, status).
+	Log zerolog.Logger
+}
+
+// Server is a running proxy.
+type Server struct {
+	cfg     Config
+	ln      net.Listener
+	bufPool sync.Pool
+	audit   *RunAudit
+
+	mu       sync.Mutex
+	sessions map[*wsSession]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+
+	nextID   atomic.Uint64
+	active   atomic.Int64 // upgraded sessions open
+	Stats    Stats
+	done     chan struct{}
+	acceptWG sync.WaitGroup
+}
+
+// Stats are live counters for the status line and metrics.
+type Stats struct {
+	Opened, Active, Abnormal, Rejected, HTTP, AcceptErrors atomic.Int64
+	verdictMu                                              sync.Mutex
+	verdicts                                               map[string]int64
+}
+
+// Verdicts returns a copy of the ended sessions by verdict.
+func (s *Stats) Verdicts() map[string]int64 {
+	s.verdictMu.Lock()
+	defer s.verdictMu.Unlock()
+	m := make(map[string]int64, len(s.verdicts))
+	for k, v := range s.verdicts {
+		m[k] = v
+	}
+	return m
+}
+
+func (s *Stats) countVerdict(v string) {
+	s.verdictMu.Lock()
+	if s.verdicts == nil {
+		s.verdicts = map[string]int64{}
+	}
+	s.verdicts[v]++
+	s.verdictMu.Unlock()
+}
+
+func (c *Config) defaults() error {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.HeaderTimeout <= 0 {
+		c.HeaderTimeout = 30 * time.Second
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.LatePong <= 0 {
+		c.LatePong = 5 * time.Second
+	}
+	if c.NoKeepalive <= 0 {
+		c.NoKeepalive = 30 * time.Second
+	}
+	if c.MaxPerToken <= 0 {
+		c.MaxPerToken = 3
+	}
+	if c.Tap == nil {
+		c.Tap = capture.NopTap{}
+	}
+	if c.Recorder == nil {
+		return errors.New("proxy: no recorder")
+	}
+	if c.Upstream != nil {
+		switch c.Upstream.Scheme {
+		case "ws", "wss":
+		default:
+			return fmt.Errorf("--upstream %q: scheme must be ws or wss", c.Upstream.String())
+		}
+		if c.Upstream.Hostname() == "" {
+			return fmt.Errorf("--upstream %q: no host", c.Upstream.String())
+		}
+	}
+	if (c.TLS || c.Upstream == nil) && c.CA == nil {
+		return errors.New("proxy: TLS interception needs a CA")
+	}
+	return nil
+}
+
+// Start listens and serves in the background.
+func Start(cfg Config) (*Server, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	s := &Server{cfg: cfg, ln: ln, sessions: map[*wsSession]struct{}{}, done: make(chan struct{}),
+		audit: NewRunAudit(cfg.MaxPerToken)}
+	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
+	s.acceptWG.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+// Addr is the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// acceptLoop accepts until the listener closes. Accept errors such as EMFILE
+// are logged loudly and retried with backoff, never fatal (DESIGN.md rule 7).
+func (s *Server) acceptLoop() {
+	defer s.acceptWG.Done()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.Stats.AcceptErrors.Add(1)
+			if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
+				rc.Count.AcceptErrors.Add(1)
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			s.cfg.Log.Error().Err(err).Str("listen", s.ln.Addr().String()).Dur("retry_in", backoff).
+				Msg("ACCEPT FAILED: new connections are not being accepted (open-file limit? see 'wstap doctor'); established sessions are untouched")
+			s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "accept-error", Fields: []any{"error", err.Error()}})
+			select {
+			case <-time.After(backoff):
+			case <-s.done:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.wg.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) newID() string {
+	return "s" + strconv.FormatUint(s.nextID.Add(1), 10)
+}
+
+func (s *Server) track(ss *wsSession) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[ss] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ss *wsSession) {
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, ends every open session as proxy-shutdown,
+// waits for every record to be written, and returns. The caller closes the
+// recorder afterwards.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	already := s.closing
+	s.closing = true
+	list := make([]*wsSession, 0, len(s.sessions))
+	for ss := range s.sessions {
+		list = append(list, ss)
+	}
+	s.mu.Unlock()
+	if !already {
+		close(s.done)
+		s.ln.Close()
+	}
+	s.acceptWG.Wait()
+	for _, ss := range list {
+		ss.shutdown()
+	}
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown: sessions still ending: %w", ctx.Err())
+	}
+}
+
+// tlsConfigUpstream is the client side TLS config towards host.
+func (s *Server) tlsConfigUpstream(host string) *tls.Config {
+	return &tls.Config{
+		ServerName:         host,
+		RootCAs:            s.cfg.UpstreamCAs,
+		InsecureSkipVerify: s.cfg.InsecureUpstream,
+		NextProtos:         []string{"http/1.1"},
+		KeyLogWriter:       s.cfg.KeyLog,
+		// A TLS 1.2 upstream may renegotiate; accept it as a client would.
+		Renegotiation:      tls.RenegotiateFreelyAsClient,
+		ClientSessionCache: upstreamSessionCache,
+	}
+}
+
+var upstreamSessionCache = tls.NewLRUClientSessionCache(4096)
+
+// relayBuffers returns the per-direction buffers of a session.
+func (s *Server) relayBuffers() *frames.Buffers {
+	return &frames.Buffers{Small: make([]byte, 2048), Pool: &s.bufPool}
+}

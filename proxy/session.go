@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/frames"
+)
+
+// wsSession is one WebSocket session: an upgrade request and, after a 101,
+// the relay of both directions.
+type wsSession struct {
+	srv *Server
+	id  string
+	rec capture.SessionRecord
+
+	// Raw TCP connections (for FIN/RST mirroring) and the ones relayed
+	// (TLS-wrapped where a leg speaks TLS).
+	cliRaw, upRaw net.Conn
+	cli, up       net.Conn
+
+	upgradedAt time.Time
+	dirs       [2]*dirObs
+
+	mu       sync.Mutex
+	ledger   ledger
+	closes   [2]*capture.CloseFrame // close frame sent in direction d
+	firstEnd *endCause
+	torn     bool // the proxy closed both legs: later errors are consequences
+	stopping bool // proxy shutdown
+	findings map[string]*findingCount
+	order    []string
+	appClose string
+}
+
+type findingCount struct {
+	f capture.Finding
+	n int
+}
+
+// endCause is the first thing that ended the relay.
+type endCause struct {
+	side string // capture.SideClient / SideUpstream / SideProxy
+	how  string
+	err  string
+	at   time.Time
+}
+
+func newSession(srv *Server, id string) *wsSession {
+	ss := &wsSession{srv: srv, id: id, findings: map[string]*findingCount{}}
+	ss.rec.ID = id
+	return ss
+}
+
+// event sends one event of this session to the recorder.
+func (ss *wsSession) event(level zerolog.Level, name string, fields ...any) {
+	ss.srv.cfg.Recorder.Event(capture.Event{Time: time.Now(), Level: level, Session: ss.id, Name: name, Fields: fields})
+}
+
+// finding records a finding once per rule, counting repeats.
+func (ss *wsSession) finding(f capture.Finding) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.findingLocked(f)
+}
+
+func (ss *wsSession) findingLocked(f capture.Finding) {
+	key := f.Rule
+	if fc, ok := ss.findings[key]; ok {
+		fc.n++
+		return
+	}
+	ss.findings[key] = &findingCount{f: f, n: 1}
+	ss.order = append(ss.order, key)
+	ss.event(levelOf(f.Severity), "finding", "rule", f.Rule, "severity", f.Severity, "detail", f.Detail)
+}
+
+func levelOf(sev string) zerolog.Level {
+	switch sev {
+	case capture.SevError:
+		return zerolog.ErrorLevel
+	case capture.SevWarn:
+		return zerolog.WarnLevel
+	}
+	return zerolog.InfoLevel
+}
+
+// setEnd keeps the first cause of the end; later ones are consequences.
+func (ss *wsSession) setEnd(side, how string, err error, at time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.firstEnd != nil {
+		return
+	}
+	c := &endCause{side: side, how: how, at: at}
+	if err != nil {
+		c.err = err.Error()
+	}
+	ss.firstEnd = c
+}
+
+// shutdown ends the session because the proxy stops.
+func (ss *wsSession) shutdown() {
+	ss.mu.Lock()
+	ss.stopping = true
+	ss.torn = true
+	ss.mu.Unlock()
+	ss.setEnd(capture.SideProxy, capture.HowShutdown, nil, time.Now())
+	if ss.cliRaw != nil {
+		ss.cliRaw.Close()
+	}
+	if ss.upRaw != nil {
+		ss.upRaw.Close()
+	}
+}
+
+// dirObs observes one direction's frames (frames.Observer). Its counters are
+// written only by that direction's goroutine.
+type dirObs struct {
+	ss      *wsSession
+	dir     int
+	now     time.Time
+	counts  capture.DirFrames
+	last    atomic.Int64 // unix nanos of the last frame sent this way
+	maxGap  time.Duration
+	scanner *frames.Scanner
+}
+
+func (d *dirObs) Frame(f *frames.Info) {
+	c := &d.counts
+	c.Frames++
+	c.Bytes += int64(f.HeaderLen) + f.Length
+	switch f.OpCode {
+	case ws.OpText:
+		c.Text++
+	case ws.OpBinary:
+		c.Binary++
+	case ws.OpContinuation:
+		c.Continuation++
+	case ws.OpPing:
+		c.Ping++
+	case ws.OpPong:
+		c.Pong++
+	case ws.OpClose:
+		c.Close++
+	}
+	// Silence: no frame of any kind in either direction (DESIGN.md).
+	now := d.now.UnixNano()
+	prev := d.last.Load()
+	if o := d.ss.dirs[1-d.dir].last.Load(); o > prev {
+		prev = o
+	}
+	if gap := time.Duration(now - prev); gap > d.maxGap {
+		d.maxGap = gap
+	}
+	d.last.Store(now)
+}
+
+func (d *dirObs) Control(f *frames.Info, p []byte) {
+	ss := d.ss
+	switch f.OpCode {
+	case ws.OpPing:
+		ss.mu.Lock()
+		ss.ledger.ping(d.dir, p, d.now)
+		ss.mu.Unlock()
+		ss.event(zerolog.InfoLevel, "ping", "dir", dirNames[d.dir], "len", len(p))
+	case ws.OpPong:
+		ss.mu.Lock()
+		rtt := ss.ledger.pong(d.dir, p, d.now)
+		late := d.dir == c2u && rtt > ss.srv.cfg.LatePong
+		if late {
+			ss.ledger.latePongs++
+			if rtt > ss.ledger.worstLate {
+				ss.ledger.worstLate = rtt
+			}
+		}
+		ss.mu.Unlock()
+		if rtt >= 0 {
+			ss.event(zerolog.InfoLevel, "pong", "dir", dirNames[d.dir], "len", len(p), "rtt_ms", round3(ms(rtt)))
+		} else {
+			ss.event(zerolog.InfoLevel, "pong", "dir", dirNames[d.dir], "len", len(p), "unsolicited", true)
+		}
+	case ws.OpClose:
+		ci := frames.DecodeClose(p)
+		ss.mu.Lock()
+		if ss.closes[d.dir] == nil {
+			ss.closes[d.dir] = &capture.CloseFrame{Code: ci.Code, Reason: ci.Reason, At: d.now}
+		}
+		ss.mu.Unlock()
+		ss.event(zerolog.InfoLevel, "close", "dir", dirNames[d.dir], "code", ci.Code, "reason", ci.Reason, "code_name", frames.CodeName(ci.Code))
+	}
+}
+
+func (d *dirObs) Data(f *frames.Info, prefix []byte) {
+	if len(prefix) == 0 || f.MessageOpCode != ws.OpText {
+		return
+	}
+	cfg := &d.ss.srv.cfg
+	for _, re := range cfg.Heartbeats {
+		if re.Match(prefix) {
+			d.ss.mu.Lock()
+			d.ss.ledger.hbTimes[d.dir] = append(d.ss.ledger.hbTimes[d.dir], d.now)
+			d.ss.mu.Unlock()
+			d.ss.event(zerolog.InfoLevel, "heartbeat", "dir", dirNames[d.dir])
+			return
+		}
+	}
+	for _, re := range cfg.AppClose {
+		if re.Match(prefix) {
+			msg := string(prefix)
+			d.ss.mu.Lock()
+			d.ss.appClose = msg
+			d.ss.mu.Unlock()
+			d.ss.event(zerolog.WarnLevel, "app-close", "dir", dirNames[d.dir], "message", msg)
+			return
+		}
+	}
+}
+
+func (d *dirObs) Finding(rule, detail string) {
+	sev := capture.SevWarn
+	if rule == frames.RuleHeaderUnparsable {
+		sev = capture.SevError
+	}
+	d.ss.finding(capture.Finding{Rule: rule, Severity: sev, Detail: dirNames[d.dir] + ": " + detail})
+}
+
+// findingsList renders the findings with their repeat counts.
+func (ss *wsSession) findingsList() []capture.Finding {
+	out := make([]capture.Finding, 0, len(ss.order))
+	for _, k := range ss.order {
+		fc := ss.findings[k]
+		f := fc.f
+		if fc.n > 1 {
+			f.Detail += " (" + strconv.Itoa(fc.n) + " times)"
+		}
+		out = append(out, f)
+	}
+	return out
+}

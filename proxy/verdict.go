@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
+)
+
+// finish fills the record of a session whose relay (or handshake) is over
+// and hands it to the recorder. upgraded tells whether a 101 went through.
+func (ss *wsSession) finish(upgraded bool) {
+	now := time.Now()
+	r := &ss.rec
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	end := ss.firstEnd
+	if end == nil {
+		end = &endCause{side: capture.SideProxy, how: capture.HowError, err: "session ended without a recorded cause", at: now}
+	}
+	r.End = capture.End{At: end.at, First: end.side, How: end.how, Error: end.err}
+	r.DurationMS = round3(ms(end.at.Sub(r.Start)))
+	if upgraded {
+		ss.finishUpgraded(end)
+		r.ConcurrentAtEnd = int(ss.srv.active.Add(-1) + 1)
+		ss.srv.Stats.Active.Add(-1)
+	}
+	if ss.stopping {
+		r.Verdict = capture.VerdictShutdown
+		r.End.First, r.End.How = capture.SideProxy, capture.HowShutdown
+	}
+	for _, f := range ss.srv.audit.End(ss.id, &r.Handshake, end.at) {
+		ss.findingLocked(f)
+	}
+	r.Findings = ss.findingsList()
+	ss.srv.Stats.countVerdict(r.Verdict)
+	if r.Abnormal {
+		ss.srv.Stats.Abnormal.Add(1)
+	}
+	ss.event(levelForVerdict(r.Verdict), "end", "verdict", r.Verdict, "first", r.End.First, "how", r.End.How,
+		"duration_ms", r.DurationMS, "concurrent_at_end", r.ConcurrentAtEnd)
+	ss.srv.cfg.Recorder.Session(r)
+}
+
+// finishUpgraded fills frames, keep-alive, closes and the verdict of a
+// session that got its 101 (DESIGN.md, "Meanings, exactly").
+func (ss *wsSession) finishUpgraded(end *endCause) {
+	r := &ss.rec
+	cd, ud := ss.dirs[c2u], ss.dirs[u2c]
+	r.Frames = capture.Frames{ClientToUpstream: cd.counts, UpstreamToClient: ud.counts}
+
+	l := &ss.ledger
+	k := &r.Keepalive
+	k.ClientPings, k.UpstreamPings = cd.counts.Ping, ud.counts.Ping
+	k.ClientPingIntervalMS = intervals(l.pingTimes[c2u])
+	k.UpstreamPingIntervalMS = intervals(l.pingTimes[u2c])
+	k.PongRTTMS = rttOf(l.rtt[c2u], l.rtt[u2c])
+	k.ClientPongRTTMS = rttOf(l.rtt[u2c])
+	k.UpstreamPongRTTMS = rttOf(l.rtt[c2u])
+	k.UnansweredPings = l.unanswered()
+	k.UnsolicitedPongs = l.unsolicited
+	k.ClientHeartbeats, k.UpstreamHeartbeats = int64(len(l.hbTimes[c2u])), int64(len(l.hbTimes[u2c]))
+	k.ClientHeartbeatIntervalMS = intervals(l.hbTimes[c2u])
+	k.UpstreamHeartbeatIntervalMS = intervals(l.hbTimes[u2c])
+	k.LastAppClose = ss.appClose
+
+	last := cd.last.Load()
+	if u := ud.last.Load(); u > last {
+		last = u
+	}
+	final := end.at.Sub(time.Unix(0, last))
+	k.SilenceBeforeEnd = round3(ms(final))
+	maxGap := cd.maxGap
+	if ud.maxGap > maxGap {
+		maxGap = ud.maxGap
+	}
+	if final > maxGap {
+		maxGap = final
+	}
+	k.MaxSilenceMS = round3(ms(maxGap))
+	clientSilence := end.at.Sub(time.Unix(0, cd.last.Load()))
+	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
+
+	r.Close = capture.Closes{Client: ss.closes[c2u], Upstream: ss.closes[u2c]}
+	cc, uc := 1006, 1006 // RFC 6455 §7.1.5: no close frame received
+	if c := ss.closes[u2c]; c != nil {
+		cc = c.Code
+	}
+	if c := ss.closes[c2u]; c != nil {
+		uc = c.Code
+	}
+	r.ClientCloseCode, r.UpstreamCloseCode = &cc, &uc
+	r.Abnormal = cc == 1006
+
+	cl, up := ss.closes[c2u], ss.closes[u2c]
+	switch {
+	case cl != nil && up != nil:
+		r.Verdict = capture.VerdictClean
+		r.End.How = capture.HowCloseHandshake
+		r.End.First = capture.SideClient
+		if up.At.Before(cl.At) {
+			r.End.First = capture.SideUpstream
+		}
+	case up != nil:
+		r.Verdict = capture.VerdictClosedUpstream
+		r.End.First = capture.SideUpstream
+	case cl != nil:
+		r.Verdict = capture.VerdictClosedClient
+		r.End.First = capture.SideClient
+	case end.side == capture.SideClient:
+		r.Verdict = capture.VerdictAbnormalClient
+	default:
+		r.Verdict = capture.VerdictAbnormalUp
+	}
+
+	// Keep-alive findings (issue 4, item 2).
+	if l.latePongs > 0 {
+		ss.findingLocked(capture.Finding{Rule: "late-pong", Severity: capture.SevWarn,
+			Detail: fmt.Sprintf("the client answered %d upstream ping(s) later than %s (worst %s)", l.latePongs, ss.srv.cfg.LatePong, l.worstLate.Round(time.Millisecond))})
+	}
+	if n := len(l.pending[u2c]); n > 0 {
+		ss.findingLocked(capture.Finding{Rule: "unanswered-ping", Severity: capture.SevWarn,
+			Detail: fmt.Sprintf("%d upstream ping(s) got no pong from the client", n)})
+	}
+	dropped := r.Verdict == capture.VerdictAbnormalUp || r.Verdict == capture.VerdictClosedUpstream
+	if dropped && clientSilence >= ss.srv.cfg.NoKeepalive {
+		ss.findingLocked(capture.Finding{Rule: "no-keepalive", Severity: capture.SevWarn,
+			Detail: fmt.Sprintf("the client sent no ping and no data during the last %s before the upstream dropped the session", clientSilence.Round(time.Millisecond))})
+	}
+}
+
+func levelForVerdict(v string) zerolog.Level {
+	switch v {
+	case capture.VerdictClean, capture.VerdictClosedClient, capture.VerdictClosedUpstream, capture.VerdictShutdown:
+		return zerolog.InfoLevel
+	}
+	return zerolog.WarnLevel
+}
