@@ -100,6 +100,18 @@ type svgDot struct {
 type svgLine struct {
 	X1, Y1, X2, Y2 float64
 	Class, Label   string
+	// LX, LY place the label: right of a vertical line, above a horizontal one.
+	LX, LY float64
+}
+
+// labelAt places a line's label beside it.
+func (l svgLine) labelAt(top float64) svgLine {
+	if l.X1 == l.X2 {
+		l.LX, l.LY = l.X1+4, top+10
+	} else {
+		l.LX, l.LY = l.X1+6, l.Y1-5
+	}
+	return l
 }
 
 type svgTick struct {
@@ -232,7 +244,7 @@ func (s *Summary) openChart() *svgChart {
 	}
 	if th := s.Concurrency.Threshold; th != nil {
 		c.Lines = append(c.Lines, svgLine{c.Left, y(float64(th.Level)), c.Right, y(float64(th.Level)), "threshold",
-			fmt.Sprintf("drops above %s open", groupInt(th.Level))})
+			fmt.Sprintf("drops above %s open", groupInt(th.Level)), 0, 0}.labelAt(c.Top))
 	}
 	c.XTicks = timeTicks(from, to, func(v float64) float64 { return x(v) })
 	c.YTicks = valueTicks(top, y, func(v float64) string { return groupInt(int(v)) })
@@ -321,7 +333,7 @@ func (s *Summary) concurrencyChart() *svgChart {
 		func(v float64) string { return groupInt(int(v)) })
 	if th := s.Concurrency.Threshold; th != nil {
 		x := linear(0, hi, c.Left, c.Right)(float64(th.Level))
-		c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "threshold", "threshold " + groupInt(th.Level)})
+		c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "threshold", "threshold " + groupInt(th.Level), 0, 0}.labelAt(c.Top))
 	}
 	return c
 }
@@ -386,7 +398,7 @@ func (s *Summary) markInference(c *svgChart, hi float64, kind string) {
 	for _, in := range s.Inferences {
 		if in.Kind == kind && in.EstimateMS <= hi {
 			x := linear(0, hi, c.Left, c.Right)(in.EstimateMS)
-			c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "inference", "idle timeout ≈ " + secondsText(in.EstimateMS)})
+			c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "inference", "idle timeout ≈ " + secondsText(in.EstimateMS), 0, 0}.labelAt(c.Top))
 		}
 	}
 }

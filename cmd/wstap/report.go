@@ -1,0 +1,131 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/wstap/wstap/capture"
+)
+
+func init() {
+	register("report", "summary of run dirs to stdout, and report.html", runReport)
+}
+
+const reportHelp = `Usage: wstap report RUN_DIR... [--html FILE] [--json]
+
+Prints what ended how and why: sessions by verdict; how many ended in 1006
+and who dropped them; the concurrency at the first 1006 and the level above
+which drops concentrate; the silence before the drops and the idle-timeout or
+session-lifetime inference; keep-alive per direction; findings per rule; TLS
+failures by alert; statuses of the non-WebSocket requests (429s); events
+dropped. It also writes report.html: one self-contained page (no network, no
+script) with the charts and a timeline of each session that ended in 1006.
+
+One run dir: the page is RUN_DIR/report.html. Several run dirs (several
+proxies in front of several load generators) merge into one report on
+wall-clock time: counts add up, concurrency is replayed across all runs, and
+the page goes to --html FILE (default ./report.html).
+
+Examples:
+  wstap report wstap-runs/20261128T101500Z
+  wstap report --json wstap-runs/20261128T101500Z | jq .concurrency.threshold
+  wstap report wstap-runs/engine-a wstap-runs/engine-b --html merged.html
+  wstap report wstap-runs/20261128T101500Z --html /tmp/report.html
+
+Flags:
+`
+
+func runReport(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	htmlPath := fs.String("html", "", "write the HTML report to `FILE` (default RUN_DIR/report.html for one run dir, ./report.html for several)")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON document instead of text")
+	var dirs []string
+	for { // flags may follow the run dirs: "wstap report RUN --json"
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, reportHelp)
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
+				return 0
+			}
+			return usageError(stderr, "report", "%v", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		dirs = append(dirs, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(dirs) == 0 {
+		return usageError(stderr, "report", "no RUN_DIR given")
+	}
+	runs := make([]*capture.Run, 0, len(dirs))
+	for _, d := range dirs {
+		r, err := capture.LoadRun(d)
+		if err != nil {
+			fmt.Fprintf(stderr, "wstap report: %v\n", err)
+			return 1
+		}
+		runs = append(runs, r)
+	}
+	s := capture.Summarize(runs...)
+
+	out := *htmlPath
+	if out == "" {
+		out = "report.html"
+		if len(dirs) == 1 {
+			out = filepath.Join(dirs[0], "report.html")
+		}
+	}
+	if err := writeReportHTML(s, out); err != nil {
+		fmt.Fprintf(stderr, "wstap report: %v\n", err)
+		return 1
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			fmt.Fprintf(stderr, "wstap report: writing JSON: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "HTML report: %s\n", out)
+		return 0
+	}
+	if err := s.WriteText(stdout); err != nil {
+		fmt.Fprintf(stderr, "wstap report: writing the summary: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "\nHTML report: %s\n", out)
+	return 0
+}
+
+// writeReportHTML writes the page whole: to a temporary file, then renamed.
+func writeReportHTML(s *capture.Summary, path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.html")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := s.WriteHTML(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
