@@ -37,6 +37,9 @@ type HAROptions struct {
 // in _webSocketControlFrames, and one entry per non-WebSocket request of the
 // "http" events. Header values, URLs and text secrets are redacted.
 func WriteHAR(w io.Writer, dir string, opts HAROptions) error {
+	if err := checkRunDir(dir); err != nil {
+		return err
+	}
 	recs, err := harRecords(filepath.Join(dir, "sessions.jsonl"))
 	if err != nil {
 		return err

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/wstap/wstap/capture"
+)
+
+func init() {
+	register("bundle", "evidence bundle (tar.gz) of a run dir for a support ticket, secrets redacted", runBundle)
+}
+
+const bundleHelp = `Usage: wstap bundle RUN_DIR -o FILE.tar.gz [--include-payloads] [--include-keylog]
+
+Packs what a support engineer needs into one tar.gz: report.html, summary.txt,
+summary.json, sessions.jsonl, events.jsonl, run.json, session.har, the
+capture (capture*.pcapng) and a README.txt saying what each file is.
+
+Redacted everywhere: Authorization, Proxy-Authorization, Cookie and Set-Cookie
+values, token-like query parameters (token, access_token, jwt, key, secret,
+password, auth, signature...) and JWT-shaped strings. Message data is left
+out of events.jsonl and session.har, and every payload byte of text, binary
+and continuation frames in the capture is overwritten (lengths kept), unless
+--include-payloads. The TLS key log is never included unless --include-keylog.
+
+Examples:
+  wstap bundle wstap-runs/20261128T101500Z -o evidence.tar.gz
+  wstap bundle wstap-runs/20261128T101500Z -o evidence.tar.gz --include-payloads
+  wstap bundle wstap-runs/20261128T101500Z -o - | ssh support@host 'cat > ticket-4711.tar.gz'
+  mkdir evidence && tar -xzf evidence.tar.gz -C evidence && tshark -r evidence/capture.pcapng -Y websocket
+
+Flags:
+`
+
+func runBundle(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bundle", flag.ContinueOnError)
+	out := fs.String("o", "", "write the bundle to `FILE.tar.gz` (- for stdout)")
+	var opts capture.BundleOptions
+	fs.BoolVar(&opts.IncludePayloads, "include-payloads", false, "keep message data in the capture, events.jsonl and session.har")
+	fs.BoolVar(&opts.IncludeKeylog, "include-keylog", false, "add keylog.txt, which decrypts any recording of the run's TLS sessions")
+	dirs, code, ok := parseWithOperands(fs, "bundle", bundleHelp, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	switch {
+	case len(dirs) == 0:
+		return usageError(stderr, "bundle", "no RUN_DIR given")
+	case len(dirs) > 1:
+		return usageError(stderr, "bundle", "one RUN_DIR at a time, got %d: %q", len(dirs), dirs)
+	case *out == "":
+		return usageError(stderr, "bundle", "-o FILE.tar.gz is required")
+	}
+	err := writeOutput(*out, stdout, func(w io.Writer) error { return capture.WriteBundle(dirs[0], w, opts) })
+	if err != nil {
+		fmt.Fprintf(stderr, "wstap bundle: %v\n", err)
+		return 1
+	}
+	if *out != "-" {
+		fmt.Fprintf(stderr, "wstap bundle: wrote %s\n", *out)
+	}
+	return 0
+}
+
+// parseWithOperands parses flags that may come before or after the operands
+// ("wstap bundle RUN -o F") and returns the operands; on --help it prints
+// help and the flags to stdout. ok is false when the command must return code.
+func parseWithOperands(fs *flag.FlagSet, cmd, help string, args []string, stdout, stderr io.Writer) (operands []string, code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, help)
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
+				return nil, 0, false
+			}
+			return nil, usageError(stderr, cmd, "%v", err), false
+		}
+		if fs.NArg() == 0 {
+			return operands, 0, true
+		}
+		operands = append(operands, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// writeOutput writes a file whole: to a temporary file beside it, renamed
+// into place once complete, so a failure leaves no partial file. "-" is stdout.
+func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
+	if path == "-" {
+		return write(stdout)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	return nil
+}
