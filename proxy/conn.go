@@ -23,6 +23,8 @@ type target struct {
 	tls  bool
 	host string
 	port string
+	// pre is the upstream connection a CONNECT already dialed (forward mode).
+	pre *preDialed
 }
 
 func (t target) hostport() string { return net.JoinHostPort(t.host, t.port) }
@@ -163,16 +165,31 @@ func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.T
 			return
 		}
 		raw.SetReadDeadline(time.Time{})
-		if _, _, _, err := requestLine(h.start); err != nil {
+		method, _, _, err := requestLine(h.start)
+		if err != nil {
 			s.reject(conn, raw, 400, err.Error())
 			conn.Close()
 			return
 		}
+		reqTgt := tgt
+		if tgt.host == "" {
+			// Forward mode, outside a tunnel.
+			if method == "CONNECT" {
+				s.serveConnect(conn, raw, br, h)
+				conn.Close()
+				return
+			}
+			if reqTgt, err = forwardTarget(h); err != nil {
+				s.reject(conn, raw, 400, err.Error())
+				conn.Close()
+				return
+			}
+		}
 		if h.isWebSocket() {
-			s.serveSession(conn, raw, br, h, tgt, cliTLS)
+			s.serveSession(conn, raw, br, h, reqTgt, cliTLS)
 			return
 		}
-		if !s.forwardHTTP(conn, br, h, tgt) {
+		if !s.forwardHTTP(conn, br, h, reqTgt) {
 			conn.Close()
 			return
 		}
@@ -238,10 +255,12 @@ func statusText(code int) string {
 func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Conn, leg *capture.TLSLeg, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	raw, err = d.DialContext(ctx, "tcp", tgt.hostport())
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("dialing upstream %s: %w", tgt.hostport(), err)
+	if raw = tgt.pre.take(); raw == nil {
+		var d net.Dialer
+		raw, err = d.DialContext(ctx, "tcp", tgt.hostport())
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("dialing upstream %s: %w", tgt.hostport(), err)
+		}
 	}
 	if !tgt.tls {
 		return raw, raw, nil, nil

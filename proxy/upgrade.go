@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -84,7 +85,9 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 		req.set("Host", hostHeader(tgt))
 	}
 	out := req.raw
-	if s.cfg.Upstream != nil {
+	if s.cfg.Upstream != nil || !bytes.HasPrefix(req.raw, []byte(req.start+"\r\n")) {
+		// Host rewritten (reverse mode) or the request line turned from
+		// absolute form to origin form (forward mode).
 		out = req.bytes()
 	}
 	s.cfg.Tap.Data(ss.id, capture.LegClient, false, start, req.raw)
