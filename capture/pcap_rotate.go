@@ -85,7 +85,7 @@ func (w *pcapWriter) replay(id string, i int, l *wLeg, t time.Time, prev string)
 		if st.seg.flags&flagPSH != 0 && len(st.seg.payload) == 0 {
 			continue
 		}
-		if err := w.send(t, st.src, st.dst, st.seg, 0); err != nil {
+		if err := w.send(t, st.src, st.dst, st.seg); err != nil {
 			return err
 		}
 	}

@@ -5,22 +5,36 @@ package capture
 // bytes of each data frame are written, while frame headers, control frames
 // and the HTTP upgrade stay whole.
 
-// span is a run of stream bytes that is either written (keep) or left out.
+// spanKind says what becomes of a run of stream bytes.
+type spanKind uint8
+
+const (
+	// spanKeep bytes are written.
+	spanKeep spanKind = iota
+	// spanSnap bytes are cut by --pcap-snap: they only move the sequence
+	// number on.
+	spanSnap
+	// spanHide bytes belong before a replayed handshake (see replay): they
+	// only move the sequence number on.
+	spanHide
+)
+
+// span is a run of stream bytes of one kind.
 type span struct {
 	n    int
-	keep bool
+	kind spanKind
 }
 
 // appendSpan adds n bytes to dst, merging with the previous run of the same kind.
-func appendSpan(dst []span, n int, keep bool) []span {
+func appendSpan(dst []span, n int, kind spanKind) []span {
 	if n == 0 {
 		return dst
 	}
-	if last := len(dst) - 1; last >= 0 && dst[last].keep == keep {
+	if last := len(dst) - 1; last >= 0 && dst[last].kind == kind {
 		dst[last].n += n
 		return dst
 	}
-	return append(dst, span{n: n, keep: keep})
+	return append(dst, span{n: n, kind: kind})
 }
 
 // trackPhase is where a direction's tracker is in the stream.
@@ -86,7 +100,7 @@ func (l *legSnap) cut(fromServer bool, b []byte, dst []span) []span {
 		switch t.phase {
 		case phaseHeaders:
 			n = t.scanHeaders(b)
-			dst = appendSpan(dst, n, true)
+			dst = appendSpan(dst, n, spanKeep)
 			if l.keepBlocks && !t.blockOver {
 				t.block = append(t.block, b[:n]...)
 				t.blockOver = len(t.block) > maxBlock
@@ -97,14 +111,14 @@ func (l *legSnap) cut(fromServer bool, b []byte, dst []span) []span {
 		case phaseWait:
 			t.waited = true
 			n = len(b)
-			dst = appendSpan(dst, n, true)
+			dst = appendSpan(dst, n, spanKeep)
 		case phaseFrames:
-			var keep bool
-			n, keep = t.scanFrame(b, l.snap)
-			dst = appendSpan(dst, n, keep)
+			var kind spanKind
+			n, kind = t.scanFrame(b, l.snap)
+			dst = appendSpan(dst, n, kind)
 		default:
 			n = len(b)
-			dst = appendSpan(dst, n, true)
+			dst = appendSpan(dst, n, spanKeep)
 		}
 		b = b[n:]
 	}
@@ -121,15 +135,14 @@ func hideFirst(spans []span, n uint64) ([]span, uint64) {
 		sp := &spans[i]
 		if uint64(sp.n) <= n {
 			n -= uint64(sp.n)
-			sp.keep = false
+			sp.kind = spanHide
 			continue
 		}
-		if sp.keep { // split: the hidden head, then the kept rest
-			h := int(n)
-			spans = append(spans[:i+1], spans[i:]...)
-			spans[i] = span{n: h, keep: false}
-			spans[i+1].n -= h
-		}
+		// split: the hidden head, then the rest as it was
+		h := int(n)
+		spans = append(spans[:i+1], spans[i:]...)
+		spans[i] = span{n: h, kind: spanHide}
+		spans[i+1].n -= h
 		n = 0
 	}
 	return spans, n
@@ -181,18 +194,18 @@ func (t *wsTracker) scanHeaders(b []byte) int {
 }
 
 // scanFrame consumes the start of b within one frame header or one run of
-// payload and reports how many bytes it consumed and whether they are kept.
-func (t *wsTracker) scanFrame(b []byte, snap uint64) (int, bool) {
+// payload and reports how many bytes it consumed and whether they are kept or cut.
+func (t *wsTracker) scanFrame(b []byte, snap uint64) (int, spanKind) {
 	if t.inPayload {
 		if t.keep > 0 {
 			n := int(min(t.keep, uint64(len(b))))
 			t.keep -= uint64(n)
 			t.consumePayload(uint64(n))
-			return n, true
+			return n, spanKeep
 		}
 		n := int(min(t.left, uint64(len(b))))
 		t.consumePayload(uint64(n))
-		return n, false
+		return n, spanSnap
 	}
 	n := 0
 	for n < len(b) {
@@ -204,7 +217,7 @@ func (t *wsTracker) scanFrame(b []byte, snap uint64) (int, bool) {
 			break
 		}
 	}
-	return n, true
+	return n, spanKeep
 }
 
 // consumePayload accounts for n payload bytes of the current frame.

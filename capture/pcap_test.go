@@ -446,6 +446,19 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 	if fmt.Sprint(closes) != fmt.Sprint(s.closes) {
 		t.Errorf("close frames after snapped data: tshark %q, want %q", closes, s.closes)
 	}
+	// Control frames stay whole and decode; a cut data frame is a gap that
+	// tshark skips without inventing frames.
+	got := countOpcodes(t, file)
+	for op, n := range got {
+		if op >= 8 && n != s.counts[op] || op < 8 && n > s.counts[op] || op > 10 || op > 2 && op < 8 {
+			t.Errorf("opcode %d: tshark found %d frames, wrote %d", op, n, s.counts[op])
+		}
+	}
+	for _, op := range []int{8, 9, 10} {
+		if got[op] != s.counts[op] {
+			t.Errorf("control opcode %d: tshark found %d frames, wrote %d", op, got[op], s.counts[op])
+		}
+	}
 }
 
 func TestSnapTrackerAcrossChunks(t *testing.T) {
@@ -459,7 +472,7 @@ func TestSnapTrackerAcrossChunks(t *testing.T) {
 				n := min(chunk, len(b))
 				c := b[:n]
 				for _, sp := range l.cut(st.fromServer, c, nil) {
-					if sp.keep {
+					if sp.kind == spanKeep {
 						kept[st.fromServer] = append(kept[st.fromServer], c[:sp.n]...)
 					}
 					c = c[sp.n:]
@@ -490,11 +503,11 @@ func TestSnapTrackerRejectedUpgradeStaysWhole(t *testing.T) {
 	l.cut(false, []byte(upgradeRequest), nil)
 	body := "HTTP/1.1 401 Unauthorized\r\nContent-Length: 300\r\n\r\n" + strings.Repeat("\x82", 300)
 	spans := l.cut(true, []byte(body), nil)
-	if len(spans) != 1 || !spans[0].keep || spans[0].n != len(body) {
+	if len(spans) != 1 || spans[0].kind != spanKeep || spans[0].n != len(body) {
 		t.Errorf("401 answer cut into %v, want it whole", spans)
 	}
 	spans = l.cut(false, bytes.Repeat([]byte{0x82, 0x7e, 0x01, 0x00}, 10), nil)
-	if len(spans) != 1 || !spans[0].keep {
+	if len(spans) != 1 || spans[0].kind != spanKeep {
 		t.Errorf("client bytes after a 401 cut into %v, want them whole", spans)
 	}
 }
@@ -667,16 +680,29 @@ func TestPcapSameAddressesDoNotCollide(t *testing.T) {
 }
 
 // BenchmarkPcapWriter measures the writer goroutine's work: building and
-// writing the packets of 1 KiB chunks relayed on both legs.
+// writing the packets of chunks relayed on both legs, to the disk and, to
+// see the CPU cost alone, to io.Discard.
 func BenchmarkPcapWriter(b *testing.B) {
+	for _, size := range []int{1 << 10, 32 << 10} {
+		for _, disk := range []bool{true, false} {
+			name := fmt.Sprintf("chunk=%dKiB/disk=%v", size>>10, disk)
+			b.Run(name, func(b *testing.B) { benchWriter(b, size, disk) })
+		}
+	}
+}
+
+func benchWriter(b *testing.B, size int, disk bool) {
 	var dropped atomic.Int64
 	w, err := newPcapWriter(b.TempDir(), PcapOptions{}, &dropped)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer w.file.close(0)
+	if !disk {
+		w.file.bw.Reset(io.Discard)
+	}
 	w.handle(&pcapItem{kind: itemOpen, legs: LegBoth, session: "bench", t: t0, addrs: &[4]netip.AddrPort{}})
-	chunk := bytes.Repeat([]byte{0x42}, 1024)
+	chunk := bytes.Repeat([]byte{0x42}, size)
 	it := pcapItem{kind: itemData, legs: LegBoth, session: "bench", t: t0, buf: &chunk, n: len(chunk)}
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()

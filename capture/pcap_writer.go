@@ -166,10 +166,10 @@ func (w *pcapWriter) open(it *pcapItem) error {
 		if err := w.file.writeCommented(it.t, pkt, comment); err != nil {
 			return err
 		}
-		if err := w.send(it.t, srv, cli, segment{seq: l.seq[1] - 1, ack: l.seq[0], flags: flagSYN | flagACK}, 0); err != nil {
+		if err := w.send(it.t, srv, cli, segment{seq: l.seq[1] - 1, ack: l.seq[0], flags: flagSYN | flagACK}); err != nil {
 			return err
 		}
-		if err := w.send(it.t, cli, srv, segment{seq: l.seq[0], ack: l.seq[1], flags: flagACK}, 0); err != nil {
+		if err := w.send(it.t, cli, srv, segment{seq: l.seq[0], ack: l.seq[1], flags: flagACK}); err != nil {
 			return err
 		}
 	}
@@ -215,13 +215,13 @@ func (w *pcapWriter) newLeg(i int, cli, srv netip.AddrPort) *wLeg {
 	return l
 }
 
-// send serialises and writes one segment of which skipped bytes were left out.
-func (w *pcapWriter) send(t time.Time, src, dst *endpoint, seg segment, skipped int) error {
+// send serialises and writes one segment.
+func (w *pcapWriter) send(t time.Time, src, dst *endpoint, seg segment) error {
 	pkt, err := w.pb.build(src, dst, seg)
 	if err != nil {
 		return err
 	}
-	return w.file.write(t, pkt, len(pkt)+skipped)
+	return w.file.write(t, pkt, len(pkt))
 }
 
 // data writes the bytes of it on each of its legs as data segments.
@@ -244,14 +244,17 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 	if l.snap != nil {
 		w.spans = l.snap.cut(fromServer, b, w.spans)
 	} else {
-		w.spans = appendSpan(w.spans, len(b), true)
+		w.spans = appendSpan(w.spans, len(b), spanKeep)
 	}
 	if l.hide[d] > 0 {
 		w.spans, l.hide[d] = hideFirst(w.spans, l.hide[d])
 	}
+	// Bytes cut by --pcap-snap or hidden after a rotation are not written;
+	// the sequence numbers still count them (RFC 9293 §3.4), so Wireshark
+	// shows the gap and decodes the frames after it.
 	src, dst := &l.ep[d], &l.ep[1-d]
 	for _, sp := range w.spans {
-		if !sp.keep { // left out by --pcap-snap; the sequence numbers still count it
+		if sp.kind != spanKeep {
 			l.seq[d] += uint32(sp.n)
 			b = b[sp.n:]
 			continue
@@ -259,7 +262,7 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 		for off := 0; off < sp.n; {
 			n := min(sp.n-off, maxSegment)
 			seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: b[off : off+n]}
-			if err := w.send(t, src, dst, seg, 0); err != nil {
+			if err := w.send(t, src, dst, seg); err != nil {
 				return err
 			}
 			l.seq[d] += uint32(n)
@@ -297,7 +300,7 @@ func (w *pcapWriter) ackIfDue(l *wLeg, d int, t time.Time) error {
 		return nil
 	}
 	l.unacked[d] = 0
-	return w.send(t, &l.ep[1-d], &l.ep[d], segment{seq: l.next(1 - d), ack: l.next(d), flags: flagACK}, 0)
+	return w.send(t, &l.ep[1-d], &l.ep[d], segment{seq: l.next(1 - d), ack: l.next(d), flags: flagACK})
 }
 
 // end writes how a leg's TCP ended: a FIN acknowledged by the peer, or a
@@ -315,9 +318,9 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		if it.rst {
 			l.rst = true
 			w.release(l)
-			return w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK}, 0)
+			return w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK})
 		}
-		if err := w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}, 0); err != nil {
+		if err := w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}); err != nil {
 			return err
 		}
 		l.seq[d]++
@@ -326,7 +329,7 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		if l.fin[1-d] {
 			w.release(l)
 		}
-		return w.send(it.t, dst, src, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK}, 0)
+		return w.send(it.t, dst, src, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK})
 	})
 }
 
