@@ -250,23 +250,61 @@ func testCapture(t *testing.T) []byte {
 	r.send(true, false, true, false, []byte("HTTP/1.1 401 Unauthorized\r\nContent-Length: 15\r\n\r\n"+secretBody))
 	r.send(true, false, true, true, nil)
 
+	var pkts [][]byte
+	var times []time.Time
+	for _, conv := range []*testConv{c, r} {
+		pkts = append(pkts, conv.pkts...)
+		times = append(times, conv.times...)
+	}
+	return testPcapng(t, pkts, times)
+}
+
+// testPcapng writes packets as an Ethernet pcapng.
+func testPcapng(t *testing.T, pkts [][]byte, times []time.Time) []byte {
+	t.Helper()
 	var out bytes.Buffer
 	w, err := pcapgo.NewNgWriter(&out, layers.LinkTypeEthernet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, conv := range []*testConv{c, r} {
-		for i, p := range conv.pkts {
-			ci := gopacket.CaptureInfo{Timestamp: conv.times[i], CaptureLength: len(p), Length: len(p)}
-			if err := w.WritePacket(ci, p); err != nil {
-				t.Fatal(err)
-			}
+	for i, p := range pkts {
+		ci := gopacket.CaptureInfo{Timestamp: times[i], CaptureLength: len(p), Length: len(p)}
+		if err := w.WritePacket(ci, p); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// splitCapture rotates a capture as the proxy does: the first n packets in
+// capture.pcapng, the rest in capture-0002.pcapng.
+func splitCapture(t *testing.T, dir string, n int) {
+	t.Helper()
+	rd, err := pcapgo.NewNgReader(bytes.NewReader(testCapture(t)), pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkts [][]byte
+	var times []time.Time
+	for {
+		data, ci, err := rd.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts, times = append(pkts, data), append(times, ci.Timestamp)
+	}
+	for name, part := range map[string][2]int{PcapFile: {0, n}, "capture-0002.pcapng": {n, len(pkts)}} {
+		data := testPcapng(t, pkts[part[0]:part[1]], times[part[0]:part[1]])
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // untar reads every regular file of a tar.gz.
@@ -343,7 +381,7 @@ func TestBundleRedacts(t *testing.T) {
 	if len(red) != len(orig) {
 		t.Errorf("redacted capture is %d bytes, the original %d: lengths must be kept", len(red), len(orig))
 	}
-	checkRedactedFrames(t, orig, red)
+	checkRedactedFrames(t, readStreams(t, orig), readStreams(t, red))
 
 	capFile := filepath.Join(t.TempDir(), PcapFile)
 	if err := os.WriteFile(capFile, red, 0o600); err != nil {
@@ -385,6 +423,33 @@ func TestBundleIncludeOptions(t *testing.T) {
 	}
 }
 
+func TestBundleRotatedCapture(t *testing.T) {
+	dir := writeTestRun(t)
+	splitCapture(t, dir, 9) // inside the first text frame, between two of its segments
+	files := makeBundle(t, dir, BundleOptions{})
+	if len(files["capture-0002.pcapng"]) == 0 {
+		t.Fatalf("bundle lacks capture-0002.pcapng: %v", keys(files))
+	}
+	for _, name := range []string{PcapFile, "capture-0002.pcapng"} {
+		for _, s := range bundleSecrets() {
+			if bytes.Contains(files[name], []byte(s)) {
+				t.Errorf("%s contains %q", name, s)
+			}
+		}
+	}
+	orig := readStreams(t, testCapture(t))
+	got := readStreams(t, files[PcapFile])
+	for k, v := range readStreams(t, files["capture-0002.pcapng"]) {
+		got[k] = append(got[k], v...)
+	}
+	for k, v := range orig {
+		if len(got[k]) != len(v) {
+			t.Errorf("stream %s: %d bytes across both files, want %d", k, len(got[k]), len(v))
+		}
+	}
+	checkRedactedFrames(t, orig, got)
+}
+
 func TestBundleRunDirErrors(t *testing.T) {
 	var out bytes.Buffer
 	missing := filepath.Join(t.TempDir(), "nope")
@@ -397,12 +462,11 @@ func TestBundleRunDirErrors(t *testing.T) {
 	}
 }
 
-// checkRedactedFrames reassembles both captures' TCP streams and checks that
-// every data-frame payload unmasks to 'x' with its length kept, that control
-// frames are untouched, and that the checksums are right.
-func checkRedactedFrames(t *testing.T, orig, red []byte) {
+// checkRedactedFrames compares the TCP streams of an original and a redacted
+// capture: every data-frame payload unmasks to 'x' with its length kept and
+// control frames are untouched.
+func checkRedactedFrames(t *testing.T, o, r map[string][]byte) {
 	t.Helper()
-	o, r := readStreams(t, orig), readStreams(t, red)
 	if len(o) != len(r) {
 		t.Fatalf("%d streams in the redacted capture, %d in the original", len(r), len(o))
 	}
