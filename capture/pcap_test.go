@@ -24,28 +24,28 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// step is one direction's bytes in a scripted session.
-type step struct {
+// pcapStep is one direction's bytes in a scripted session.
+type pcapStep struct {
 	fromServer bool
 	b          []byte
 }
 
-// script is a WebSocket session as bytes, with what tshark must find in it.
-type script struct {
-	steps  []step
+// pcapScript is a WebSocket session as bytes, with what tshark must find in it.
+type pcapScript struct {
+	steps  []pcapStep
 	counts map[int]int // frames per opcode
 	closes []string    // "code reason" of every close frame, in order
 }
 
-const upgradeRequest = "GET /chat?room=1 HTTP/1.1\r\nHost: platform.example:9443\r\nUpgrade: websocket\r\n" +
+const pcapUpgradeRequest = "GET /chat?room=1 HTTP/1.1\r\nHost: platform.example:9443\r\nUpgrade: websocket\r\n" +
 	"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 	"Sec-WebSocket-Protocol: chat\r\n\r\n"
 
-const upgradeResponse = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+const pcapUpgradeResponse = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 	"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
 
-// add appends one frame to the script; client frames are masked (RFC 6455 §5.3).
-func (s *script) add(t testing.TB, fromServer bool, op ws.OpCode, fin bool, p []byte) {
+// add appends one frame to the pcapScript; client frames are masked (RFC 6455 §5.3).
+func (s *pcapScript) add(t testing.TB, fromServer bool, op ws.OpCode, fin bool, p []byte) {
 	t.Helper()
 	f := ws.NewFrame(op, fin, p)
 	if !fromServer {
@@ -63,12 +63,12 @@ func (s *script) add(t testing.TB, fromServer bool, op ws.OpCode, fin bool, p []
 		code, reason := ws.ParseCloseFrameData(p)
 		s.closes = append(s.closes, fmt.Sprintf("%d %s", code, reason))
 	}
-	s.steps = append(s.steps, step{fromServer: fromServer, b: buf.Bytes()})
+	s.steps = append(s.steps, pcapStep{fromServer: fromServer, b: buf.Bytes()})
 }
 
-// chatScript is a session with every kind of frame both ways.
-func chatScript(t testing.TB) *script {
-	s := &script{steps: []step{{false, []byte(upgradeRequest)}, {true, []byte(upgradeResponse)}}}
+// pcapChatScript is a session with every kind of frame both ways.
+func pcapChatScript(t testing.TB) *pcapScript {
+	s := &pcapScript{steps: []pcapStep{{false, []byte(pcapUpgradeRequest)}, {true, []byte(pcapUpgradeResponse)}}}
 	s.add(t, false, ws.OpText, true, []byte("hello platform"))
 	s.add(t, false, ws.OpBinary, true, bytes.Repeat([]byte{0xab}, 300))
 	s.add(t, false, ws.OpText, false, []byte("part one, "))
@@ -85,24 +85,24 @@ func chatScript(t testing.TB) *script {
 	return s
 }
 
-// feed writes the script on legs, cut into chunks of changing sizes so that
+// pcapFeed writes the pcapScript on legs, cut into chunks of changing sizes so that
 // frame headers straddle chunks.
-func feed(p Tap, session string, legs Leg, s *script, t0 time.Time) time.Time {
+func pcapFeed(p Tap, session string, legs Leg, s *pcapScript, at time.Time) time.Time {
 	sizes := []int{1, 7, 100, 3, 4096, 13, 32 << 10}
 	k := 0
 	for _, st := range s.steps {
 		for b := st.b; len(b) > 0; k++ {
 			n := min(len(b), sizes[k%len(sizes)])
-			t0 = t0.Add(time.Millisecond)
-			p.Data(session, legs, st.fromServer, t0, b[:n])
+			at = at.Add(time.Millisecond)
+			p.Data(session, legs, st.fromServer, at, b[:n])
 			b = b[n:]
 		}
 	}
-	return t0
+	return pcapT0
 }
 
-// conv returns a session's addresses.
-func conv(session string, client, listen, local, upstream string) *Conv {
+// pcapConv returns a session's addresses.
+func pcapConv(session string, client, listen, local, upstream string) *Conv {
 	a := func(s string) *net.TCPAddr {
 		if s == "" {
 			return nil
@@ -112,9 +112,9 @@ func conv(session string, client, listen, local, upstream string) *Conv {
 	return &Conv{Session: session, Client: a(client), Listen: a(listen), Local: a(local), Upstream: a(upstream)}
 }
 
-// needTool returns the path of an outside program, or skips the test when it
+// pcapNeedTool returns the path of an outside program, or skips the test when it
 // is absent (fails under WSTAP_TEST_STRICT=1).
-func needTool(t testing.TB, name string) string {
+func pcapNeedTool(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -127,11 +127,11 @@ func needTool(t testing.TB, name string) string {
 	return path
 }
 
-// runTool runs an outside program and fails on an error or on anything it
+// pcapRunTool runs an outside program and fails on an error or on anything it
 // writes to stderr, apart from Wireshark's note about running as root.
-func runTool(t testing.TB, name string, args ...string) string {
+func pcapRunTool(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(needTool(t, name), args...)
+	cmd := exec.Command(pcapNeedTool(t, name), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -157,7 +157,7 @@ func tsharkFields(t testing.TB, file, filter string, fields ...string) [][]strin
 		args = append(args, "-e", f)
 	}
 	var rows [][]string
-	for _, line := range strings.Split(strings.TrimRight(runTool(t, "tshark", args...), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(pcapRunTool(t, "tshark", args...), "\n"), "\n") {
 		if line != "" {
 			rows = append(rows, strings.Split(line, "\t"))
 		}
@@ -165,8 +165,8 @@ func tsharkFields(t testing.TB, file, filter string, fields ...string) [][]strin
 	return rows
 }
 
-// countOpcodes counts websocket frames per opcode in file.
-func countOpcodes(t testing.TB, file string) map[int]int {
+// tsharkOpcodes counts websocket frames per opcode in file.
+func tsharkOpcodes(t testing.TB, file string) map[int]int {
 	t.Helper()
 	got := map[int]int{}
 	for _, row := range tsharkFields(t, file, "websocket", "websocket.opcode") {
@@ -181,19 +181,19 @@ func countOpcodes(t testing.TB, file string) map[int]int {
 	return got
 }
 
-// checkClean fails when capinfos or tshark warn about file, when a checksum
+// checkPcapClean fails when capinfos or tshark warn about file, when a checksum
 // is wrong, a packet is malformed or TCP analysis flags anything.
-func checkClean(t testing.TB, file string) {
+func checkPcapClean(t testing.TB, file string) {
 	t.Helper()
-	runTool(t, "capinfos", file)
+	pcapRunTool(t, "capinfos", file)
 	if rows := tsharkFields(t, file, "tcp.checksum.status != 1 || ip.checksum.status == 0 || _ws.malformed || tcp.analysis.flags",
 		"frame.number", "_ws.expert.message"); len(rows) > 0 {
 		t.Errorf("%s: %d suspicious packets, first: %v", file, len(rows), rows[0])
 	}
 }
 
-// pkt is a decoded packet of a capture.
-type pkt struct {
+// pcapPkt is a decoded packet of a capture.
+type pcapPkt struct {
 	src, dst      netip.AddrPort
 	seq, ack      uint32
 	syn, fin, rst bool
@@ -201,8 +201,8 @@ type pkt struct {
 	comment       bool
 }
 
-// readPackets decodes every packet of a capture file with gopacket.
-func readPackets(t testing.TB, file string) []pkt {
+// readPcapPackets decodes every packet of a capture file with gopacket.
+func readPcapPackets(t testing.TB, file string) []pcapPkt {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -213,7 +213,7 @@ func readPackets(t testing.TB, file string) []pkt {
 	if err != nil {
 		t.Fatalf("reading %s: %v", file, err)
 	}
-	var out []pkt
+	var out []pcapPkt
 	for {
 		data, _, err := r.ReadPacketData()
 		if errors.Is(err, io.EOF) {
@@ -229,14 +229,14 @@ func readPackets(t testing.TB, file string) []pkt {
 		}
 		src, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Src().Raw())
 		dst, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Dst().Raw())
-		out = append(out, pkt{
+		out = append(out, pcapPkt{
 			src: netip.AddrPortFrom(src, uint16(tcp.SrcPort)), dst: netip.AddrPortFrom(dst, uint16(tcp.DstPort)),
 			seq: tcp.Seq, ack: tcp.Ack, syn: tcp.SYN, fin: tcp.FIN, rst: tcp.RST, payload: len(tcp.Payload),
 		})
 	}
 }
 
-func mustOpen(t testing.TB, dir string, opts PcapOptions) *Pcap {
+func mustOpenPcap(t testing.TB, dir string, opts PcapOptions) *Pcap {
 	t.Helper()
 	p, err := OpenPcap(dir, opts)
 	if err != nil {
@@ -245,7 +245,7 @@ func mustOpen(t testing.TB, dir string, opts PcapOptions) *Pcap {
 	return p
 }
 
-func mustClose(t testing.TB, p *Pcap) {
+func mustClosePcap(t testing.TB, p *Pcap) {
 	t.Helper()
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -255,35 +255,35 @@ func mustClose(t testing.TB, p *Pcap) {
 	}
 }
 
-var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+var pcapT0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
-	needTool(t, "tshark")
+	pcapNeedTool(t, "tshark")
 	dir := t.TempDir()
-	p := mustOpen(t, dir, PcapOptions{})
-	s := chatScript(t)
+	p := mustOpenPcap(t, dir, PcapOptions{})
+	s := pcapChatScript(t)
 
 	// Session "fin": ends with close frames, then the upstream's FIN, then the client's.
-	c := conv("fin", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443")
-	p.Open(c, LegClient, t0)
-	p.Open(c, LegUpstream, t0.Add(time.Millisecond))
-	at := feed(p, "fin", LegBoth, s, t0)
+	c := pcapConv("fin", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443")
+	p.Open(c, LegClient, pcapT0)
+	p.Open(c, LegUpstream, pcapT0.Add(time.Millisecond))
+	at := pcapFeed(p, "fin", LegBoth, s, pcapT0)
 	p.End("fin", LegBoth, true, false, at.Add(time.Millisecond))
 	p.End("fin", LegBoth, false, false, at.Add(2*time.Millisecond))
 	p.Forget("fin")
 
 	// Session "rst": same frames over IPv6, then the upstream resets and wstap mirrors it.
-	c6 := conv("rst", "[2001:db8::5]:51001", "[2001:db8::1]:8443", "[2001:db8::1]:52001", "[2001:db8::10]:443")
-	p.Open(c6, LegBoth, t0)
-	at = feed(p, "rst", LegBoth, s, t0)
+	c6 := pcapConv("rst", "[2001:db8::5]:51001", "[2001:db8::1]:8443", "[2001:db8::1]:52001", "[2001:db8::10]:443")
+	p.Open(c6, LegBoth, pcapT0)
+	at = pcapFeed(p, "rst", LegBoth, s, pcapT0)
 	p.End("rst", LegBoth, true, true, at.Add(time.Millisecond))
 	p.Forget("rst")
-	mustClose(t, p)
+	mustClosePcap(t, p)
 
 	file := filepath.Join(dir, PcapFile)
-	checkClean(t, file)
+	checkPcapClean(t, file)
 
-	got := countOpcodes(t, file)
+	got := tsharkOpcodes(t, file)
 	for op, n := range s.counts {
 		if want := 4 * n; got[op] != want { // two sessions, two legs each
 			t.Errorf("opcode %d: tshark found %d frames, want %d", op, got[op], want)
@@ -297,7 +297,7 @@ func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
 	for _, row := range tsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
 		closes = append(closes, row[0]+" "+row[1])
 	}
-	want := slicesRepeat(s.closes, 4)
+	want := repeatStrings(s.closes, 4)
 	sort.Strings(closes)
 	sort.Strings(want)
 	if strings.Join(closes, "|") != strings.Join(want, "|") {
@@ -330,7 +330,7 @@ func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
 	}
 }
 
-func slicesRepeat(s []string, n int) []string {
+func repeatStrings(s []string, n int) []string {
 	var out []string
 	for range n {
 		out = append(out, s...)
@@ -339,20 +339,20 @@ func slicesRepeat(s []string, n int) []string {
 }
 
 func TestPcapLargeMessageReassembled(t *testing.T) {
-	needTool(t, "tshark")
+	pcapNeedTool(t, "tshark")
 	dir := t.TempDir()
-	p := mustOpen(t, dir, PcapOptions{})
+	p := mustOpenPcap(t, dir, PcapOptions{})
 	const size = 16 << 20
-	s := &script{steps: []step{{false, []byte(upgradeRequest)}, {true, []byte(upgradeResponse)}}}
+	s := &pcapScript{steps: []pcapStep{{false, []byte(pcapUpgradeRequest)}, {true, []byte(pcapUpgradeResponse)}}}
 	s.add(t, true, ws.OpBinary, true, bytes.Repeat([]byte("0123456789abcdef"), size/16))
 	s.add(t, false, ws.OpText, true, []byte("got it"))
-	p.Open(conv("big", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443"), LegBoth, t0)
-	feed(p, "big", LegBoth, s, t0)
+	p.Open(pcapConv("big", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443"), LegBoth, pcapT0)
+	pcapFeed(p, "big", LegBoth, s, pcapT0)
 	p.Forget("big")
-	mustClose(t, p)
+	mustClosePcap(t, p)
 
 	file := filepath.Join(dir, PcapFile)
-	runTool(t, "capinfos", file)
+	pcapRunTool(t, "capinfos", file)
 	rows := tsharkFields(t, file, "websocket", "websocket.opcode", "websocket.payload_length", "websocket.payload_length_ext_64")
 	var lens []string
 	for _, r := range rows {
@@ -367,16 +367,16 @@ func TestPcapLargeMessageReassembled(t *testing.T) {
 	if fmt.Sprint(lens) != fmt.Sprint(want) {
 		t.Errorf("tshark frames (opcode:length) %v, want %v", lens, want)
 	}
-	for _, pk := range readPackets(t, file) {
+	for _, pk := range readPcapPackets(t, file) {
 		if pk.payload > maxSegment {
 			t.Fatalf("segment of %d bytes, over %d", pk.payload, maxSegment)
 		}
 	}
 }
 
-// streamBytes sums the TCP payload each address sent, and the sequence
+// pcapStreamBytes sums the TCP payload each address sent, and the sequence
 // number of its FIN relative to its SYN.
-func streamBytes(pkts []pkt) (sent map[netip.AddrPort]int, finRel map[netip.AddrPort]uint32) {
+func pcapStreamBytes(pkts []pcapPkt) (sent map[netip.AddrPort]int, finRel map[netip.AddrPort]uint32) {
 	sent, finRel = map[netip.AddrPort]int{}, map[netip.AddrPort]uint32{}
 	isn := map[netip.AddrPort]uint32{}
 	for _, p := range pkts {
@@ -394,14 +394,14 @@ func streamBytes(pkts []pkt) (sent map[netip.AddrPort]int, finRel map[netip.Addr
 func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 	dir := t.TempDir()
 	const snap = 16
-	p := mustOpen(t, dir, PcapOptions{SnapLen: snap})
-	s := chatScript(t)
-	p.Open(conv("snap", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443"), LegClient, t0)
-	at := feed(p, "snap", LegClient, s, t0)
+	p := mustOpenPcap(t, dir, PcapOptions{SnapLen: snap})
+	s := pcapChatScript(t)
+	p.Open(pcapConv("snap", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443"), LegClient, pcapT0)
+	at := pcapFeed(p, "snap", LegClient, s, pcapT0)
 	p.End("snap", LegClient, true, false, at)
 	p.End("snap", LegClient, false, false, at)
 	p.Forget("snap")
-	mustClose(t, p)
+	mustClosePcap(t, p)
 
 	// What must survive: the HTTP upgrade, every header, control frames whole,
 	// at most snap bytes of each data frame's payload.
@@ -424,7 +424,7 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 			wantKept[st.fromServer] += hl + min(int(h.Length), snap)
 		}
 	}
-	sent, fins := streamBytes(readPackets(t, filepath.Join(dir, PcapFile)))
+	sent, fins := pcapStreamBytes(readPcapPackets(t, filepath.Join(dir, PcapFile)))
 	cli, srv := netip.MustParseAddrPort("10.0.0.5:51000"), netip.MustParseAddrPort("127.0.0.1:80")
 	if sent[cli] != wantKept[false] || sent[srv] != wantKept[true] {
 		t.Errorf("captured payload client %d server %d, want %d and %d", sent[cli], sent[srv], wantKept[false], wantKept[true])
@@ -438,7 +438,7 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 		return
 	}
 	file := filepath.Join(dir, PcapFile)
-	runTool(t, "capinfos", file)
+	pcapRunTool(t, "capinfos", file)
 	var closes []string
 	for _, row := range tsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
 		closes = append(closes, row[0]+" "+row[1])
@@ -448,7 +448,7 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 	}
 	// Control frames stay whole and decode; a cut data frame is a gap that
 	// tshark skips without inventing frames.
-	got := countOpcodes(t, file)
+	got := tsharkOpcodes(t, file)
 	for op, n := range got {
 		if op >= 8 && n != s.counts[op] || op < 8 && n > s.counts[op] || op > 10 || op > 2 && op < 8 {
 			t.Errorf("opcode %d: tshark found %d frames, wrote %d", op, n, s.counts[op])
@@ -462,7 +462,7 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 }
 
 func TestSnapTrackerAcrossChunks(t *testing.T) {
-	s := chatScript(t)
+	s := pcapChatScript(t)
 	const snap = 5
 	whole := func(chunk int) map[bool][]byte {
 		l := &legSnap{snap: snap}
@@ -486,7 +486,7 @@ func TestSnapTrackerAcrossChunks(t *testing.T) {
 		return kept
 	}
 	want := whole(1 << 20)
-	if !bytes.HasPrefix(want[false], []byte(upgradeRequest)) || !bytes.HasPrefix(want[true], []byte(upgradeResponse)) {
+	if !bytes.HasPrefix(want[false], []byte(pcapUpgradeRequest)) || !bytes.HasPrefix(want[true], []byte(pcapUpgradeResponse)) {
 		t.Fatal("handshake not kept whole")
 	}
 	for _, chunk := range []int{1, 2, 3, 13, 14, 15, 125, 126, 127} {
@@ -500,7 +500,7 @@ func TestSnapTrackerAcrossChunks(t *testing.T) {
 
 func TestSnapTrackerRejectedUpgradeStaysWhole(t *testing.T) {
 	l := &legSnap{snap: 1}
-	l.cut(false, []byte(upgradeRequest), nil)
+	l.cut(false, []byte(pcapUpgradeRequest), nil)
 	body := "HTTP/1.1 401 Unauthorized\r\nContent-Length: 300\r\n\r\n" + strings.Repeat("\x82", 300)
 	spans := l.cut(true, []byte(body), nil)
 	if len(spans) != 1 || spans[0].kind != spanKeep || spans[0].n != len(body) {
@@ -514,22 +514,22 @@ func TestSnapTrackerRejectedUpgradeStaysWhole(t *testing.T) {
 
 func TestPcapRotation(t *testing.T) {
 	dir, flat := t.TempDir(), t.TempDir()
-	p := mustOpen(t, dir, PcapOptions{MaxMB: 1})
-	q := mustOpen(t, flat, PcapOptions{})
-	s := chatScript(t) // about 70 KB a leg
+	p := mustOpenPcap(t, dir, PcapOptions{MaxMB: 1})
+	q := mustOpenPcap(t, flat, PcapOptions{})
+	s := pcapChatScript(t) // about 70 KB a leg
 	const sessions = 20
 	for i := range sessions {
 		id := fmt.Sprintf("s%d", i)
-		c := conv(id, fmt.Sprintf("10.0.0.5:%d", 51000+i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 52000+i), "192.0.2.10:9443")
+		c := pcapConv(id, fmt.Sprintf("10.0.0.5:%d", 51000+i), "127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", 52000+i), "192.0.2.10:9443")
 		for _, tap := range []Tap{p, q} {
-			tap.Open(c, LegBoth, t0)
-			at := feed(tap, id, LegBoth, s, t0)
+			tap.Open(c, LegBoth, pcapT0)
+			at := pcapFeed(tap, id, LegBoth, s, pcapT0)
 			tap.End(id, LegBoth, false, false, at)
 			tap.Forget(id)
 		}
 	}
-	mustClose(t, p)
-	mustClose(t, q)
+	mustClosePcap(t, p)
+	mustClosePcap(t, q)
 
 	files, err := filepath.Glob(filepath.Join(dir, "capture*.pcapng"))
 	if err != nil {
@@ -552,11 +552,11 @@ func TestPcapRotation(t *testing.T) {
 		if st.Size() > 1<<20+256<<10 {
 			t.Errorf("%s: %d bytes, over 1 MiB plus one record", f, st.Size())
 		}
-		total += len(readPackets(t, f))
+		total += len(readPcapPackets(t, f))
 	}
 	// The same packets, plus at most five repeated ones (handshake and
 	// upgrade) for each of the two legs open at a rotation.
-	if flatN := len(readPackets(t, filepath.Join(flat, PcapFile))); total < flatN || total > flatN+10*(len(files)-1) {
+	if flatN := len(readPcapPackets(t, filepath.Join(flat, PcapFile))); total < flatN || total > flatN+10*(len(files)-1) {
 		t.Errorf("%d packets over %d files, %d without rotation", total, len(files), flatN)
 	}
 	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
@@ -570,8 +570,8 @@ func TestPcapRotation(t *testing.T) {
 		wantFrames += 2 * sessions * n
 	}
 	for _, f := range files {
-		checkClean(t, f)
-		for _, n := range countOpcodes(t, f) {
+		checkPcapClean(t, f)
+		for _, n := range tsharkOpcodes(t, f) {
 			frames += n
 		}
 	}
@@ -583,19 +583,19 @@ func TestPcapRotation(t *testing.T) {
 
 func TestPcapDropsInsteadOfBlocking(t *testing.T) {
 	dir := t.TempDir()
-	p := mustOpen(t, dir, PcapOptions{QueueLen: 4, QueueMB: 1})
-	p.Open(conv("flood", "10.0.0.5:51000", "127.0.0.1:8080", "", ""), LegClient, t0)
+	p := mustOpenPcap(t, dir, PcapOptions{QueueLen: 4, QueueMB: 1})
+	p.Open(pcapConv("flood", "10.0.0.5:51000", "127.0.0.1:8080", "", ""), LegClient, pcapT0)
 	chunk := bytes.Repeat([]byte{0x42}, 60000)
 	const n = 2000
 	start := time.Now()
 	for range n {
-		p.Data("flood", LegClient, true, t0, chunk)
+		p.Data("flood", LegClient, true, pcapT0, chunk)
 	}
 	elapsed := time.Since(start)
 	for len(p.q) > 0 { // let the writer catch up so that the FIN gets in
 		time.Sleep(time.Millisecond)
 	}
-	p.End("flood", LegClient, true, false, t0)
+	p.End("flood", LegClient, true, false, pcapT0)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -605,8 +605,8 @@ func TestPcapDropsInsteadOfBlocking(t *testing.T) {
 	}
 	t.Logf("%d of %d chunks dropped in %v", dropped, n, elapsed)
 	// The drops leave a gap: the FIN still sits after every byte sent.
-	pkts := readPackets(t, filepath.Join(dir, PcapFile))
-	sent, fins := streamBytes(pkts)
+	pkts := readPcapPackets(t, filepath.Join(dir, PcapFile))
+	sent, fins := pcapStreamBytes(pkts)
 	srv := netip.MustParseAddrPort("127.0.0.1:80")
 	if want := uint32(n*len(chunk) + 1); fins[srv] != want {
 		t.Errorf("FIN at relative seq %d, want %d", fins[srv], want)
@@ -618,8 +618,8 @@ func TestPcapDropsInsteadOfBlocking(t *testing.T) {
 
 func TestPcapConcurrentSessions(t *testing.T) {
 	dir := t.TempDir()
-	p := mustOpen(t, dir, PcapOptions{QueueLen: 1 << 16, QueueMB: 512})
-	s := chatScript(t)
+	p := mustOpenPcap(t, dir, PcapOptions{QueueLen: 1 << 16, QueueMB: 512})
+	s := pcapChatScript(t)
 	const sessions = 16
 	var wg sync.WaitGroup
 	for i := range sessions {
@@ -627,18 +627,18 @@ func TestPcapConcurrentSessions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("c%d", i)
-			p.Open(&Conv{Session: id}, LegBoth, t0) // no addresses: made up
-			at := feed(p, id, LegBoth, s, t0)
+			p.Open(&Conv{Session: id}, LegBoth, pcapT0) // no addresses: made up
+			at := pcapFeed(p, id, LegBoth, s, pcapT0)
 			p.End(id, LegBoth, false, false, at)
 			p.Forget(id)
 		}()
 	}
 	wg.Wait()
-	mustClose(t, p)
+	mustClosePcap(t, p)
 	if err := p.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	pkts := readPackets(t, filepath.Join(dir, PcapFile))
+	pkts := readPcapPackets(t, filepath.Join(dir, PcapFile))
 	syns := map[[2]netip.AddrPort]bool{}
 	for _, pk := range pkts {
 		if pk.syn && pk.ack == 0 {
@@ -651,7 +651,7 @@ func TestPcapConcurrentSessions(t *testing.T) {
 	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
 		return
 	}
-	got := countOpcodes(t, filepath.Join(dir, PcapFile))
+	got := tsharkOpcodes(t, filepath.Join(dir, PcapFile))
 	for op, n := range s.counts {
 		if got[op] != 2*sessions*n {
 			t.Errorf("opcode %d: tshark found %d frames, want %d", op, got[op], 2*sessions*n)
@@ -661,15 +661,15 @@ func TestPcapConcurrentSessions(t *testing.T) {
 
 func TestPcapSameAddressesDoNotCollide(t *testing.T) {
 	dir := t.TempDir()
-	p := mustOpen(t, dir, PcapOptions{})
+	p := mustOpenPcap(t, dir, PcapOptions{})
 	// Everything on one host, and the same client port on both legs.
-	c := conv("same", "127.0.0.1:40000", "127.0.0.1:8080", "127.0.0.1:40000", "127.0.0.1:9000")
-	p.Open(c, LegBoth, t0)
-	p.Data("same", LegBoth, false, t0, []byte(upgradeRequest))
-	p.End("same", LegBoth, false, false, t0)
-	mustClose(t, p)
+	c := pcapConv("same", "127.0.0.1:40000", "127.0.0.1:8080", "127.0.0.1:40000", "127.0.0.1:9000")
+	p.Open(c, LegBoth, pcapT0)
+	p.Data("same", LegBoth, false, pcapT0, []byte(pcapUpgradeRequest))
+	p.End("same", LegBoth, false, false, pcapT0)
+	mustClosePcap(t, p)
 	conns := map[netip.AddrPort]int{}
-	for _, pk := range readPackets(t, filepath.Join(dir, PcapFile)) {
+	for _, pk := range readPcapPackets(t, filepath.Join(dir, PcapFile)) {
 		if pk.syn && !pk.rst && pk.ack == 0 {
 			conns[pk.src]++
 		}
@@ -701,9 +701,9 @@ func benchWriter(b *testing.B, size int, disk bool) {
 	if !disk {
 		w.file.bw.Reset(io.Discard)
 	}
-	w.handle(&pcapItem{kind: itemOpen, legs: LegBoth, session: "bench", t: t0, addrs: &[4]netip.AddrPort{}})
+	w.handle(&pcapItem{kind: itemOpen, legs: LegBoth, session: "bench", t: pcapT0, addrs: &[4]netip.AddrPort{}})
 	chunk := bytes.Repeat([]byte{0x42}, size)
-	it := pcapItem{kind: itemData, legs: LegBoth, session: "bench", t: t0, buf: &chunk, n: len(chunk)}
+	it := pcapItem{kind: itemData, legs: LegBoth, session: "bench", t: pcapT0, buf: &chunk, n: len(chunk)}
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -725,14 +725,14 @@ func BenchmarkPcapData(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p.Open(&Conv{Session: "bench"}, LegBoth, t0)
+	p.Open(&Conv{Session: "bench"}, LegBoth, pcapT0)
 	chunk := bytes.Repeat([]byte{0x42}, 1024)
 	b.SetBytes(int64(len(chunk)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p.Data("bench", LegBoth, true, t0, chunk)
+			p.Data("bench", LegBoth, true, pcapT0, chunk)
 		}
 	})
 	b.StopTimer()
