@@ -92,8 +92,7 @@ func (c *ManifestCounters) add(o ManifestCounters) {
 
 // LoggedEvent is one line of events.jsonl with the fields the report uses.
 type LoggedEvent struct {
-	Time    time.Time `json:"-"`
-	RawTime any       `json:"time"`
+	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Session string    `json:"session"`
 	Event   string    `json:"event"`
@@ -114,6 +113,25 @@ type LoggedEvent struct {
 	Verdict   string  `json:"verdict,omitempty"`
 	First     string  `json:"first,omitempty"`
 	How       string  `json:"how,omitempty"`
+}
+
+// UnmarshalJSON reads an events.jsonl line; see eventTime for "time".
+func (e *LoggedEvent) UnmarshalJSON(b []byte) error {
+	type plain LoggedEvent // without this method
+	var v struct {
+		plain
+		Time any `json:"time"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	t, err := eventTime(v.Time)
+	if err != nil {
+		return err
+	}
+	*e = LoggedEvent(v.plain)
+	e.Time = t
+	return nil
 }
 
 // eventTime reads zerolog's "time" field: RFC 3339 text, or a Unix time in
@@ -254,11 +272,6 @@ func (r *Run) addEvent(line []byte, abnormal map[string]bool) error {
 	if err := json.Unmarshal(line, &e); err != nil {
 		return err
 	}
-	t, err := eventTime(e.RawTime)
-	if err != nil {
-		return err
-	}
-	e.Time, e.RawTime = t, nil
 	switch e.Event {
 	case "http":
 		r.HTTPStatus[e.Status]++
@@ -465,7 +478,8 @@ type concurrencyStep struct {
 // replayed from the start and end times of the sessions of every run.
 func Summarize(runs ...*Run) *Summary {
 	s := &Summary{runs: runs, DroppedBy: map[string]int{}, DroppedHow: map[string]int{},
-		Rejected: map[string]int{}}
+		Rejected: map[string]int{}, Findings: []RuleCount{}, TLSFailures: []TLSCount{},
+		HTTP: HTTPCounts{ByStatus: []StatusCount{}}, Problems: []string{}}
 	s.collect()
 	s.mergeConcurrency()
 	s.countVerdicts()
@@ -615,7 +629,7 @@ func (s *Summary) summarizeDrops() {
 		s.AbnormalShare = float64(s.Abnormal) / float64(s.Upgraded)
 	}
 	s.SilenceBeforeDrop = quantilesOf(silence)
-	s.Inferences = InferIdleDrops(recs)
+	s.Inferences = append([]Inference{}, InferIdleDrops(recs)...)
 	var conc []int
 	var drop []bool
 	for _, ref := range s.sess {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,13 +253,25 @@ func cappedRuns(capLevel, nRuns int) []testRun {
 		st := testT0.Add(time.Duration(i) * 100 * time.Millisecond)
 		spans = append(spans, span{st, st.Add(time.Duration(10000+30000*rng.Float64()) * time.Millisecond)})
 	}
-	open := func(t time.Time, run int) (n int) {
-		for i, s := range spans {
-			if (run < 0 || i%nRuns == run) && !s.start.After(t) && !s.end.Before(t) {
-				n++
-			}
+	// open(t, run) counts the sessions of a run (-1: all) open at t, ends
+	// at t included, from sorted start and end times.
+	starts, ends := make([][]time.Time, nRuns+1), make([][]time.Time, nRuns+1)
+	for i, s := range spans {
+		for _, k := range []int{i % nRuns, nRuns} {
+			starts[k], ends[k] = append(starts[k], s.start), append(ends[k], s.end)
 		}
-		return n
+	}
+	for k := range starts {
+		slices.SortFunc(starts[k], time.Time.Compare)
+		slices.SortFunc(ends[k], time.Time.Compare)
+	}
+	open := func(t time.Time, run int) int {
+		if run < 0 {
+			run = nRuns
+		}
+		st, _ := slices.BinarySearchFunc(starts[run], t.Add(1), time.Time.Compare)
+		en, _ := slices.BinarySearchFunc(ends[run], t, time.Time.Compare)
+		return st - en
 	}
 	runs := make([]testRun, nRuns)
 	for i, s := range spans {
@@ -305,6 +318,7 @@ func TestReportThreshold(t *testing.T) {
 			if !strings.Contains(text.String(), want) {
 				t.Errorf("text lacks %q:\n%s", want, text.String())
 			}
+			t.Logf("summary:\n%s", text.String())
 		})
 	}
 }
@@ -333,6 +347,21 @@ func TestReportLoad(t *testing.T) {
 	r := loadTestRun(t, dir)
 	if len(r.Problems) != 2 {
 		t.Errorf("problems = %q, want events.jsonl and run.json missing", r.Problems)
+	}
+	// zerolog times as RFC 3339 or Unix milliseconds; a torn line is counted.
+	events := `{"time":"2026-11-28T10:00:00.5Z","level":"info","event":"http","status":429}
+{"time":1795860000500,"level":"info","event":"http","status":429}
+{"time":"yesterday","level":"info","event":"http","status":200}
+{"time":"2026-11-28T10:00:01Z","lev`
+	if err := os.WriteFile(filepath.Join(dir, EventsFile), []byte(events), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = loadTestRun(t, dir)
+	if r.HTTPStatus[429] != 2 || r.HTTPStatus[200] != 0 {
+		t.Errorf("http statuses = %v, want two 429s", r.HTTPStatus)
+	}
+	if len(r.Problems) != 2 || !strings.Contains(r.Problems[1], "events.jsonl: 2 unparsable lines (first: line 3:") {
+		t.Errorf("problems = %q, want run.json missing and 2 bad event lines", r.Problems)
 	}
 	for _, bad := range []string{filepath.Join(dir, "nope"), t.TempDir()} {
 		if _, err := LoadRun(bad); err == nil || !strings.Contains(err.Error(), bad) {
