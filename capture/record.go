@@ -120,7 +120,8 @@ type Keepalive struct {
 	UpstreamHeartbeatIntervalMS *Interval `json:"upstream_heartbeat_interval_ms,omitempty"`
 	// LastAppClose is the last message matched by --app-close before the end.
 	LastAppClose string `json:"last_app_close,omitempty"`
-	// LastClientActivityMS: time from the client's last frame (ping or data) to the end.
+	// ClientSilenceBeforeEndMS: time from the client's last data frame or
+	// ping (its pongs not counted) to the end.
 	ClientSilenceBeforeEndMS float64 `json:"client_silence_before_end_ms"`
 }
 

@@ -291,3 +291,11 @@ var upstreamSessionCache = tls.NewLRUClientSessionCache(4096)
 func (s *Server) relayBuffers() *frames.Buffers {
 	return &frames.Buffers{Small: make([]byte, 2048), Pool: &s.bufPool}
 }
+
+// CAPool is a pool holding wstap's CA, for clients that must trust it.
+func (s *Server) CAPool() *x509.CertPool {
+	if s.cfg.CA == nil {
+		return nil
+	}
+	return s.cfg.CA.Pool()
+}

@@ -123,11 +123,14 @@ func (ss *wsSession) shutdown() {
 // dirObs observes one direction's frames (frames.Observer). Its counters are
 // written only by that direction's goroutine.
 type dirObs struct {
-	ss      *wsSession
-	dir     int
-	now     time.Time
-	counts  capture.DirFrames
-	last    atomic.Int64 // unix nanos of the last frame sent this way
+	ss     *wsSession
+	dir    int
+	now    time.Time
+	counts capture.DirFrames
+	last   atomic.Int64 // unix nanos of the last frame sent this way
+	// active is the last frame other than a pong: what an idle timer that
+	// ignores the answers to its own pings counts.
+	active  atomic.Int64
 	maxGap  time.Duration
 	scanner *frames.Scanner
 }
@@ -160,6 +163,9 @@ func (d *dirObs) Frame(f *frames.Info) {
 		d.maxGap = gap
 	}
 	d.last.Store(now)
+	if f.OpCode != ws.OpPong {
+		d.active.Store(now)
+	}
 }
 
 func (d *dirObs) Control(f *frames.Info, p []byte) {

@@ -155,6 +155,7 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 	for d := range ss.dirs {
 		o := &dirObs{ss: ss, dir: d, now: now}
 		o.last.Store(now.UnixNano())
+		o.active.Store(now.UnixNano())
 		o.scanner = frames.NewScanner(o, d == c2u, rsv)
 		o.scanner.DataPrefix = prefix
 		ss.dirs[d] = o

@@ -79,7 +79,9 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 		maxGap = final
 	}
 	k.MaxSilenceMS = round3(ms(maxGap))
-	clientSilence := end.at.Sub(time.Unix(0, cd.last.Load()))
+	// The client's keep-alive silence: since its last data frame or ping
+	// (its pongs answer the upstream and keep no idle timer of its own).
+	clientSilence := end.at.Sub(time.Unix(0, cd.active.Load()))
 	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
 
 	r.Close = capture.Closes{Client: ss.closes[c2u], Upstream: ss.closes[u2c]}
