@@ -98,7 +98,7 @@ func pcapFeed(p Tap, session string, legs Leg, s *pcapScript, at time.Time) time
 			b = b[n:]
 		}
 	}
-	return pcapT0
+	return at
 }
 
 // pcapConv returns a session's addresses.
