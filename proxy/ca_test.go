@@ -449,12 +449,29 @@ func caConnectProxy(t *testing.T) (addr string, tunnels *atomic.Int64) {
 	return ln.Addr().String(), tunnels
 }
 
-// caRunJava runs testdata/java/WsClient.java and returns its last line.
-func caRunJava(t *testing.T, java string, jvmArgs []string, clientArgs ...string) (string, string) {
+// caJavaClient returns the java arguments that start testdata/java/WsClient.java:
+// compiled once with javac when it is there (each single-file launch compiles
+// the source again, seconds of CPU), else the single-file source launch.
+func caJavaClient(t *testing.T) []string {
+	t.Helper()
+	src := filepath.Join("..", "testdata", "java", "WsClient.java")
+	javac, err := exec.LookPath("javac")
+	if err != nil {
+		return []string{src}
+	}
+	classes := t.TempDir()
+	if out, err := exec.Command(javac, "-d", classes, src).CombinedOutput(); err != nil {
+		t.Fatalf("javac %s: %v\n%s", src, err, out)
+	}
+	return []string{"-cp", classes, "WsClient"}
+}
+
+// caRunJava runs the Java client and returns its last line and its whole output.
+func caRunJava(t *testing.T, java string, client, jvmArgs []string, clientArgs ...string) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	args := append(append(jvmArgs, filepath.Join("..", "testdata", "java", "WsClient.java")), clientArgs...)
+	args := append(append(append([]string{}, jvmArgs...), client...), clientArgs...)
 	out, _ := exec.CommandContext(ctx, java, args...).CombinedOutput()
 	t.Logf("java %s\n%s", strings.Join(args, " "), out)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -477,17 +494,18 @@ func TestCAJavaClient(t *testing.T) {
 	trust := []string{"-Djavax.net.ssl.trustStore=" + p12, "-Djavax.net.ssl.trustStorePassword=changeit"}
 	proxyAddr, tunnels := caConnectProxy(t)
 	plainProxyAddr, plainTunnels := caConnectProxy(t)
+	client := caJavaClient(t)
 
 	t.Run("trusted", func(t *testing.T) {
 		t.Parallel()
-		last, out := caRunJava(t, java, trust, url, "--pings", "3", "--messages", "3")
+		last, out := caRunJava(t, java, client, trust, url, "--pings", "3", "--messages", "3")
 		if last != "RESULT ok pongs=3 echoes=3 close=1000" {
 			t.Errorf("last line %q, want RESULT ok pongs=3 echoes=3 close=1000\n%s", last, out)
 		}
 	})
 	t.Run("trusted-via-proxy", func(t *testing.T) {
 		t.Parallel()
-		last, out := caRunJava(t, java, trust, url, "--proxy", proxyAddr, "--pings", "2", "--messages", "2")
+		last, out := caRunJava(t, java, client, trust, url, "--proxy", proxyAddr, "--pings", "2", "--messages", "2")
 		if last != "RESULT ok pongs=2 echoes=2 close=1000" {
 			t.Errorf("last line %q, want RESULT ok pongs=2 echoes=2 close=1000\n%s", last, out)
 		}
@@ -497,7 +515,7 @@ func TestCAJavaClient(t *testing.T) {
 	})
 	t.Run("plain-via-proxy", func(t *testing.T) {
 		t.Parallel()
-		last, out := caRunJava(t, java, nil, "ws://localhost:"+plainPort+"/", "--proxy", plainProxyAddr, "--pings", "1", "--messages", "1")
+		last, out := caRunJava(t, java, client, nil, "ws://localhost:"+plainPort+"/", "--proxy", plainProxyAddr, "--pings", "1", "--messages", "1")
 		if last != "RESULT ok pongs=1 echoes=1 close=1000" {
 			t.Errorf("last line %q, want RESULT ok pongs=1 echoes=1 close=1000\n%s", last, out)
 		}
@@ -507,7 +525,7 @@ func TestCAJavaClient(t *testing.T) {
 	})
 	t.Run("untrusted", func(t *testing.T) {
 		t.Parallel()
-		last, out := caRunJava(t, java, nil, url, "--pings", "1", "--messages", "1")
+		last, out := caRunJava(t, java, client, nil, url, "--pings", "1", "--messages", "1")
 		if !strings.HasPrefix(last, "RESULT fail javax.net.ssl.SSLHandshakeException") {
 			t.Errorf("last line %q, want RESULT fail javax.net.ssl.SSLHandshakeException...\n%s", last, out)
 		}
