@@ -30,7 +30,7 @@ const maxTimelineEvents = 1000
 // run.json manifest and the figures the report needs from events.jsonl.
 type Run struct {
 	Dir      string
-	Manifest *RunManifest // nil when run.json is missing or unreadable
+	Manifest *RunInfo // run.json; nil when missing or unreadable
 	Sessions []SessionRecord
 	// Timelines holds, by session id, the events of the abnormal sessions in
 	// file order (at most maxTimelineEvents each).
@@ -47,40 +47,8 @@ type Run struct {
 	Problems []string
 }
 
-// RunManifest is run.json.
-type RunManifest struct {
-	Version   string           `json:"version"`
-	Args      []string         `json:"args"`
-	Start     time.Time        `json:"start"`
-	End       time.Time        `json:"end"`
-	Host      string           `json:"host"`
-	GoVersion string           `json:"go_version"`
-	Mode      string           `json:"mode"`
-	Listen    string           `json:"listen"`
-	Upstream  string           `json:"upstream"`
-	Nofile    ManifestNofile   `json:"nofile"`
-	Counters  ManifestCounters `json:"counters"`
-}
-
-// ManifestNofile is the open-file limit the proxy ran with.
-type ManifestNofile struct {
-	Soft uint64 `json:"soft"`
-	Hard uint64 `json:"hard"`
-}
-
-// ManifestCounters are the counters of run.json.
-type ManifestCounters struct {
-	Sessions       int64 `json:"sessions"`
-	Abnormal       int64 `json:"abnormal"`
-	Rejected       int64 `json:"rejected"`
-	HTTPRequests   int64 `json:"http_requests"`
-	EventsDropped  int64 `json:"events_dropped"`
-	PacketsDropped int64 `json:"packets_dropped"`
-	AcceptErrors   int64 `json:"accept_errors"`
-}
-
-// add sums o into c.
-func (c *ManifestCounters) add(o ManifestCounters) {
+// addCounters sums o into c (merged runs).
+func addCounters(c *Counters, o Counters) {
 	c.Sessions += o.Sessions
 	c.Abnormal += o.Abnormal
 	c.Rejected += o.Rejected
@@ -88,6 +56,7 @@ func (c *ManifestCounters) add(o ManifestCounters) {
 	c.EventsDropped += o.EventsDropped
 	c.PacketsDropped += o.PacketsDropped
 	c.AcceptErrors += o.AcceptErrors
+	c.SessionsLost += o.SessionsLost
 }
 
 // LoggedEvent is one line of events.jsonl with the fields the report uses.
@@ -202,7 +171,7 @@ func (r *Run) loadManifest() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", name, err)
 	}
-	var m RunManifest
+	var m RunInfo
 	err = json.Unmarshal(b, &m)
 	var typeErr *json.UnmarshalTypeError
 	switch {
@@ -350,9 +319,9 @@ type Summary struct {
 	HTTP              HTTPCounts     `json:"http"`
 	Rejected          map[string]int `json:"rejected"`
 	// Counters are the sums of the run.json counters.
-	Counters     ManifestCounters `json:"counters"`
-	AcceptErrors int              `json:"accept_error_events"`
-	Problems     []string         `json:"problems"`
+	Counters     Counters `json:"counters"`
+	AcceptErrors int      `json:"accept_error_events"`
+	Problems     []string `json:"problems"`
 
 	runs  []*Run
 	sess  []sessionRef      // every session of every run, in end order
@@ -497,8 +466,11 @@ func (s *Summary) collect() {
 		rs := RunSummary{Dir: r.Dir, Sessions: len(r.Sessions)}
 		if m := r.Manifest; m != nil {
 			rs.Version, rs.Mode, rs.Upstream, rs.Host = m.Version, m.Mode, m.Upstream, m.Host
-			rs.Start, rs.End = m.Start, m.End
-			s.Counters.add(m.Counters)
+			rs.Start = m.Start
+			if m.End != nil {
+				rs.End = *m.End
+			}
+			addCounters(&s.Counters, m.Counters)
 		}
 		for j := range r.Sessions {
 			rec := &r.Sessions[j]
