@@ -8,11 +8,12 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// How often progress is shown.
-const (
-	barEvery  = 200 * time.Millisecond
-	lineEvery = 5 * time.Second
-)
+// barEvery is how often the bar is redrawn on a terminal.
+const barEvery = 200 * time.Millisecond
+
+// lineEvery is how often a progress line is written elsewhere (a variable
+// so tests need not wait for it).
+var lineEvery = 5 * time.Second
 
 // startProgress shows the run's progress on w until stop is called: a bar
 // over the expected duration on a terminal, otherwise a line every
