@@ -10,8 +10,10 @@ package capture
 // the second rewrites the packets.
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -20,7 +22,6 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // pcapFill is the byte every hidden payload byte reads as once unmasked.
@@ -123,58 +124,127 @@ func redactCaptures(in, out []string, keepPayloads bool) error {
 	return nil
 }
 
-// file reads one capture; in pass 2 it writes the rewritten packets to w.
+// file reads one capture block by block (pcapng, draft-ietf-opsawg-pcapng
+// section 3); in pass 2 it writes every block to w unchanged but for the
+// packet bytes it redacts, so section and interface options and the packet
+// comments naming each conversation's session survive.
 func (r *pcapRedactor) file(path string, w io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	rd, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	var nw *pcapgo.NgWriter
-	written := 0
+	br := bufio.NewReaderSize(f, 1<<16)
+	var bw *bufio.Writer
 	if w != nil {
-		intf, _ := rd.Interface(0)
-		if nw, err = pcapgo.NewNgWriterInterface(w, intf, pcapgo.DefaultNgWriterOptions); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		written = 1
+		bw = bufio.NewWriterSize(w, 1<<16)
 	}
+	var (
+		order     binary.ByteOrder = binary.LittleEndian
+		linkTypes []layers.LinkType
+		block     []byte
+	)
 	for {
-		data, ci, err := rd.ReadPacketData()
-		if err == io.EOF {
+		var head [12]byte
+		if _, err := io.ReadFull(br, head[:8]); err == io.EOF {
 			break
+		} else if err != nil {
+			return fmt.Errorf("%s: truncated block header: %w", path, err)
 		}
-		if err != nil {
+		if binary.LittleEndian.Uint32(head[:4]) == pcapngSHB {
+			if _, err := io.ReadFull(br, head[8:12]); err != nil {
+				return fmt.Errorf("%s: truncated section header: %w", path, err)
+			}
+			order = binary.ByteOrder(binary.LittleEndian)
+			if binary.LittleEndian.Uint32(head[8:12]) != pcapngMagic {
+				order = binary.BigEndian
+			}
+			linkTypes = linkTypes[:0]
+		}
+		typ, total := order.Uint32(head[:4]), order.Uint32(head[4:8])
+		if total < 12 || total%4 != 0 || total > pcapngMaxBlock {
+			return fmt.Errorf("%s: block of type %#x has a bad length %d", path, typ, total)
+		}
+		if cap(block) < int(total) {
+			block = make([]byte, total)
+		}
+		block = block[:total]
+		n := copy(block, head[:8])
+		if typ == pcapngSHB {
+			n = copy(block, head[:12])
+		}
+		if _, err := io.ReadFull(br, block[n:]); err != nil {
+			return fmt.Errorf("%s: truncated block of type %#x: %w", path, typ, err)
+		}
+		body := block[8 : total-4]
+		if err := r.block(typ, body, order, &linkTypes); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		intf, err := rd.Interface(ci.InterfaceIndex)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if err := r.packet(data, ci, intf.LinkType); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if nw == nil {
-			continue
-		}
-		for ; written < rd.NInterfaces(); written++ {
-			next, _ := rd.Interface(written)
-			if _, err := nw.AddInterface(next); err != nil {
-				return fmt.Errorf("writing %s: %w", path, err)
+		if bw != nil {
+			if _, err := bw.Write(block); err != nil {
+				return err
 			}
 		}
-		if err := nw.WritePacket(ci, data); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
 	}
-	if nw != nil {
-		return nw.Flush()
+	if bw != nil {
+		return bw.Flush()
 	}
 	return nil
+}
+
+// pcapng block types and limits.
+const (
+	pcapngSHB      = 0x0A0D0D0A // Section Header Block
+	pcapngIDB      = 1          // Interface Description Block
+	pcapngPB       = 2          // Packet Block (obsolete)
+	pcapngSPB      = 3          // Simple Packet Block
+	pcapngEPB      = 6          // Enhanced Packet Block
+	pcapngMagic    = 0x1A2B3C4D // byte-order magic, as read little-endian
+	pcapngMaxBlock = 64 << 20
+)
+
+// block handles one pcapng block body: it learns link types from interface
+// blocks and hands the data of packet blocks to packet.
+func (r *pcapRedactor) block(typ uint32, body []byte, order binary.ByteOrder, linkTypes *[]layers.LinkType) error {
+	var iface, capLen, origLen uint32
+	var data []byte
+	switch typ {
+	case pcapngIDB:
+		if len(body) < 8 {
+			return errors.New("short interface description block")
+		}
+		*linkTypes = append(*linkTypes, layers.LinkType(order.Uint16(body[0:2])))
+		return nil
+	case pcapngEPB:
+		if len(body) < 20 {
+			return errors.New("short enhanced packet block")
+		}
+		iface, capLen, origLen = order.Uint32(body[0:4]), order.Uint32(body[12:16]), order.Uint32(body[16:20])
+		data = body[20:]
+	case pcapngPB:
+		if len(body) < 20 {
+			return errors.New("short packet block")
+		}
+		iface, capLen, origLen = uint32(order.Uint16(body[0:2])), order.Uint32(body[12:16]), order.Uint32(body[16:20])
+		data = body[20:]
+	case pcapngSPB:
+		if len(body) < 4 {
+			return errors.New("short simple packet block")
+		}
+		origLen = order.Uint32(body[0:4])
+		data = body[4:]
+		capLen = min(origLen, uint32(len(data)))
+	default:
+		return nil
+	}
+	if int(iface) >= len(*linkTypes) {
+		return fmt.Errorf("packet on interface %d, which was not described", iface)
+	}
+	if int(capLen) > len(data) {
+		return fmt.Errorf("packet of %d bytes in a block of %d", capLen, len(data))
+	}
+	ci := gopacket.CaptureInfo{CaptureLength: int(capLen), Length: int(origLen)}
+	return r.packet(data[:capLen], ci, (*linkTypes)[iface])
 }
 
 // packet handles one packet; in pass 2 it rewrites data in place.
