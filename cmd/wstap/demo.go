@@ -119,7 +119,11 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (string,
 	fmt.Fprintf(stdout, "  %d clients ping every %s; %d fall silent; %d send messages and close cleanly (one offers no subprotocol); %d arrive above the cap\n",
 		pinging, o.idle/5, silent, clean+1, over)
 
-	base := load.Config{URL: proxyURL, RootCAs: r.srv.CAPool(), Subprotocol: "v1.chat", Ramp: time.Second}
+	// Every group opens within ramp; the over-cap group comes after all are
+	// open and before the first silent session reaches the idle timeout.
+	ramp := min(time.Second, o.idle/4)
+	overCapAt := ramp + max(300*time.Millisecond, o.idle/4)
+	base := load.Config{URL: proxyURL, RootCAs: r.srv.CAPool(), Subprotocol: "v1.chat", Ramp: ramp}
 	groups := []demoGroup{
 		{name: "pinging", cfg: with(base, func(c *load.Config) { c.Sessions, c.Ping, c.Hold = pinging, o.idle/5, 2*base.Ramp+o.idle+o.idle/2 })},
 		{name: "silent", cfg: with(base, func(c *load.Config) { c.Sessions, c.Hold = silent, 3*o.idle })},
@@ -132,7 +136,7 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (string,
 			c.Sessions, c.MessageEvery, c.Hold, c.Subprotocol = 1, o.idle/5, 2*base.Ramp+o.idle, ""
 		})},
 		// They arrive once every other group is open: above the cap.
-		{name: "over-cap", delay: base.Ramp + o.idle/2, cfg: with(base, func(c *load.Config) {
+		{name: "over-cap", delay: overCapAt, cfg: with(base, func(c *load.Config) {
 			c.Sessions, c.Ping, c.Hold, c.Ramp = over, o.idle/5, o.idle, 300*time.Millisecond
 		})},
 	}
@@ -148,6 +152,8 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (string,
 			case <-ctx.Done():
 				return
 			}
+			// The group names itself in the URL, so the records say which it was.
+			g.cfg.URL += "?group=" + g.name
 			results[i], errs[i] = load.Run(ctx, g.cfg, io.Discard)
 		}()
 	}
