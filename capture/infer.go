@@ -28,8 +28,8 @@ type Inference struct {
 
 // Cluster rules: a cluster holds the values within ±clusterSpread of its
 // median, at least minClusterCount of them and at least minClusterShare of
-// the drops; values under minClusterMS (a drop right after traffic) are no
-// timeout.
+// the drops; drops under minClusterMS (right after traffic, or a cap dropping
+// new sessions at once) tell nothing about a timeout and are left out.
 const (
 	clusterSpread   = 0.10
 	minClusterCount = 3
@@ -58,25 +58,36 @@ func InferIdleDrops(recs []SessionRecord) []Inference {
 	var out []Inference
 	silent := valuesOf(drops, func(r *SessionRecord) float64 { return r.Keepalive.SilenceBeforeEnd })
 	clientSilent := valuesOf(drops, func(r *SessionRecord) float64 { return r.Keepalive.ClientSilenceBeforeEndMS })
-	idle, okIdle := findCluster(silent, len(drops))
+	idle, okIdle := findCluster(silent)
 	what := "had been silent"
-	if c, ok := findCluster(clientSilent, len(drops)); ok && (!okIdle || c.count > idle.count) {
+	if c, ok := findCluster(clientSilent); ok && (!okIdle || c.count > idle.count) {
 		idle, okIdle, what = c, true, "had received nothing from the client for"
 	}
 	if okIdle {
-		out = append(out, Inference{Kind: InferIdleTimeout, Count: idle.count, Of: len(drops),
+		out = append(out, Inference{Kind: InferIdleTimeout, Count: idle.count, Of: idle.of,
 			LowMS: idle.low, HighMS: idle.high, EstimateMS: idle.median,
-			Text: fmt.Sprintf("%s of %s sessions dropped by the upstream %s %s: an idle timeout near %s",
-				groupInt(idle.count), groupInt(len(drops)), what, spanText(idle.low, idle.high), secondsText(idle.median))})
+			Text: fmt.Sprintf("%s %s %s: an idle timeout near %s",
+				dropsText(idle, len(drops), "after 1 s or more of silence"), what, spanText(idle.low, idle.high), secondsText(idle.median))})
 	}
 	ages := valuesOf(drops, func(r *SessionRecord) float64 { return r.DurationMS })
-	if life, ok := findCluster(ages, len(drops)); ok && !(okIdle && silentLife(drops, life)) {
-		out = append(out, Inference{Kind: InferSessionLifetime, Count: life.count, Of: len(drops),
+	if life, ok := findCluster(ages); ok && !(okIdle && silentLife(drops, life)) {
+		out = append(out, Inference{Kind: InferSessionLifetime, Count: life.count, Of: life.of,
 			LowMS: life.low, HighMS: life.high, EstimateMS: life.median,
-			Text: fmt.Sprintf("%s of %s sessions dropped by the upstream ended at an age of %s: a session (or token) lifetime near %s",
-				groupInt(life.count), groupInt(len(drops)), spanText(life.low, life.high), secondsText(life.median))})
+			Text: fmt.Sprintf("%s ended at an age of %s: a session (or token) lifetime near %s",
+				dropsText(life, len(drops), "1 s or more into the session"), spanText(life.low, life.high), secondsText(life.median))})
 	}
 	return out
+}
+
+// dropsText counts a cluster among the drops: "41 of 44 sessions dropped by
+// the upstream"; when drops under minClusterMS were left out (a session cap
+// dropping new sessions at once), it says so.
+func dropsText(c cluster, drops int, after string) string {
+	if c.of == drops {
+		return fmt.Sprintf("%s of %s sessions dropped by the upstream", groupInt(c.count), groupInt(c.of))
+	}
+	return fmt.Sprintf("%s of the %s sessions the upstream dropped %s (of %s drops)",
+		groupInt(c.count), groupInt(c.of), after, groupInt(drops))
 }
 
 func valuesOf(recs []*SessionRecord, f func(*SessionRecord) float64) []float64 {
@@ -100,16 +111,17 @@ func silentLife(drops []*SessionRecord, c cluster) bool {
 	return len(share) > 0 && quantilesOf(share).P50 > silentLifeShare
 }
 
-// cluster is the densest group of values within ±clusterSpread of its median.
+// cluster is the densest group of values within ±clusterSpread of its
+// median; of counts the values that could belong to a cluster (≥ minClusterMS).
 type cluster struct {
-	count             int
+	count, of         int
 	low, high, median float64
 }
 
 // findCluster finds the densest window [m·(1−spread), m·(1+spread)] over the
 // values (m taken at each value, then recentred on the members' median) and
-// accepts it when it holds enough of the of drops.
-func findCluster(values []float64, of int) (cluster, bool) {
+// accepts it when it holds enough of the values of minClusterMS or more.
+func findCluster(values []float64) (cluster, bool) {
 	var v []float64
 	for _, x := range values {
 		if x >= minClusterMS {
@@ -127,7 +139,8 @@ func findCluster(values []float64, of int) (cluster, bool) {
 			best = c
 		}
 	}
-	if best.count < minClusterCount || float64(best.count) < minClusterShare*float64(of) {
+	best.of = len(v)
+	if best.count < minClusterCount || float64(best.count) < minClusterShare*float64(best.of) {
 		return cluster{}, false
 	}
 	return best, true
@@ -152,10 +165,16 @@ func secondsText(ms float64) string {
 	return fmt.Sprintf("%.1f s", ms/1000)
 }
 
-// spanText writes a range of milliseconds in seconds: "58–61 s", "1.9–2.1 s".
+// spanText writes a range of milliseconds in seconds: "58–61 s", "1.9–2.1 s",
+// or one figure when both ends round alike.
 func spanText(lo, hi float64) string {
+	format := "%.1f"
 	if hi >= 10000 {
-		return fmt.Sprintf("%.0f–%.0f s", lo/1000, hi/1000)
+		format = "%.0f"
 	}
-	return fmt.Sprintf("%.1f–%.1f s", lo/1000, hi/1000)
+	l, h := fmt.Sprintf(format, lo/1000), fmt.Sprintf(format, hi/1000)
+	if l == h {
+		return l + " s"
+	}
+	return l + "–" + h + " s"
 }

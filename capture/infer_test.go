@@ -19,7 +19,7 @@ func TestInferIdle(t *testing.T) {
 		dur := 3000 + 20000*rng.Float64() // ages spread: no lifetime cluster
 		recs = append(recs, synthRecord(i, t0, dur, VerdictAbnormalUp, 10, silence))
 	}
-	for i, silence := range []float64{300, 9000, 15000, 45000} { // outliers
+	for i, silence := range []float64{1200, 9000, 15000, 45000} { // outliers
 		recs = append(recs, synthRecord(100+i, t0, 60000, VerdictAbnormalUp, 10, silence))
 	}
 	for i := range 20 { // clean sessions do not count
@@ -38,6 +38,24 @@ func TestInferIdle(t *testing.T) {
 	}
 	if !strings.HasPrefix(got.Text, "50 of 54 sessions dropped by the upstream had been silent 1.9–2.1 s: an idle timeout near 2.0 s") {
 		t.Errorf("text = %q", got.Text)
+	}
+}
+
+// TestInferMixed: idle drops beside as many drops made at once by a session
+// cap (the demo's story) still name the idle timeout, and say what was left out.
+func TestInferMixed(t *testing.T) {
+	var recs []SessionRecord
+	for i := range 40 {
+		recs = append(recs, synthRecord(i, testT0, 5000, VerdictAbnormalUp, 10, 5000+float64(i)))
+		recs = append(recs, synthRecord(100+i, testT0, 20, VerdictAbnormalUp, 151, 20))
+	}
+	for i := range 5 {
+		recs = append(recs, synthRecord(200+i, testT0, 9000, VerdictAbnormalUp, 10, 2000))
+	}
+	inf := InferIdleDrops(recs)
+	want := "40 of the 45 sessions the upstream dropped after 1 s or more of silence (of 85 drops) had been silent 5.0 s: an idle timeout near 5.0 s"
+	if len(inf) != 1 || inf[0].Text != want || inf[0].Count != 40 || inf[0].Of != 45 {
+		t.Fatalf("inferences = %+v, want one: %q", inf, want)
 	}
 }
 
