@@ -1,0 +1,377 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	cws "github.com/coder/websocket"
+	"github.com/gorilla/websocket"
+	"github.com/wstap/wstap/capture"
+)
+
+// want is the ending of a session as DESIGN.md defines it; a nil code means
+// the field must be null (no 101).
+type endWant struct {
+	verdict, first, how string
+	cc, uc              *int
+	abnormal            bool
+}
+
+func closeCode(c int) *int { return &c }
+
+func checkEnd(t *testing.T, r *capture.SessionRecord, w endWant) {
+	t.Helper()
+	if r.Verdict != w.verdict {
+		t.Errorf("verdict %q, want %q (end %+v)", r.Verdict, w.verdict, r.End)
+	}
+	if r.End.First != w.first {
+		t.Errorf("end.first %q, want %q", r.End.First, w.first)
+	}
+	if r.End.How != w.how {
+		t.Errorf("end.how %q, want %q (error %q)", r.End.How, w.how, r.End.Error)
+	}
+	codeEq := func(name string, got, want *int) {
+		switch {
+		case want == nil && got != nil:
+			t.Errorf("%s %d, want null", name, *got)
+		case want != nil && got == nil:
+			t.Errorf("%s null, want %d", name, *want)
+		case want != nil && *got != *want:
+			t.Errorf("%s %d, want %d", name, *got, *want)
+		}
+	}
+	codeEq("client_close_code", r.ClientCloseCode, w.cc)
+	codeEq("upstream_close_code", r.UpstreamCloseCode, w.uc)
+	if r.Abnormal != w.abnormal {
+		t.Errorf("abnormal %v, want %v", r.Abnormal, w.abnormal)
+	}
+}
+
+// oneRecord waits for the single session of a test proxy and returns it.
+func oneRecord(t *testing.T, p *testProxy) *capture.SessionRecord {
+	t.Helper()
+	p.waitRecords(1)
+	recs := p.records()
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	return &recs[0]
+}
+
+// hello exchanges one message so the session is established both ways.
+func hello(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := c.ReadMessage(); err != nil || string(m) != "hello" {
+		t.Fatalf("hello: %q %v", m, err)
+	}
+}
+
+// helloThen is an upstream handler that echoes one message and then does act.
+func helloThen(act func(c *websocket.Conn)) func(c *websocket.Conn) {
+	return func(c *websocket.Conn) {
+		mt, m, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		c.WriteMessage(mt, m)
+		act(c)
+	}
+}
+
+func TestVerdictMatrix(t *testing.T) {
+	t.Run("clean/client-first", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, echo)
+		p := startTestProxy(t, upURL, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hello(t, c)
+		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "done"))
+		_, _, err = c.ReadMessage()
+		if !websocket.IsCloseError(err, 1000) {
+			t.Fatalf("client read after its close: %v, want the upstream's close 1000", err)
+		}
+		c.Close()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
+		if r.Close.Client == nil || r.Close.Client.Reason != "done" || r.Close.Upstream == nil {
+			t.Errorf("close %+v / %+v", r.Close.Client, r.Close.Upstream)
+		}
+	})
+
+	t.Run("clean/upstream-first", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
+			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "going away"), time.Now().Add(time.Second))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}))
+		p := startTestProxy(t, upURL, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hello(t, c)
+		// gorilla's default close handler answers with the same code.
+		if _, _, err = c.ReadMessage(); !websocket.IsCloseError(err, 1001) {
+			t.Fatalf("client read: %v, want close 1001", err)
+		}
+		// Wait for the upstream's FIN before closing, as RFC 6455 §7.1.1 asks.
+		c.NetConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c.NetConn())
+		c.Close()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictClean, capture.SideUpstream, capture.HowCloseHandshake, closeCode(1001), closeCode(1001), false})
+	})
+
+	t.Run("upstream-close-client-silent", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, func(c *websocket.Conn) {
+			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1008, "policy"), time.Now().Add(time.Second))
+			// Wait for the client's close a while, then drop the TCP connection.
+			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			c.ReadMessage()
+		})
+		p := startTestProxy(t, upURL, false, nil)
+		rc := rawDial(t, p.srv.Addr().String())
+		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/silent")
+		rc.Write([]byte(req))
+		if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
+			t.Fatalf("upgrade: %d %v", st, err)
+		}
+		b0, pl, _, err := rc.readFrame()
+		if err != nil || b0&0x0f != 8 || len(pl) < 2 || int(pl[0])<<8|int(pl[1]) != 1008 {
+			t.Fatalf("want the upstream's close 1008, got %#x %q %v", b0, pl, err)
+		}
+		// Never answer; the upstream's FIN is mirrored to us.
+		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := io.Copy(io.Discard, rc); err != nil || n != 0 {
+			t.Fatalf("after the close: %d bytes, %v; want a FIN", n, err)
+		}
+		rc.Close()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictClosedUpstream, capture.SideUpstream, capture.HowEOF, closeCode(1008), closeCode(1006), false})
+	})
+
+	upstreamFIN := helloThen(func(c *websocket.Conn) { c.NetConn().Close() })
+
+	t.Run("upstream-fin/gorilla", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, upstreamFIN)
+		p := startTestProxy(t, upURL, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hello(t, c)
+		_, _, err = c.ReadMessage()
+		if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+			t.Fatalf("gorilla reports %v, want 1006 abnormal closure", err)
+		}
+		c.Close()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+	})
+
+	t.Run("upstream-fin/coder", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, upstreamFIN)
+		p := startTestProxy(t, upURL, false, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := cws.Dial(ctx, p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if err := c.Write(ctx, cws.MessageText, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if _, m, err := c.Read(ctx); err != nil || string(m) != "hello" {
+			t.Fatalf("hello: %q %v", m, err)
+		}
+		_, _, err = c.Read(ctx)
+		if err == nil || cws.CloseStatus(err) != -1 || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("coder/websocket reports %v (close status %d), want a read error with no close frame (status -1, 1006 semantics)", err, cws.CloseStatus(err))
+		}
+		c.CloseNow()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+	})
+
+	t.Run("upstream-rst", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
+			tc := c.NetConn().(*net.TCPConn)
+			tc.SetLinger(0)
+			tc.Close()
+		}))
+		p := startTestProxy(t, upURL, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hello(t, c)
+		_, _, err = c.ReadMessage()
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("client read: %v, want the RST mirrored (connection reset)", err)
+		}
+		c.Close()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowReset, closeCode(1006), closeCode(1006), true})
+	})
+
+	t.Run("client-abort", func(t *testing.T) {
+		upErr := make(chan error, 1)
+		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
+			_, _, err := c.ReadMessage()
+			upErr <- err
+		}))
+		p := startTestProxy(t, upURL, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello(t, c)
+		c.Close() // TCP close, no close frame
+		select {
+		case err := <-upErr:
+			if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+				t.Errorf("upstream reports %v, want 1006", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("upstream never saw the client's end")
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+	})
+
+	t.Run("client-reset", func(t *testing.T) {
+		upErr := make(chan error, 1)
+		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
+			_, _, err := c.ReadMessage()
+			upErr <- err
+		}))
+		p := startTestProxy(t, upURL, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello(t, c)
+		c.NetConn().(*net.TCPConn).SetLinger(0)
+		c.Close()
+		select {
+		case err := <-upErr:
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("upstream reports %v, want the RST mirrored", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("upstream never saw the client's end")
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowReset, closeCode(1006), closeCode(1006), true})
+	})
+
+	t.Run("upstream-429", func(t *testing.T) {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "7")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"error":"too many sessions for this organisation"}`)
+		}))
+		defer ts.Close()
+		p := startTestProxy(t, "ws"+strings.TrimPrefix(ts.URL, "http"), false, nil)
+		c, resp, err := p.dialer().Dial(p.url("/chat"), nil)
+		if err == nil {
+			c.Close()
+			t.Fatal("dial succeeded through a 429")
+		}
+		if resp == nil || resp.StatusCode != 429 {
+			t.Fatalf("client got %v, %v; want 429", resp, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != `{"error":"too many sessions for this organisation"}` || resp.Header.Get("Retry-After") != "7" {
+			t.Errorf("client got body %q, Retry-After %q", body, resp.Header.Get("Retry-After"))
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictRejected, capture.SideUpstream, capture.HowHandshakeRejects, nil, nil, false})
+		if r.Handshake.Status != 429 {
+			t.Errorf("handshake.status %d", r.Handshake.Status)
+		}
+	})
+
+	t.Run("upstream-unreachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := ln.Addr().String()
+		ln.Close()
+		p := startTestProxy(t, "ws://"+closed, false, nil)
+		c, resp, err := p.dialer().Dial(p.url("/"), nil)
+		if err == nil {
+			c.Close()
+			t.Fatal("dial succeeded to a closed port")
+		}
+		if resp == nil || resp.StatusCode != 502 {
+			t.Fatalf("client got %v, %v; want 502", resp, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "refused") {
+			t.Errorf("502 body %q does not give the reason", body)
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictUnreachable, capture.SideUpstream, capture.HowDialError, nil, nil, false})
+	})
+
+	t.Run("upstream-cert-rejected", func(t *testing.T) {
+		upURL, _ := wsServer(t, true, echo)
+		p := startTestProxy(t, upURL, false, nil) // no pool, no InsecureUpstream
+		c, resp, err := p.dialer().Dial(p.url("/"), nil)
+		if err == nil {
+			c.Close()
+			t.Fatal("dial succeeded to an untrusted upstream")
+		}
+		if resp == nil || resp.StatusCode != 502 {
+			t.Fatalf("client got %v, %v; want 502", resp, err)
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictTLSUpstream, capture.SideUpstream, capture.HowTLSError, nil, nil, false})
+		if r.TLS.Upstream == nil || r.TLS.Upstream.Error == "" {
+			t.Errorf("tls.upstream %+v, want the verification error", r.TLS.Upstream)
+		}
+	})
+
+	t.Run("client-rejects-wstap-cert", func(t *testing.T) {
+		upURL, _ := wsServer(t, false, echo)
+		p := startTestProxy(t, upURL, true, nil)
+		d := p.dialer()
+		d.TLSClientConfig = &tls.Config{} // system roots: wstap's CA is not among them
+		c, _, err := d.Dial(p.url("/"), nil)
+		if err == nil {
+			c.Close()
+			t.Fatal("client accepted wstap's certificate without its CA")
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictTLSClient, capture.SideClient, capture.HowTLSError, nil, nil, false})
+		if r.TLS.Client == nil || r.TLS.Client.Alert == "" {
+			t.Errorf("tls.client %+v, want the client's alert", r.TLS.Client)
+		}
+	})
+}
