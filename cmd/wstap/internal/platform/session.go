@@ -42,15 +42,28 @@ func (p *Platform) serve(raw *net.TCPConn) {
 		}
 		conn = tc
 	}
-	up := ws.Upgrader{Protocol: func(offered []byte) bool { return string(offered) == Subprotocol }}
+	// The session is counted against the cap before its 101 leaves, so a
+	// client that saw N 101s knows the platform counts N sessions.
+	admitted := false
+	up := ws.Upgrader{
+		Protocol: func(offered []byte) bool { return string(offered) == Subprotocol },
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			admitted = p.stats.admit(p.cfg.Cap)
+			return nil, nil
+		},
+	}
 	if _, err := up.Upgrade(conn); err != nil {
 		// The upgrader has already written the 4xx answer.
 		p.stats.rejected.Add(1)
+		if admitted {
+			p.stats.current.Add(-1)
+		}
 		return
 	}
 	conn.SetDeadline(time.Time{})
-
-	if !p.stats.admit(p.cfg.Cap) {
+	p.stats.upgraded.Add(1)
+	if !admitted {
+		p.stats.capDrops.Add(1)
 		p.reset(raw)
 		return
 	}

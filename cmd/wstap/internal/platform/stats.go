@@ -21,14 +21,12 @@ type counters struct {
 	current, maxCurrent                                                         atomic.Int64
 }
 
-// admit counts a newly upgraded session against limit (0 = no limit) and
-// reports whether it may stay.
+// admit counts a session about to be upgraded against limit (0 = no limit)
+// and reports whether it may stay; one that may not is not counted.
 func (c *counters) admit(limit int) bool {
-	c.upgraded.Add(1)
 	n := c.current.Add(1)
 	if limit > 0 && n > int64(limit) {
 		c.current.Add(-1)
-		c.capDrops.Add(1)
 		return false
 	}
 	for {
