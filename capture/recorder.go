@@ -169,7 +169,7 @@ func (r *Recorder) writeEvents() {
 }
 
 func emit(log *zerolog.Logger, e Event) {
-	ev := log.WithLevel(e.Level).Time("time", e.Time)
+	ev := log.WithLevel(e.Level).Str("time", e.Time.UTC().Format(time.RFC3339Nano))
 	if e.Session != "" {
 		ev = ev.Str("session", e.Session)
 	}

@@ -60,6 +60,12 @@ type Config struct {
 	// Heartbeats and AppClose match text messages (--heartbeat, --app-close).
 	Heartbeats []*regexp.Regexp
 	AppClose   []*regexp.Regexp
+	// MaxMessageEvents caps the "message" events per session direction
+	// (default 1000; negative: none).
+	MaxMessageEvents int
+	// LogPayloads puts up to 1 KiB of each message into its event (for the
+	// HAR); off by default: payloads may hold secrets.
+	LogPayloads bool
 	// Recorder receives events and session records (required).
 	Recorder Recorder
 	// Tap receives the decrypted bytes for the pcapng (nil: none).
@@ -137,6 +143,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxPerToken <= 0 {
 		c.MaxPerToken = 3
+	}
+	if c.MaxMessageEvents == 0 {
+		c.MaxMessageEvents = 1000
 	}
 	if c.Tap == nil {
 		c.Tap = capture.NopTap{}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"net"
 	"strconv"
 	"sync"
@@ -130,9 +131,11 @@ type dirObs struct {
 	last   atomic.Int64 // unix nanos of the last frame sent this way
 	// active is the last frame other than a pong: what an idle timer that
 	// ignores the answers to its own pings counts.
-	active  atomic.Int64
-	maxGap  time.Duration
-	scanner *frames.Scanner
+	active atomic.Int64
+	maxGap time.Duration
+	// messages counts the message events sent for this direction.
+	messages int
+	scanner  *frames.Scanner
 }
 
 func (d *dirObs) Frame(f *frames.Info) {
@@ -204,6 +207,20 @@ func (d *dirObs) Control(f *frames.Info, p []byte) {
 }
 
 func (d *dirObs) Data(f *frames.Info, prefix []byte) {
+	if f.FirstOfMessage && d.messages < d.ss.srv.cfg.MaxMessageEvents {
+		// One event per message (its first frame) for the HAR, capped per
+		// direction so a busy session cannot flood the event queue.
+		d.messages++
+		fields := []any{"dir", dirNames[d.dir], "opcode", int(f.OpCode), "len", f.Length}
+		if d.ss.srv.cfg.LogPayloads && len(prefix) > 0 {
+			if f.OpCode == ws.OpText {
+				fields = append(fields, "data", string(prefix))
+			} else {
+				fields = append(fields, "data", base64.StdEncoding.EncodeToString(prefix))
+			}
+		}
+		d.ss.event(zerolog.DebugLevel, "message", fields...)
+	}
 	if len(prefix) == 0 || f.MessageOpCode != ws.OpText {
 		return
 	}

@@ -152,6 +152,9 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 	if len(s.cfg.Heartbeats)+len(s.cfg.AppClose) > 0 {
 		prefix = 256
 	}
+	if s.cfg.LogPayloads {
+		prefix = 1024
+	}
 	for d := range ss.dirs {
 		o := &dirObs{ss: ss, dir: d, now: now}
 		o.last.Store(now.UnixNano())

@@ -108,7 +108,7 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (string,
 	}
 	po := &proxyOptions{listen: "127.0.0.1:0", upstream: plat.URL(), tls: true, out: dir, caDir: filepath.Join(caDir, "ca"),
 		upstreamCA: certFile, pcap: true, maxHeaderBytes: 64 << 10, headerTimeout: 30 * time.Second,
-		latePong: 5 * time.Second, noKeepalive: o.idle * 8 / 10, maxPerToken: 3, args: []string{"demo"}}
+		latePong: 5 * time.Second, noKeepalive: o.idle * 8 / 10, maxPerToken: 3, maxMessageEvents: 1000, args: []string{"demo"}}
 	r, err := startProxy(po, io.Discard)
 	if err != nil {
 		return "", err

@@ -38,6 +38,8 @@ type proxyOptions struct {
 	headerTimeout, latePong, noKeepalive     time.Duration
 	heartbeats, appClose                     multiFlag
 	metrics                                  string
+	logPayloads                              bool
+	maxMessageEvents                         int
 	args                                     []string
 }
 
@@ -66,6 +68,8 @@ func (o *proxyOptions) flags(fs *flag.FlagSet) {
 	fs.Var(&o.appClose, "app-close", "regexp of text messages that announce a close or an error (repeatable)")
 	fs.IntVar(&o.expectSessions, "expect-sessions", 0, "warn at start when this host's limits cannot carry this many sessions")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464)")
+	fs.BoolVar(&o.logPayloads, "log-payloads", false, "put up to 1 KiB of each message into events.jsonl (for the HAR); payloads may hold secrets")
+	fs.IntVar(&o.maxMessageEvents, "max-message-events", 1000, "message events per session direction in events.jsonl (-1: none)")
 }
 
 // running is a proxy with its recording.
@@ -83,7 +87,7 @@ type running struct {
 func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 	cfg := proxy.Config{Listen: o.listen, TLS: o.tls, InsecureUpstream: o.insecureUpstream,
 		MaxHeaderBytes: o.maxHeaderBytes, HeaderTimeout: o.headerTimeout, LatePong: o.latePong,
-		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken}
+		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents}
 	if o.upstream != "" {
 		u, err := url.Parse(o.upstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
