@@ -142,9 +142,9 @@ func (c *rawConn) readFrame() (b0 byte, payload []byte, masked bool, err error) 
 	return h[0], payload, masked, nil
 }
 
-// wsFrame builds one frame by hand: any FIN, RSV bits, opcode and masking,
+// rawFrame builds one frame by hand: any FIN, RSV bits, opcode and masking,
 // so tests can break RFC 6455 on purpose.
-func wsFrame(fin bool, rsv, op byte, mask bool, payload []byte) []byte {
+func rawFrame(fin bool, rsv, op byte, mask bool, payload []byte) []byte {
 	b0 := op & 0x0f
 	if fin {
 		b0 |= 0x80

@@ -48,7 +48,7 @@ func TestDataWithUpgradeRequest(t *testing.T) {
 			defer conn.Close()
 			rc := &rawConn{Conn: conn, br: bufio.NewReader(conn)}
 			req, key := rawUpgradeRequest(addr, "/early")
-			one := append([]byte(req), wsFrame(true, 0, 1, true, []byte("early bird"))...)
+			one := append([]byte(req), rawFrame(true, 0, 1, true, []byte("early bird"))...)
 			if n, err := conn.Write(one); err != nil || n != len(one) {
 				t.Fatalf("write: %d %v", n, err)
 			}
@@ -67,7 +67,7 @@ func TestDataWithUpgradeRequest(t *testing.T) {
 			if b0, pl, masked, err := rc.readFrame(); err != nil || b0 != 0x81 || masked || string(pl) != "early bird" {
 				t.Fatalf("echo: %#x %q masked=%v %v", b0, pl, masked, err)
 			}
-			rc.Write(wsFrame(true, 0, 8, true, []byte{0x03, 0xe8}))
+			rc.Write(rawFrame(true, 0, 8, true, []byte{0x03, 0xe8}))
 			if b0, pl, _, err := rc.readFrame(); err != nil || b0 != 0x88 || len(pl) < 2 {
 				t.Fatalf("close: %#x %q %v", b0, pl, err)
 			}
@@ -76,7 +76,7 @@ func TestDataWithUpgradeRequest(t *testing.T) {
 			conn.Close()
 			r := oneRecord(t, p)
 			cu := r.Frames.ClientToUpstream
-			if cu.Frames != 2 || cu.Text != 1 || cu.Close != 1 || cu.Bytes != int64(len(wsFrame(true, 0, 1, true, []byte("early bird")))+8) {
+			if cu.Frames != 2 || cu.Text != 1 || cu.Close != 1 || cu.Bytes != int64(len(rawFrame(true, 0, 1, true, []byte("early bird")))+8) {
 				t.Errorf("client_to_upstream %+v", cu)
 			}
 			if r.Verdict != capture.VerdictClean {
@@ -95,7 +95,7 @@ func TestDataWithUpgradeResponse(t *testing.T) {
 		if err != nil {
 			return
 		}
-		one := append([]byte(response101(hdr.Get("Sec-WebSocket-Key"))), wsFrame(true, 0, 1, false, []byte(first))...)
+		one := append([]byte(response101(hdr.Get("Sec-WebSocket-Key"))), rawFrame(true, 0, 1, false, []byte(first))...)
 		if _, err := c.Write(one); err != nil {
 			return
 		}
@@ -106,7 +106,7 @@ func TestDataWithUpgradeResponse(t *testing.T) {
 				return
 			}
 			if b0&0x0f == 8 {
-				c.Write(wsFrame(true, 0, 8, false, pl))
+				c.Write(rawFrame(true, 0, 8, false, pl))
 				return
 			}
 		}
