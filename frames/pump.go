@@ -54,13 +54,6 @@ func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func(
 			buf = *big
 		}
 		n, rerr := src.Read(buf)
-		switch {
-		case n == len(bufs.Small) && big == nil && bufs.Pool != nil:
-			big = bufs.Pool.Get().(*[]byte)
-		case n < len(buf) && big != nil:
-			bufs.Pool.Put(big)
-			big = nil
-		}
 		if n > 0 {
 			b := buf[:n]
 			if onChunk != nil {
@@ -77,6 +70,15 @@ func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func(
 			if werr != nil {
 				return total, &CopyError{Err: werr}
 			}
+		}
+		// Only once the chunk is written may the large buffer go back to
+		// the pool: another session would read into it.
+		switch {
+		case n == len(bufs.Small) && big == nil && bufs.Pool != nil:
+			big = bufs.Pool.Get().(*[]byte)
+		case n < len(buf) && big != nil:
+			bufs.Pool.Put(big)
+			big = nil
 		}
 		if rerr != nil {
 			return total, &CopyError{Read: true, Err: rerr}
