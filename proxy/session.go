@@ -141,7 +141,6 @@ type dirObs struct {
 func (d *dirObs) Frame(f *frames.Info) {
 	c := &d.counts
 	c.Frames++
-	c.Bytes += int64(f.HeaderLen) + f.Length
 	switch f.OpCode {
 	case ws.OpText:
 		c.Text++

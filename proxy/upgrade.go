@@ -107,7 +107,19 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 		if ss.stopping {
 			r.Verdict = capture.VerdictShutdown
 		}
-		s.reject502(cli, err)
+		switch {
+		case ss.stopping:
+			s.reject502(cli, err)
+		case isReset(err):
+			// The upstream reset the connection before answering: the client
+			// sees a reset, as it would without wstap (transparency rule 3).
+			resetConn(cliRaw)
+		case err == io.EOF:
+			// The upstream closed before sending a byte of its answer: FIN.
+			cli.Close()
+		default:
+			s.reject502(cli, err)
+		}
 		ss.finish(false)
 		return
 	}
