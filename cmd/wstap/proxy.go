@@ -80,6 +80,8 @@ type running struct {
 	keylog *os.File
 	dir    string
 	stopFn []func()
+	// metrics serves --metrics; nil without it.
+	metrics *metrics
 }
 
 // startProxy opens the run dir and starts the proxy. Errors name the flag or
@@ -162,6 +164,11 @@ func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 	}
 	r := &running{rec: rec, dir: dir}
 	cfg.Recorder = rec
+	var met *metrics
+	if o.metrics != "" {
+		met = newMetrics(rec)
+		cfg.Recorder = met
+	}
 	if o.pcap {
 		p, err := capture.OpenPcap(dir, capture.PcapOptions{SnapLen: o.pcapSnap, MaxMB: o.pcapMaxMB})
 		if err != nil {
@@ -190,13 +197,15 @@ func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 		return nil, err
 	}
 	r.srv = srv
-	if o.metrics != "" {
-		stop, err := serveMetrics(o.metrics, srv, rec)
+	if met != nil {
+		stop, err := met.serve(o.metrics, srv)
 		if err != nil {
 			r.stop()
 			return nil, fmt.Errorf("--metrics: %w", err)
 		}
 		r.stopFn = append(r.stopFn, stop)
+		r.metrics = met
+		fmt.Fprintf(stderr, "wstap: Prometheus metrics on http://%s/metrics\n", met.Addr())
 	}
 	cfg.Log.Info().Str("listen", srv.Addr().String()).Str("mode", mode).Str("upstream", info.Upstream).
 		Uint64("nofile", soft).Uint64("nofile_hard", hard).Str("run_dir", dir).Msg("wstap proxy started")
