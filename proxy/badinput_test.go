@@ -63,7 +63,7 @@ func TestBadInput(t *testing.T) {
 	up := badInputUpstream(t, keys)
 	p := startTestProxy(t, "ws://"+up, false, nil, func(c *Config) { c.HeaderTimeout = 300 * time.Millisecond })
 	addr := p.srv.Addr().String()
-	stopHealthy := healthy(t, p, 3)
+	stopHealthy := healthyBeside(t, p, 3)
 	rejectedFrom := map[string]string{} // client address → kind
 
 	t.Run("header-over-max", func(t *testing.T) {

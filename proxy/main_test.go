@@ -278,11 +278,11 @@ func (p *testProxy) events() []jsonEvent {
 	return out
 }
 
-// healthy runs n echo sessions through p beside whatever else a test does:
+// healthyBeside runs n echo sessions through p beside whatever else a test does:
 // random messages of random sizes, each echo compared by SHA-256, until stop
 // is called. stop closes them cleanly and reports how many messages went
 // through; any difference fails the test.
-func healthy(t *testing.T, p *testProxy, n int) (stop func() (messages int)) {
+func healthyBeside(t *testing.T, p *testProxy, n int) (stop func() (messages int)) {
 	t.Helper()
 	var wg sync.WaitGroup
 	quit := make(chan struct{})
