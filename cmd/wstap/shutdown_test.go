@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Issue 9, item 5: SIGTERM with 2,000 sessions open records every one as
+// proxy-shutdown and leaves files that parse; SIGKILL leaves whole JSONL
+// lines only. The proxy is the real binary (built without -race).
+
+var (
+	sdBinOnce sync.Once
+	sdBin     string
+	sdBinErr  error
+)
+
+// wstapBinary builds the wstap binary once per test run.
+func wstapBinary(t *testing.T) string {
+	t.Helper()
+	sdBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wstap-bin")
+		if err != nil {
+			sdBinErr = err
+			return
+		}
+		sdBin = filepath.Join(dir, "wstap")
+		if out, err := exec.Command("go", "build", "-o", sdBin, ".").CombinedOutput(); err != nil {
+			sdBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if sdBinErr != nil {
+		t.Fatal(sdBinErr)
+	}
+	return sdBin
+}
+
+func strictMode() bool { return os.Getenv("WSTAP_TEST_STRICT") == "1" }
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// echoUpstream is a gorilla echo server.
+func echoUpstream(t *testing.T) string {
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(mt, p) != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws://" + strings.TrimPrefix(srv.URL, "http://")
+}
+
+// proxyProc is a running wstap proxy process.
+type proxyProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	out    string
+	stderr *syncBuffer
+	done   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startProxyProc(t *testing.T, upstream, out string, extra ...string) *proxyProc {
+	t.Helper()
+	p := &proxyProc{addr: freeAddr(t), out: out, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	args := append([]string{"proxy", "--upstream", upstream, "--listen", p.addr, "--out", out}, extra...)
+	p.cmd = exec.Command(wstapBinary(t), args...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", p.addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wstap did not listen on %s; stderr:\n%s", p.addr, p.stderr)
+		}
+	}
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proxyProc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		if err == nil {
+			return 0
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		t.Fatalf("wait: %v", err)
+	case <-time.After(d):
+		t.Fatalf("wstap did not exit within %s; stderr:\n%s", d, p.stderr)
+	}
+	return -1
+}
+
+// jsonLines checks that a JSONL file holds whole lines only, each a JSON
+// object, and returns them.
+func jsonLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		t.Errorf("%s does not end with a newline: last bytes %q", filepath.Base(path), b[max(0, len(b)-80):])
+	}
+	var out []map[string]any
+	for i, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		if len(b) == 0 {
+			break
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Errorf("%s line %d does not parse (%v): %.200q", filepath.Base(path), i+1, err, line)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// openSessions opens n sessions through addr, each echoing one message,
+// with limited parallelism; it returns the open connections.
+func openSessions(t *testing.T, addr string, n int) []*websocket.Conn {
+	t.Helper()
+	conns := make([]*websocket.Conn, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var mu sync.Mutex
+	var errs []error
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 512, WriteBufferSize: 512}
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, _, err := d.Dial(fmt.Sprintf("ws://%s/s/%d", addr, i), nil)
+			if err == nil {
+				msg := []byte(fmt.Sprintf("hello %d", i))
+				if err = c.WriteMessage(websocket.TextMessage, msg); err == nil {
+					var got []byte
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					if _, got, err = c.ReadMessage(); err == nil && !bytes.Equal(got, msg) {
+						err = fmt.Errorf("echo %q, want %q", got, msg)
+					}
+					c.SetReadDeadline(time.Time{})
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("session %d: %w", i, err))
+				return
+			}
+			conns[i] = c
+		}(i)
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d sessions failed, first: %v", len(errs), n, errs[0])
+	}
+	return conns
+}
+
+func TestShutdownSIGTERMRecordsEverySession(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	p := startProxyProc(t, echoUpstream(t), out)
+	start := time.Now()
+	conns := openSessions(t, p.addr, n)
+	opened := time.Since(start)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	sigAt := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, p.stderr)
+	}
+	stopped := time.Since(sigAt)
+
+	// Every client saw its connection end.
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := c.ReadMessage(); err == nil {
+			t.Fatalf("session %d still delivers messages after the proxy exited", i)
+		}
+	}
+
+	recs := jsonLines(t, filepath.Join(out, "sessions.jsonl"))
+	byVerdict := map[string]int{}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		byVerdict[fmt.Sprint(r["verdict"])]++
+		id := fmt.Sprint(r["id"])
+		if ids[id] {
+			t.Errorf("session %s recorded twice", id)
+		}
+		ids[id] = true
+		if end, _ := r["end"].(map[string]any); end["how"] != "shutdown" || end["first"] != "proxy" {
+			t.Errorf("session %s: end %v, want first proxy, how shutdown", id, r["end"])
+			break
+		}
+	}
+	if len(recs) != n || byVerdict["proxy-shutdown"] != n {
+		t.Errorf("%d records, by verdict %v; want %d proxy-shutdown", len(recs), byVerdict, n)
+	}
+	events := jsonLines(t, filepath.Join(out, "events.jsonl"))
+	var run struct {
+		End      *time.Time `json:"end"`
+		Counters struct {
+			Sessions      int64 `json:"sessions"`
+			EventsDropped int64 `json:"events_dropped"`
+		} `json:"counters"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "run.json"))
+	if err != nil || json.Unmarshal(b, &run) != nil {
+		t.Fatalf("run.json: %v %s", err, b)
+	}
+	if run.End == nil || run.Counters.Sessions != int64(n) {
+		t.Errorf("run.json: end %v, sessions %d; want an end and %d", run.End, run.Counters.Sessions, n)
+	}
+	t.Logf("%d sessions opened in %s; SIGTERM → exit 0 in %s; %d records (%v), %d events (%d dropped)",
+		n, opened.Round(time.Millisecond), stopped.Round(time.Millisecond), len(recs), byVerdict, len(events), run.Counters.EventsDropped)
+
+	pcap := filepath.Join(out, "capture.pcapng")
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		if strictMode() {
+			t.Fatalf("tshark not found and WSTAP_TEST_STRICT=1")
+		}
+		t.Skip("tshark not found: the pcapng is not checked (install tshark, or WSTAP_TEST_STRICT=1 to fail instead)")
+	}
+	tout, err := exec.Command(tshark, "-r", pcap, "-Y", "websocket", "-T", "fields", "-e", "websocket.opcode").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark -r %s: %v\n%.2000s", pcap, err, tout)
+	}
+	frames := strings.Count(string(tout), "\n")
+	if frames < 2*n {
+		t.Errorf("tshark decodes %d websocket frames, want at least %d (a message and its echo per session)", frames, 2*n)
+	}
+	t.Logf("tshark reads the pcapng: %d websocket frames", frames)
+}
+
+func TestShutdownSIGKILLLeavesWholeLines(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	p := startProxyProc(t, echoUpstream(t), out)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sessions sync.Map
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, _, err := d.Dial(fmt.Sprintf("ws://%s/k/%d/%d", p.addr, g, i), nil)
+				if err != nil {
+					return
+				}
+				sessions.Store(fmt.Sprint(g, i), true)
+				for m := 0; m < 5; m++ {
+					msg := bytes.Repeat([]byte{'m'}, 100+m*1000)
+					if c.WriteMessage(websocket.BinaryMessage, msg) != nil {
+						break
+					}
+					if _, _, err := c.ReadMessage(); err != nil {
+						break
+					}
+					if m == 2 {
+						c.WriteControl(websocket.PingMessage, []byte("k"), time.Now().Add(time.Second))
+					}
+				}
+				c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+				c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				c.ReadMessage()
+				c.Close()
+			}
+		}(g)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	p.cmd.Process.Kill()
+	p.wait(t, 10*time.Second)
+	close(stop)
+	wg.Wait()
+
+	recs := jsonLines(t, filepath.Join(out, "sessions.jsonl"))
+	events := jsonLines(t, filepath.Join(out, "events.jsonl"))
+	opened := 0
+	sessions.Range(func(any, any) bool { opened++; return true })
+	if len(recs) == 0 || len(events) == 0 {
+		t.Errorf("after 1.5 s of traffic: %d session records, %d events; want some of each", len(recs), len(events))
+	}
+	t.Logf("SIGKILL after %d sessions: %d whole session lines, %d whole event lines on disk", opened, len(recs), len(events))
+}
