@@ -133,8 +133,14 @@ func alertOf(err error) string {
 
 func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *capture.TLSLeg, err error) {
 	defer raw.Close()
-	if isBenignTLSProbe(err) {
+	if isBenignTLSProbe(err, leg) {
 		return
+	}
+	if leg.Alert == "" && errors.Is(err, io.EOF) {
+		// The client got our certificate and hung up without an alert: the
+		// JDK's HttpClient does so when it does not trust the CA (it logs
+		// "Fatal (CERTIFICATE_UNKNOWN)" but never sends that alert).
+		leg.Alert = "none: the client closed the connection after the server's certificate"
 	}
 	ss := newSession(s, s.newID())
 	ss.rec.ClientAddr = raw.RemoteAddr().String()
@@ -147,9 +153,10 @@ func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *capture.T
 	ss.finish(false)
 }
 
-// isBenignTLSProbe: a connection closed before sending anything is not a session.
-func isBenignTLSProbe(err error) bool {
-	return errors.Is(err, io.EOF)
+// isBenignTLSProbe: a connection closed before a ClientHello was answered
+// is not a session; one closed after our certificate is a client refusing it.
+func isBenignTLSProbe(err error, leg *capture.TLSLeg) bool {
+	return errors.Is(err, io.EOF) && leg.Version == ""
 }
 
 // serveRequests reads requests from a client connection: WebSocket upgrades

@@ -22,24 +22,25 @@ import (
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-var (
-	transportOnce sync.Once
-	transport     *http.Transport
-)
+// transports holds each Server's transport for plain requests: its TLS
+// settings (--upstream-ca, --insecure-upstream, the key log) are that
+// server's, not those of the first server of the process.
+var transports sync.Map // *Server → *http.Transport
 
 func (s *Server) transport() *http.Transport {
-	transportOnce.Do(func() {
-		transport = &http.Transport{
-			Proxy:               nil,
-			DisableCompression:  true,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			TLSClientConfig: &tls.Config{RootCAs: s.cfg.UpstreamCAs, InsecureSkipVerify: s.cfg.InsecureUpstream,
-				KeyLogWriter: s.cfg.KeyLog},
-			ForceAttemptHTTP2: false,
-		}
+	if t, ok := transports.Load(s); ok {
+		return t.(*http.Transport)
+	}
+	t, _ := transports.LoadOrStore(s, &http.Transport{
+		Proxy:               nil,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSClientConfig: &tls.Config{RootCAs: s.cfg.UpstreamCAs, InsecureSkipVerify: s.cfg.InsecureUpstream,
+			KeyLogWriter: s.cfg.KeyLog},
+		ForceAttemptHTTP2: false,
 	})
-	return transport
+	return t.(*http.Transport)
 }
 
 // forwardHTTP forwards one plain HTTP request (a REST call of the same load
