@@ -135,7 +135,7 @@ func (r *Recorder) Session(rec *SessionRecord) {
 	}
 	line = append(line, '\n')
 	r.sessMu.Lock()
-	_, err = r.sessFile.Write(line)
+	err = writeWhole(r.sessFile, line)
 	r.sessMu.Unlock()
 	if err != nil {
 		r.Count.SessionsLost.Add(1)
@@ -153,7 +153,7 @@ func (r *Recorder) writeEvents() {
 		if len(batch.b) == 0 {
 			return
 		}
-		if _, err := r.evFile.Write(batch.b); err != nil {
+		if err := writeWhole(r.evFile, batch.b); err != nil {
 			r.Count.EventsDropped.Add(int64(batch.lines))
 			r.warn(fmt.Errorf("writing events.jsonl: %w", err))
 		}
@@ -224,7 +224,13 @@ func (r *Recorder) writeRunJSON() error {
 	}
 	tmp := filepath.Join(r.dir, "run.json.tmp")
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing run.json: %w", err)
+		// A full disk: rewrite run.json in place, in the blocks it frees,
+		// so the counters of what was lost still reach the disk.
+		os.Remove(tmp)
+		if e := os.WriteFile(filepath.Join(r.dir, "run.json"), append(b, '\n'), 0o644); e != nil {
+			return fmt.Errorf("writing run.json: %w", err)
+		}
+		return nil
 	}
 	if err := os.Rename(tmp, filepath.Join(r.dir, "run.json")); err != nil {
 		return fmt.Errorf("writing run.json: %w", err)
@@ -248,5 +254,17 @@ func (r *Recorder) Close(end time.Time) error {
 			err = fmt.Errorf("closing sessions.jsonl: %w", e)
 		}
 	})
+	return err
+}
+
+// writeWhole appends b with one write; when the disk takes only part of it
+// (ENOSPC), the part is cut off again so the file keeps whole lines only.
+func writeWhole(f *os.File, b []byte) error {
+	n, err := f.Write(b)
+	if err != nil && n > 0 {
+		if fi, e := f.Stat(); e == nil {
+			f.Truncate(fi.Size() - int64(n))
+		}
+	}
 	return err
 }
