@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	cws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 )
@@ -342,4 +344,26 @@ func healthyBeside(t *testing.T, p *testProxy, n int) (stop func() (messages int
 		wg.Wait()
 		return total
 	}
+}
+
+// rawClient connects to the proxy by hand, over TLS when it serves TLS.
+func (p *testProxy) rawClient(t *testing.T) *rawConn {
+	t.Helper()
+	addr := p.srv.Addr().String()
+	if !p.tls {
+		return rawDial(t, addr)
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: p.ca.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// coderOptions are coder/websocket dial options that trust the proxy's CA.
+func (p *testProxy) coderOptions(t *testing.T) *cws.DialOptions {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.ca.Pool()}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &cws.DialOptions{HTTPClient: &http.Client{Transport: tr}}
 }

@@ -26,6 +26,14 @@ type endWant struct {
 	abnormal            bool
 }
 
+// tcpOf is the TCP connection under c (under its TLS, if any).
+func tcpOf(c net.Conn) *net.TCPConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	return c.(*net.TCPConn)
+}
+
 func closeCode(c int) *int { return &c }
 
 func checkEnd(t *testing.T, r *capture.SessionRecord, w endWant) {
@@ -91,7 +99,217 @@ func helloThen(act func(c *websocket.Conn)) func(c *websocket.Conn) {
 }
 
 func TestVerdictMatrix(t *testing.T) {
-	t.Run("clean/client-first", func(t *testing.T) {
+	// The cases where both peers are up run with TLS on neither and on both legs.
+	for _, tlsOn := range []bool{false, true} {
+		legs := "ws"
+		if tlsOn {
+			legs = "wss"
+		}
+		t.Run(legs, func(t *testing.T) {
+			t.Run("clean/client-first", func(t *testing.T) {
+				upURL, pool := wsServer(t, tlsOn, echo)
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				c, _, err := p.dialer().Dial(p.url("/"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				hello(t, c)
+				c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "done"))
+				_, _, err = c.ReadMessage()
+				if !websocket.IsCloseError(err, 1000) {
+					t.Fatalf("client read after its close: %v, want the upstream's close 1000", err)
+				}
+				c.Close()
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
+				if r.Close.Client == nil || r.Close.Client.Reason != "done" || r.Close.Upstream == nil {
+					t.Errorf("close %+v / %+v", r.Close.Client, r.Close.Upstream)
+				}
+			})
+
+			t.Run("clean/upstream-first", func(t *testing.T) {
+				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
+					c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "going away"), time.Now().Add(time.Second))
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							return
+						}
+					}
+				}))
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				c, _, err := p.dialer().Dial(p.url("/"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				hello(t, c)
+				// gorilla's default close handler answers with the same code.
+				if _, _, err = c.ReadMessage(); !websocket.IsCloseError(err, 1001) {
+					t.Fatalf("client read: %v, want close 1001", err)
+				}
+				// Wait for the upstream's FIN before closing, as RFC 6455 §7.1.1 asks.
+				c.NetConn().SetReadDeadline(time.Now().Add(5 * time.Second))
+				io.Copy(io.Discard, c.NetConn())
+				c.Close()
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictClean, capture.SideUpstream, capture.HowCloseHandshake, closeCode(1001), closeCode(1001), false})
+			})
+
+			t.Run("upstream-close-client-silent", func(t *testing.T) {
+				upURL, pool := wsServer(t, tlsOn, func(c *websocket.Conn) {
+					c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1008, "policy"), time.Now().Add(time.Second))
+					// Wait for the client's close a while, then drop the TCP connection.
+					c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+					c.ReadMessage()
+				})
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				rc := p.rawClient(t)
+				req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/silent")
+				rc.Write([]byte(req))
+				if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
+					t.Fatalf("upgrade: %d %v", st, err)
+				}
+				b0, pl, _, err := rc.readFrame()
+				if err != nil || b0&0x0f != 8 || len(pl) < 2 || int(pl[0])<<8|int(pl[1]) != 1008 {
+					t.Fatalf("want the upstream's close 1008, got %#x %q %v", b0, pl, err)
+				}
+				// Never answer; the upstream's FIN is mirrored to us.
+				rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if n, err := io.Copy(io.Discard, rc); err != nil || n != 0 {
+					t.Fatalf("after the close: %d bytes, %v; want a FIN", n, err)
+				}
+				rc.Close()
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictClosedUpstream, capture.SideUpstream, capture.HowEOF, closeCode(1008), closeCode(1006), false})
+			})
+
+			upstreamFIN := helloThen(func(c *websocket.Conn) { c.NetConn().Close() })
+
+			t.Run("upstream-fin/gorilla", func(t *testing.T) {
+				upURL, pool := wsServer(t, tlsOn, upstreamFIN)
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				c, _, err := p.dialer().Dial(p.url("/"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				hello(t, c)
+				_, _, err = c.ReadMessage()
+				if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+					t.Fatalf("gorilla reports %v, want 1006 abnormal closure", err)
+				}
+				c.Close()
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+			})
+
+			t.Run("upstream-fin/coder", func(t *testing.T) {
+				upURL, pool := wsServer(t, tlsOn, upstreamFIN)
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				c, _, err := cws.Dial(ctx, p.url("/"), p.coderOptions(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.CloseNow()
+				if err := c.Write(ctx, cws.MessageText, []byte("hello")); err != nil {
+					t.Fatal(err)
+				}
+				if _, m, err := c.Read(ctx); err != nil || string(m) != "hello" {
+					t.Fatalf("hello: %q %v", m, err)
+				}
+				_, _, err = c.Read(ctx)
+				if err == nil || cws.CloseStatus(err) != -1 || errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("coder/websocket reports %v (close status %d), want a read error with no close frame (status -1, 1006 semantics)", err, cws.CloseStatus(err))
+				}
+				c.CloseNow()
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+			})
+
+			t.Run("upstream-rst", func(t *testing.T) {
+				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
+					tc := tcpOf(c.NetConn())
+					tc.SetLinger(0)
+					tc.Close()
+				}))
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				c, _, err := p.dialer().Dial(p.url("/"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				hello(t, c)
+				_, _, err = c.ReadMessage()
+				if !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("client read: %v, want the RST mirrored (connection reset)", err)
+				}
+				c.Close()
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowReset, closeCode(1006), closeCode(1006), true})
+			})
+
+			t.Run("client-abort", func(t *testing.T) {
+				upErr := make(chan error, 1)
+				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
+					_, _, err := c.ReadMessage()
+					upErr <- err
+				}))
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				c, _, err := p.dialer().Dial(p.url("/"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hello(t, c)
+				c.Close() // TCP close, no close frame
+				select {
+				case err := <-upErr:
+					if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+						t.Errorf("upstream reports %v, want 1006", err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("upstream never saw the client's end")
+				}
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+			})
+
+			t.Run("client-reset", func(t *testing.T) {
+				upErr := make(chan error, 1)
+				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
+					_, _, err := c.ReadMessage()
+					upErr <- err
+				}))
+				p := startTestProxy(t, upURL, tlsOn, pool)
+				c, _, err := p.dialer().Dial(p.url("/"), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hello(t, c)
+				// Reset the TCP connection itself: closing the TLS conn would
+				// send close_notify first.
+				tcp := tcpOf(c.NetConn())
+				tcp.SetLinger(0)
+				tcp.Close()
+				select {
+				case err := <-upErr:
+					if !errors.Is(err, syscall.ECONNRESET) {
+						t.Errorf("upstream reports %v, want the RST mirrored", err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("upstream never saw the client's end")
+				}
+				r := oneRecord(t, p)
+				checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowReset, closeCode(1006), closeCode(1006), true})
+			})
+
+		})
+	}
+
+	t.Run("proxy-shutdown", func(t *testing.T) {
 		upURL, _ := wsServer(t, false, echo)
 		p := startTestProxy(t, upURL, false, nil)
 		c, _, err := p.dialer().Dial(p.url("/"), nil)
@@ -100,192 +318,14 @@ func TestVerdictMatrix(t *testing.T) {
 		}
 		defer c.Close()
 		hello(t, c)
-		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "done"))
-		_, _, err = c.ReadMessage()
-		if !websocket.IsCloseError(err, 1000) {
-			t.Fatalf("client read after its close: %v, want the upstream's close 1000", err)
+		recs := p.records() // shuts the proxy down with the session open
+		if len(recs) != 1 {
+			t.Fatalf("%d records", len(recs))
 		}
-		c.Close()
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
-		if r.Close.Client == nil || r.Close.Client.Reason != "done" || r.Close.Upstream == nil {
-			t.Errorf("close %+v / %+v", r.Close.Client, r.Close.Upstream)
+		checkEnd(t, &recs[0], endWant{capture.VerdictShutdown, capture.SideProxy, capture.HowShutdown, closeCode(1006), closeCode(1006), true})
+		if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+			t.Errorf("client after shutdown: %v, want 1006", err)
 		}
-	})
-
-	t.Run("clean/upstream-first", func(t *testing.T) {
-		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
-			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "going away"), time.Now().Add(time.Second))
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			for {
-				if _, _, err := c.ReadMessage(); err != nil {
-					return
-				}
-			}
-		}))
-		p := startTestProxy(t, upURL, false, nil)
-		c, _, err := p.dialer().Dial(p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		hello(t, c)
-		// gorilla's default close handler answers with the same code.
-		if _, _, err = c.ReadMessage(); !websocket.IsCloseError(err, 1001) {
-			t.Fatalf("client read: %v, want close 1001", err)
-		}
-		// Wait for the upstream's FIN before closing, as RFC 6455 §7.1.1 asks.
-		c.NetConn().SetReadDeadline(time.Now().Add(5 * time.Second))
-		io.Copy(io.Discard, c.NetConn())
-		c.Close()
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictClean, capture.SideUpstream, capture.HowCloseHandshake, closeCode(1001), closeCode(1001), false})
-	})
-
-	t.Run("upstream-close-client-silent", func(t *testing.T) {
-		upURL, _ := wsServer(t, false, func(c *websocket.Conn) {
-			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1008, "policy"), time.Now().Add(time.Second))
-			// Wait for the client's close a while, then drop the TCP connection.
-			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			c.ReadMessage()
-		})
-		p := startTestProxy(t, upURL, false, nil)
-		rc := rawDial(t, p.srv.Addr().String())
-		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/silent")
-		rc.Write([]byte(req))
-		if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
-			t.Fatalf("upgrade: %d %v", st, err)
-		}
-		b0, pl, _, err := rc.readFrame()
-		if err != nil || b0&0x0f != 8 || len(pl) < 2 || int(pl[0])<<8|int(pl[1]) != 1008 {
-			t.Fatalf("want the upstream's close 1008, got %#x %q %v", b0, pl, err)
-		}
-		// Never answer; the upstream's FIN is mirrored to us.
-		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if n, err := io.Copy(io.Discard, rc); err != nil || n != 0 {
-			t.Fatalf("after the close: %d bytes, %v; want a FIN", n, err)
-		}
-		rc.Close()
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictClosedUpstream, capture.SideUpstream, capture.HowEOF, closeCode(1008), closeCode(1006), false})
-	})
-
-	upstreamFIN := helloThen(func(c *websocket.Conn) { c.NetConn().Close() })
-
-	t.Run("upstream-fin/gorilla", func(t *testing.T) {
-		upURL, _ := wsServer(t, false, upstreamFIN)
-		p := startTestProxy(t, upURL, false, nil)
-		c, _, err := p.dialer().Dial(p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		hello(t, c)
-		_, _, err = c.ReadMessage()
-		if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
-			t.Fatalf("gorilla reports %v, want 1006 abnormal closure", err)
-		}
-		c.Close()
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
-	})
-
-	t.Run("upstream-fin/coder", func(t *testing.T) {
-		upURL, _ := wsServer(t, false, upstreamFIN)
-		p := startTestProxy(t, upURL, false, nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, _, err := cws.Dial(ctx, p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.CloseNow()
-		if err := c.Write(ctx, cws.MessageText, []byte("hello")); err != nil {
-			t.Fatal(err)
-		}
-		if _, m, err := c.Read(ctx); err != nil || string(m) != "hello" {
-			t.Fatalf("hello: %q %v", m, err)
-		}
-		_, _, err = c.Read(ctx)
-		if err == nil || cws.CloseStatus(err) != -1 || errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("coder/websocket reports %v (close status %d), want a read error with no close frame (status -1, 1006 semantics)", err, cws.CloseStatus(err))
-		}
-		c.CloseNow()
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
-	})
-
-	t.Run("upstream-rst", func(t *testing.T) {
-		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
-			tc := c.NetConn().(*net.TCPConn)
-			tc.SetLinger(0)
-			tc.Close()
-		}))
-		p := startTestProxy(t, upURL, false, nil)
-		c, _, err := p.dialer().Dial(p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		hello(t, c)
-		_, _, err = c.ReadMessage()
-		if !errors.Is(err, syscall.ECONNRESET) {
-			t.Errorf("client read: %v, want the RST mirrored (connection reset)", err)
-		}
-		c.Close()
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowReset, closeCode(1006), closeCode(1006), true})
-	})
-
-	t.Run("client-abort", func(t *testing.T) {
-		upErr := make(chan error, 1)
-		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
-			_, _, err := c.ReadMessage()
-			upErr <- err
-		}))
-		p := startTestProxy(t, upURL, false, nil)
-		c, _, err := p.dialer().Dial(p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hello(t, c)
-		c.Close() // TCP close, no close frame
-		select {
-		case err := <-upErr:
-			if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
-				t.Errorf("upstream reports %v, want 1006", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("upstream never saw the client's end")
-		}
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowEOF, closeCode(1006), closeCode(1006), true})
-	})
-
-	t.Run("client-reset", func(t *testing.T) {
-		upErr := make(chan error, 1)
-		upURL, _ := wsServer(t, false, helloThen(func(c *websocket.Conn) {
-			_, _, err := c.ReadMessage()
-			upErr <- err
-		}))
-		p := startTestProxy(t, upURL, false, nil)
-		c, _, err := p.dialer().Dial(p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hello(t, c)
-		c.NetConn().(*net.TCPConn).SetLinger(0)
-		c.Close()
-		select {
-		case err := <-upErr:
-			if !errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("upstream reports %v, want the RST mirrored", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("upstream never saw the client's end")
-		}
-		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowReset, closeCode(1006), closeCode(1006), true})
 	})
 
 	t.Run("upstream-429", func(t *testing.T) {
