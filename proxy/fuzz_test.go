@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -312,3 +313,78 @@ func (fzNopObs) Frame(*frames.Info)           {}
 func (fzNopObs) Control(*frames.Info, []byte) {}
 func (fzNopObs) Data(*frames.Info, []byte)    {}
 func (fzNopObs) Finding(string, string)       {}
+
+// patternReader yields a deterministic stream, alternating reads that fill
+// the buffer (so Copy borrows a large one) and short reads (so it gives it
+// back).
+type patternReader struct {
+	seed byte
+	off  int
+	left int
+	n    int
+}
+
+func (r *patternReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	r.n++
+	k := len(p)
+	if r.n%2 == 0 && k > 100 {
+		k = 100
+	}
+	if k > r.left {
+		k = r.left
+	}
+	for i := 0; i < k; i++ {
+		p[i] = r.seed + byte((r.off+i)%251)
+	}
+	r.off += k
+	r.left -= k
+	return k, nil
+}
+
+// slowChecker checks each chunk after a pause, as a slow socket would
+// still be reading it.
+type slowChecker struct {
+	seed byte
+	off  int
+	bad  int
+}
+
+func (w *slowChecker) Write(p []byte) (int, error) {
+	time.Sleep(50 * time.Microsecond)
+	for i, b := range p {
+		if b != w.seed+byte((w.off+i)%251) {
+			w.bad++
+			break
+		}
+	}
+	w.off += len(p)
+	return len(p), nil
+}
+
+// TestCopySharedPoolNoCorruption: sessions sharing the large-buffer pool
+// never see each other's bytes (Copy once gave a buffer back to the pool
+// before writing the chunk read into it).
+func TestCopySharedPoolNoCorruption(t *testing.T) {
+	pool := &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	var wg sync.WaitGroup
+	bad := make([]int, 8)
+	for g := range bad {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			w := &slowChecker{seed: byte(g * 31)}
+			bufs := &frames.Buffers{Small: make([]byte, 2048), Pool: pool}
+			frames.Copy(w, &patternReader{seed: byte(g * 31), left: 4 << 20}, bufs, nil, nil)
+			bad[g] = w.bad
+		}(g)
+	}
+	wg.Wait()
+	for g, n := range bad {
+		if n > 0 {
+			t.Errorf("copy %d: %d chunks corrupted by another copy's reads", g, n)
+		}
+	}
+}
