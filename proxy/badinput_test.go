@@ -3,10 +3,12 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,8 +97,35 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %v: %d bytes, %v; want the connection closed", cut, n, err)
 		}
-		if cut < 300*time.Millisecond || cut > time.Second {
+		if cut < 300*time.Millisecond || cut > 3*time.Second {
 			t.Errorf("cut after %v, want 300 ms", cut)
+		}
+		rejectedFrom[rc.LocalAddr().String()] = "header-timeout"
+	})
+
+	t.Run("header-timeout-trickle", func(t *testing.T) {
+		// A slow-loris client sending a byte every 50 ms is cut at the same
+		// 300 ms: the deadline bounds the whole head, not each read.
+		rc := rawDial(t, addr)
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, b := range []byte("GET /trickle HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n") {
+				if _, err := rc.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.Copy(io.Discard, rc)
+		cut := time.Since(start)
+		rc.Close()
+		<-done
+		t.Logf("trickle cut after %v", cut.Round(time.Millisecond))
+		if (err != nil && !errors.Is(err, syscall.ECONNRESET)) || cut < 300*time.Millisecond || cut > 3*time.Second {
+			t.Errorf("cut after %v (%v), want 300 ms", cut, err)
 		}
 		rejectedFrom[rc.LocalAddr().String()] = "header-timeout"
 	})

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"math"
 	"sort"
 	"strconv"
@@ -251,5 +252,52 @@ func TestSilenceBeforeEnd(t *testing.T) {
 	if k.ClientSilenceBeforeEndMS < k.SilenceBeforeEnd {
 		t.Errorf("client_silence_before_end_ms %.1f < silence_before_end_ms %.1f", k.ClientSilenceBeforeEndMS, k.SilenceBeforeEnd)
 	}
+	checkEnd(t, r, endWant{"abnormal-upstream-drop", "upstream", "eof", closeCode(1006), closeCode(1006), true})
+}
+
+// TestLateAndUnansweredPongs: the upstream pings three times; the client
+// answers the first two 150 ms late (LatePong is 100 ms) and never the third.
+func TestLateAndUnansweredPongs(t *testing.T) {
+	t.Parallel()
+	upURL, _ := wsServer(t, false, func(c *websocket.Conn) {
+		for i := 0; i < 3; i++ {
+			c.WriteControl(websocket.PingMessage, []byte("u"+strconv.Itoa(i)), time.Now().Add(time.Second))
+			time.Sleep(200 * time.Millisecond)
+		}
+		// Read the pongs (unread data would turn the close into a RST).
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		c.ReadMessage()
+		c.NetConn().Close()
+	})
+	p := startTestProxy(t, upURL, false, nil, func(c *Config) { c.LatePong = 100 * time.Millisecond })
+	rc := p.rawClient(t)
+	req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/late")
+	rc.Write([]byte(req))
+	if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
+		t.Fatalf("upgrade: %d %v", st, err)
+	}
+	for i := 0; i < 3; i++ {
+		b0, pl, _, err := rc.readFrame()
+		if err != nil || b0 != 0x89 {
+			t.Fatalf("ping %d: %#x %v", i, b0, err)
+		}
+		if i < 2 {
+			time.Sleep(150 * time.Millisecond)
+			rc.Write(rawFrame(true, 0, 10, true, pl))
+		}
+	}
+	rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, rc.br)
+	rc.Close()
+	r := oneRecord(t, p)
+	k := r.Keepalive
+	t.Logf("upstream_pings %d, unanswered %d, client_pong_rtt %+v, findings %v", k.UpstreamPings, k.UnansweredPings, k.ClientPongRTTMS, r.Findings)
+	if k.UpstreamPings != 3 || k.UnansweredPings != 1 {
+		t.Errorf("upstream_pings %d unanswered_pings %d, want 3 and 1", k.UpstreamPings, k.UnansweredPings)
+	}
+	if k.ClientPongRTTMS == nil || !within(k.ClientPongRTTMS.P50, 150, 0.2) {
+		t.Errorf("client_pong_rtt_ms %+v, want p50 ≈ 150", k.ClientPongRTTMS)
+	}
+	wantRules(t, "late", r, "late-pong", "unanswered-ping")
 	checkEnd(t, r, endWant{"abnormal-upstream-drop", "upstream", "eof", closeCode(1006), closeCode(1006), true})
 }

@@ -356,6 +356,33 @@ func TestVerdictMatrix(t *testing.T) {
 		}
 	})
 
+	t.Run("upstream-503-chunked", func(t *testing.T) {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Why")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "maintenance, ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "back soon")
+			w.Header().Set("X-Why", "deploy")
+		}))
+		defer ts.Close()
+		p := startTestProxy(t, "ws"+strings.TrimPrefix(ts.URL, "http"), false, nil)
+		rc := p.rawClient(t)
+		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/chat")
+		rc.Write([]byte(req))
+		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(rc.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 503 || string(body) != "maintenance, back soon" || err != nil || resp.Trailer.Get("X-Why") != "deploy" {
+			t.Errorf("client got %d %q %v trailer %v", resp.StatusCode, body, err, resp.Trailer)
+		}
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictRejected, capture.SideUpstream, capture.HowHandshakeRejects, nil, nil, false})
+	})
+
 	t.Run("upstream-unreachable", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
