@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// run sets up, runs every work against every target and reports.
+func run(ctx context.Context, o *options, args []string) error {
+	res := newResults(o, args)
+	e, err := setup(o, res)
+	if e != nil && e.tmp != "" && !o.keep {
+		defer os.RemoveAll(e.tmp)
+	} else if e != nil {
+		logf("keeping %s", e.tmp)
+	}
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	for _, w := range o.works {
+		switch w {
+		case "hold":
+			for _, n := range o.ns {
+				e.each(ctx, o, res, "hold", func(j *job, r *Row) {
+					cfg := holdConfig{Sessions: n, Dialers: 32, OpenLimit: openLimit(n), Hold: o.hold,
+						Settle: min(5*time.Second, o.hold/2)}
+					var rss func() (int64, error)
+					if j.proxy != nil {
+						rss = j.rss
+					}
+					h := hold(ctx, e.dialerSized(j.url, 4<<10), cfg, rss)
+					logf("  hold %d: opened %d, failed %v, dropped %v, %.1f KiB/session", n, h.Opened, h.Failed, h.Dropped, h.KiBPerSession)
+					r.Hold = append(r.Hold, h)
+				})
+			}
+		case "latency":
+			e.each(ctx, o, res, "latency", func(j *job, r *Row) {
+				l := latency(ctx, e.dialerSized(j.url, 4<<10), latConfig{Sessions: o.latSessions, Size: 256,
+					Every: time.Second, Duration: o.latDur, OpenLimit: openLimit(o.latSessions), Dialers: 32})
+				logf("  latency: %d/%d sessions, %d/%d echoed, p50 %.0f µs p99 %.0f µs p99.9 %.0f µs",
+					l.Opened, l.Sessions, l.Echoed, l.Sent, l.P50us, l.P99us, l.P999us)
+				r.Latency = &l
+			})
+		case "throughput":
+			e.each(ctx, o, res, "throughput 16 KiB", func(j *job, r *Row) {
+				t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 4, Size: 16 << 10, InFlight: 32,
+					Warmup: 2 * time.Second, Duration: o.tp})
+				logf("  16 KiB: %.1f MB/s %s", t.MBPerSec, t.Error)
+				r.TP16K = &t
+			})
+			e.each(ctx, o, res, "throughput 64 B", func(j *job, r *Row) {
+				t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 1, Size: 64, InFlight: 256,
+					Warmup: 2 * time.Second, Duration: o.tp})
+				logf("  64 B: %.0f msg/s %s", t.MsgPerSec, t.Error)
+				r.TP64 = &t
+			})
+		case "handshakes":
+			e.each(ctx, o, res, "handshakes", func(j *job, r *Row) {
+				h := handshakes(ctx, e.dialerSized(j.url, 4<<10), 16, o.hs)
+				logf("  handshakes: %.0f/s, failed %v", h.PerSec, h.Failed)
+				r.Handshakes = &h
+			})
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	res.Seconds = time.Since(started).Seconds()
+	res.End = time.Now().UTC()
+	table := res.table()
+	fmt.Print(table)
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--out %s: %w", o.out, err)
+	}
+	logf("wrote %s", o.out)
+	return ctx.Err()
+}
+
+// openLimit bounds opening n sessions: generous for a slow proxy, but bounded.
+func openLimit(n int) time.Duration { return 20*time.Second + time.Duration(n)*10*time.Millisecond }
+
+// each runs one work against every available target, each in a fresh job.
+func (e *runEnv) each(ctx context.Context, o *options, res *Results, work string, fn func(*job, *Row)) {
+	for _, t := range o.targets {
+		r := res.row(t)
+		if r.Unavailable != "" || ctx.Err() != nil {
+			continue
+		}
+		logf("%s: %s", work, t)
+		j, err := e.startJob(ctx, t)
+		if err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", work, err))
+			logf("  %s: %v", t, err)
+			continue
+		}
+		fn(j, r)
+		if size := j.stop(); size > 0 {
+			r.RecordedBytes[work] = size
+		}
+	}
+}
+
+// dialerSized is dialerFor with the client's read buffer size.
+func (e *runEnv) dialerSized(url string, size int) *dialer {
+	d := e.dialerFor(url)
+	d.bufSize = size
+	return d
+}
+
+// Machine describes where the figures were taken.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"model"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go"`
+	MemTotal  string `json:"mem_total"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.Model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		l, _, _ := strings.Cut(string(b), "\n")
+		m.MemTotal = strings.Join(strings.Fields(strings.TrimPrefix(l, "MemTotal:")), " ")
+	}
+	return m
+}
