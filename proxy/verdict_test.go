@@ -309,6 +309,38 @@ func TestVerdictMatrix(t *testing.T) {
 		})
 	}
 
+	t.Run("client-close-upstream-silent", func(t *testing.T) {
+		// An upstream that reads the client's close, never answers it and
+		// drops the TCP connection: the client never gets a close frame.
+		up := rawServer(t, func(c *rawConn) {
+			_, hdr, err := c.readRequest()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(response101(hdr.Get("Sec-WebSocket-Key"))))
+			for {
+				b0, _, _, err := c.readFrame()
+				if err != nil || b0&0x0f == 8 {
+					break
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		})
+		p := startTestProxy(t, "ws://"+up, false, nil)
+		c, _, err := p.dialer().Dial(p.url("/"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+		if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+			t.Errorf("client: %v, want 1006", err)
+		}
+		c.Close()
+		r := oneRecord(t, p)
+		checkEnd(t, r, endWant{capture.VerdictClosedClient, capture.SideClient, capture.HowEOF, closeCode(1006), closeCode(1000), true})
+	})
+
 	t.Run("proxy-shutdown", func(t *testing.T) {
 		upURL, _ := wsServer(t, false, echo)
 		p := startTestProxy(t, upURL, false, nil)
