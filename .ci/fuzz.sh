@@ -17,7 +17,7 @@ for pkg in $(go list ./...); do
 			status=1
 			continue
 		}
-		echo "$out" | grep -E 'execs: [0-9]+' | tail -1
+		echo "$out" | grep '^fuzz: elapsed' | tail -1
 	done
 done
 exit $status
