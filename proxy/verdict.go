@@ -26,7 +26,10 @@ func (ss *wsSession) finish(upgraded bool) {
 		r.ConcurrentAtEnd = int(ss.srv.active.Add(-1) + 1)
 		ss.srv.Stats.Active.Add(-1)
 	}
-	if ss.stopping {
+	// Shutdown is the verdict only when it is what ended the session: one
+	// whose side had already ended TCP (a half-closed session the other
+	// side kept open) keeps that side's verdict.
+	if ss.stopping && end.how == capture.HowShutdown {
 		r.Verdict = capture.VerdictShutdown
 		r.End.First, r.End.How = capture.SideProxy, capture.HowShutdown
 	}

@@ -360,6 +360,29 @@ func TestVerdictMatrix(t *testing.T) {
 		}
 	})
 
+	t.Run("upstream-fin-then-shutdown", func(t *testing.T) {
+		// The upstream drops the session; the client reads the FIN but keeps
+		// its side open (a load tool thread that is not reading) until the
+		// proxy stops. The upstream's drop, not the shutdown, ended it.
+		upURL, _ := wsServer(t, false, func(c *websocket.Conn) { c.NetConn().Close() })
+		p := startTestProxy(t, upURL, false, nil)
+		rc := p.rawClient(t)
+		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/")
+		rc.Write([]byte(req))
+		if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
+			t.Fatalf("upgrade: %d %v", st, err)
+		}
+		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := io.Copy(io.Discard, rc.br); n != 0 || err != nil {
+			t.Fatalf("want the upstream's FIN: %d %v", n, err)
+		}
+		recs := p.records() // shutdown with the client's side still open
+		if len(recs) != 1 {
+			t.Fatalf("%d records", len(recs))
+		}
+		checkEnd(t, &recs[0], endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+	})
+
 	t.Run("upstream-429", func(t *testing.T) {
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "7")
