@@ -28,8 +28,9 @@ func (ss *wsSession) finish(upgraded bool) {
 	}
 	// Shutdown is the verdict only when it is what ended the session: one
 	// whose side had already ended TCP (a half-closed session the other
-	// side kept open) keeps that side's verdict.
-	if ss.stopping && end.how == capture.HowShutdown {
+	// side kept open) keeps that side's verdict, and one with close frames
+	// both ways is clean.
+	if ss.stopping && end.how == capture.HowShutdown && r.Verdict != capture.VerdictClean {
 		r.Verdict = capture.VerdictShutdown
 		r.End.First, r.End.How = capture.SideProxy, capture.HowShutdown
 	}

@@ -383,6 +383,39 @@ func TestVerdictMatrix(t *testing.T) {
 		checkEnd(t, &recs[0], endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
 	})
 
+	t.Run("close-handshake-then-shutdown", func(t *testing.T) {
+		// Close frames both ways, but neither side has closed TCP yet when
+		// the proxy stops: the session is clean (DESIGN.md, verdicts).
+		up := rawServer(t, func(c *rawConn) {
+			_, hdr, err := c.readRequest()
+			if err != nil {
+				return
+			}
+			c.Write([]byte(response101(hdr.Get("Sec-WebSocket-Key"))))
+			if b0, pl, _, err := c.readFrame(); err == nil && b0&0x0f == 8 {
+				c.Write(rawFrame(true, 0, 8, false, pl))
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			io.Copy(io.Discard, c.br)
+		})
+		p := startTestProxy(t, "ws://"+up, false, nil)
+		rc := p.rawClient(t)
+		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/")
+		rc.Write([]byte(req))
+		if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
+			t.Fatalf("upgrade: %d %v", st, err)
+		}
+		rc.Write(rawFrame(true, 0, 8, true, []byte{0x03, 0xe8}))
+		if b0, _, _, err := rc.readFrame(); err != nil || b0 != 0x88 {
+			t.Fatalf("close: %#x %v", b0, err)
+		}
+		recs := p.records()
+		if len(recs) != 1 {
+			t.Fatalf("%d records", len(recs))
+		}
+		checkEnd(t, &recs[0], endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
+	})
+
 	t.Run("upstream-429", func(t *testing.T) {
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "7")
