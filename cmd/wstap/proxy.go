@@ -142,9 +142,10 @@ func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 	if err != nil {
 		fmt.Fprintf(stderr, "wstap: could not raise the open-file limit: %v\n", err)
 	}
-	if o.expectSessions > 0 && uint64(2*o.expectSessions+64) > soft {
-		fmt.Fprintf(stderr, "wstap: WARNING: open-file limit %d carries about %d proxied sessions, fewer than --expect-sessions %d; raise it with 'ulimit -n %d' (see 'wstap doctor')\n",
-			soft, (soft-64)/2, o.expectSessions, 2*o.expectSessions+64)
+	if o.expectSessions > 0 {
+		for _, w := range expectWarnings(o.expectSessions, soft, hard) {
+			fmt.Fprintf(stderr, "wstap: WARNING: %s\n", w)
+		}
 	}
 	dir := o.out
 	if dir == "" {
