@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,13 +184,16 @@ func (m *metrics) serve(addr string, srv *proxy.Server) (stop func(), err error)
 	m.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	m.err = make(chan error, 1)
 	go func() { m.err <- m.hs.Serve(m.ln) }()
+	var once sync.Once
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		m.hs.Shutdown(ctx)
-		if err := <-m.err; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.next.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "metrics-error", Fields: []any{"error", err.Error()}})
-		}
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			m.hs.Shutdown(ctx)
+			if err := <-m.err; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.next.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "metrics-error", Fields: []any{"error", err.Error()}})
+			}
+		})
 	}, nil
 }
 
