@@ -265,3 +265,22 @@ func TestExpectSessionsWarning(t *testing.T) {
 		t.Errorf("10 sessions in 1,000 descriptors: warnings %q", w)
 	}
 }
+
+// TestProxyExpectSessions: 'wstap proxy --expect-sessions' beyond this
+// host's open-file limit warns at start with the command to raise it.
+func TestProxyExpectSessions(t *testing.T) {
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	const n = 1 << 30 // more than any host's nr_open
+	r, err := startProxy(&proxyOptions{listen: "127.0.0.1:0", upstream: "ws://127.0.0.1:1", out: dir,
+		caDir: filepath.Join(dir, "ca"), expectSessions: n}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	out := stderr.String()
+	wantLines(t, out, "wstap: WARNING: --expect-sessions 1073741824: open files per process carries about",
+		"ulimit -n 2147483712", "LimitNOFILE=2147483712", "see 'wstap doctor --sessions 1073741824'")
+}
