@@ -30,13 +30,20 @@ type options struct {
 	ns                   []int
 	targets, works       []string
 	quick, install, keep bool
-	out                  string
+	out, profile         string
 	latSessions          int
 	hold, tp, hs, latDur time.Duration
 	sources              int
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "wstap-inproc" {
+		if err := inprocMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "wstap-bench wstap-inproc:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "echo" {
 		if err := echoMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "wstap-bench echo:", err)
@@ -72,6 +79,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.latDur, "latency-time", 20*time.Second, "latency work: how long messages are sent")
 	fs.DurationVar(&o.tp, "throughput-time", 10*time.Second, "throughput work: measured time of each message size")
 	fs.DurationVar(&o.hs, "handshake-time", 20*time.Second, "handshake work: duration")
+	fs.StringVar(&o.profile, "profile", "", "run wstap in-process (the proxy package) with pprof CPU and heap profiles into this directory, one sub-directory per job")
 	fs.IntVar(&o.sources, "sources", 19, "client source addresses 127.0.0.2 and on")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -144,6 +152,7 @@ type runEnv struct {
 	locals            []net.IP
 	bins              map[string]string
 	seq               int
+	profile           string // --profile: run wstap in-process with pprof
 }
 
 func logf(format string, args ...any) {
@@ -152,7 +161,7 @@ func logf(format string, args ...any) {
 
 // setup builds wstap, makes the certificates and finds the peers.
 func setup(o *options, res *Results) (*runEnv, error) {
-	e := &runEnv{bins: map[string]string{}}
+	e := &runEnv{bins: map[string]string{}, profile: o.profile}
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
 		return nil, fmt.Errorf("finding the module root with 'go env GOMOD': run from inside the wstap checkout (%v)", err)

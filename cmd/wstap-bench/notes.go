@@ -95,6 +95,12 @@ func (r *Results) checks(b *strings.Builder, w, direct *Row) {
 			continue
 		}
 		var behind []string
+		compared := p.TP16K != nil && p.TP16K.Messages > 0 || p.Handshakes != nil && p.Handshakes.PerSec > 0 ||
+			p.Latency != nil && p.Latency.Echoed > 0
+		if !compared {
+			fmt.Fprintf(b, "- wstap against %s: not compared (%s measured nothing)\n", peer, peer)
+			continue
+		}
 		if a, c := ratio(w.TP16K, p.TP16K), ratio(w.TP64, p.TP64); a >= 0 && a < 1 || c >= 0 && c < 1 {
 			behind = append(behind, "throughput")
 		}

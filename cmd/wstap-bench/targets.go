@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 )
@@ -65,6 +66,8 @@ type job struct {
 	echo   *proc
 	proxy  *proc
 	dir    string
+	// profile is where the in-process wstap writes its profiles (--profile).
+	profile string
 }
 
 // startJob starts the echo server and the target's proxy.
@@ -108,7 +111,14 @@ func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
 		if target == "wstap-nopcap" {
 			args = append(args, "--pcap=false")
 		}
-		j.proxy, err = startProc(target, logPath, nil, e.wstapBin, args...)
+		if e.profile == "" {
+			j.proxy, err = startProc(target, logPath, nil, e.wstapBin, args...)
+			break
+		}
+		j.profile = filepath.Join(e.profile, filepath.Base(dir))
+		os.MkdirAll(j.profile, 0o755)
+		args = append(append([]string{"wstap-inproc"}, args[1:]...), "--profile", j.profile)
+		j.proxy, err = startProc(target, logPath, nil, e.self, args...)
 	case "nginx":
 		for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 			os.MkdirAll(filepath.Join(dir, d), 0o755)
@@ -167,7 +177,11 @@ func (j *job) rss() (int64, error) {
 	if j.proxy == nil {
 		return 0, fmt.Errorf("direct has no proxy")
 	}
-	return treeRSS(j.proxy.cmd.Process.Pid)
+	v, err := treeRSS(j.proxy.cmd.Process.Pid)
+	if j.profile != "" {
+		j.proxy.cmd.Process.Signal(syscall.SIGUSR1) // heap profile, sessions held
+	}
+	return v, err
 }
 
 // stop ends the proxy (wstap flushes its recording) and the echo server, and
