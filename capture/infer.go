@@ -70,7 +70,7 @@ func InferIdleDrops(recs []SessionRecord) []Inference {
 				dropsText(idle, len(drops), "after 1 s or more of silence"), what, spanText(idle.low, idle.high), secondsText(idle.median))})
 	}
 	ages := valuesOf(drops, func(r *SessionRecord) float64 { return r.DurationMS })
-	if life, ok := findCluster(ages); ok && !(okIdle && silentLife(drops, life)) {
+	if life, ok := findCluster(ages); ok && !(okIdle && (silentLife(drops, life) || idleExplains(drops, life, idle))) {
 		out = append(out, Inference{Kind: InferSessionLifetime, Count: life.count, Of: life.of,
 			LowMS: life.low, HighMS: life.high, EstimateMS: life.median,
 			Text: fmt.Sprintf("%s ended at an age of %s: a session (or token) lifetime near %s",
@@ -109,6 +109,27 @@ func silentLife(drops []*SessionRecord, c cluster) bool {
 		}
 	}
 	return len(share) > 0 && quantilesOf(share).P50 > silentLifeShare
+}
+
+// idleExplains reports whether most sessions of an age cluster had a silence
+// in the idle cluster: each ended the idle timeout after its last frame, and
+// their ages gather only because their last frames came early in their life.
+func idleExplains(drops []*SessionRecord, life, idle cluster) bool {
+	in, n := 0, 0
+	for _, r := range drops {
+		if r.DurationMS < life.low || r.DurationMS > life.high {
+			continue
+		}
+		n++
+		ka := r.Keepalive
+		for _, s := range []float64{ka.SilenceBeforeEnd, ka.ClientSilenceBeforeEndMS} {
+			if s >= idle.low && s <= idle.high {
+				in++
+				break
+			}
+		}
+	}
+	return n > 0 && 2*in > n
 }
 
 // cluster is the densest group of values within ±clusterSpread of its
