@@ -34,6 +34,19 @@ type options struct {
 	latSessions          int
 	hold, tp, hs, latDur time.Duration
 	sources              int
+	wstapEnv             envList
+}
+
+// envList is a repeatable NAME=VALUE flag.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+func (l *envList) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("%q: want NAME=VALUE", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 func main() {
@@ -80,6 +93,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.tp, "throughput-time", 10*time.Second, "throughput work: measured time of each message size")
 	fs.DurationVar(&o.hs, "handshake-time", 20*time.Second, "handshake work: duration")
 	fs.StringVar(&o.profile, "profile", "", "run wstap in-process (the proxy package) with pprof CPU and heap profiles into this directory, one sub-directory per job")
+	fs.Var(&o.wstapEnv, "wstap-env", "NAME=VALUE added to wstap's environment (repeatable; e.g. GODEBUG=adaptivestackstart=0, GOGC=50)")
 	fs.IntVar(&o.sources, "sources", 19, "client source addresses 127.0.0.2 and on")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -153,6 +167,7 @@ type runEnv struct {
 	bins              map[string]string
 	seq               int
 	profile           string // --profile: run wstap in-process with pprof
+	wstapEnv          []string
 }
 
 func logf(format string, args ...any) {
@@ -161,7 +176,7 @@ func logf(format string, args ...any) {
 
 // setup builds wstap, makes the certificates and finds the peers.
 func setup(o *options, res *Results) (*runEnv, error) {
-	e := &runEnv{bins: map[string]string{}, profile: o.profile}
+	e := &runEnv{bins: map[string]string{}, profile: o.profile, wstapEnv: o.wstapEnv}
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
 		return nil, fmt.Errorf("finding the module root with 'go env GOMOD': run from inside the wstap checkout (%v)", err)

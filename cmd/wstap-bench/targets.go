@@ -112,13 +112,13 @@ func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
 			args = append(args, "--pcap=false")
 		}
 		if e.profile == "" {
-			j.proxy, err = startProc(target, logPath, nil, e.wstapBin, args...)
+			j.proxy, err = startProc(target, logPath, e.wstapEnv, e.wstapBin, args...)
 			break
 		}
 		j.profile = filepath.Join(e.profile, filepath.Base(dir))
 		os.MkdirAll(j.profile, 0o755)
 		args = append(append([]string{"wstap-inproc"}, args[1:]...), "--profile", j.profile)
-		j.proxy, err = startProc(target, logPath, nil, e.self, args...)
+		j.proxy, err = startProc(target, logPath, e.wstapEnv, e.self, args...)
 	case "nginx":
 		for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 			os.MkdirAll(filepath.Join(dir, d), 0o755)
