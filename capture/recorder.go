@@ -77,6 +77,8 @@ type Recorder struct {
 	// PacketsDropped, when set, reports the pcap's dropped packets for run.json.
 	PacketsDropped func() int64
 	closeOnce      sync.Once
+	closeMu        sync.RWMutex
+	closed         bool
 }
 
 // OpenRecorder creates dir and its files. queue is the event queue length
@@ -113,6 +115,13 @@ func (r *Recorder) Dir() string { return r.dir }
 func (r *Recorder) Event(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	r.closeMu.RLock()
+	defer r.closeMu.RUnlock()
+	if r.closed {
+		// A straggler after Close (a connection cut at shutdown): counted, not written.
+		r.Count.EventsDropped.Add(1)
+		return
 	}
 	select {
 	case r.events <- e:
@@ -243,7 +252,10 @@ func (r *Recorder) writeRunJSON() error {
 func (r *Recorder) Close(end time.Time) error {
 	var err error
 	r.closeOnce.Do(func() {
+		r.closeMu.Lock()
+		r.closed = true
 		close(r.events)
+		r.closeMu.Unlock()
 		<-r.done
 		r.info.End = &end
 		err = r.writeRunJSON()

@@ -60,6 +60,11 @@ func upstreamTarget(u *url.URL) target {
 // serveConn handles one accepted connection.
 func (s *Server) serveConn(raw net.Conn) {
 	defer s.wg.Done()
+	if !s.trackConn(raw) {
+		raw.Close()
+		return
+	}
+	defer s.untrackConn(raw)
 	if s.cfg.Upstream == nil {
 		s.serveForward(raw)
 		return
@@ -206,6 +211,9 @@ func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.T
 // rejectHead answers a head that could not be read (DESIGN.md, "What is a
 // session, what is a rejected request").
 func (s *Server) rejectHead(conn, raw net.Conn, err error, first bool) {
+	if s.isClosing() {
+		return // cut by Shutdown, not by the client
+	}
 	var ne net.Error
 	switch {
 	case errors.Is(err, errHeadTooLarge):
@@ -213,8 +221,8 @@ func (s *Server) rejectHead(conn, raw net.Conn, err error, first bool) {
 	case errors.Is(err, errHeadMalformed):
 		s.reject(conn, raw, 400, err.Error())
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
-		if errors.Is(err, io.EOF) {
-			return
+		if !first && !strings.Contains(err.Error(), "head cut") {
+			return // an idle keep-alive connection, not a slow request
 		}
 		s.rejected(raw, "header-timeout", fmt.Sprintf("request headers not complete within --header-timeout (%s)", s.cfg.HeaderTimeout))
 	case errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "head cut"):

@@ -19,3 +19,10 @@ func RaiseNofile() (soft, hard uint64, err error) {
 	}
 	return r.Cur, r.Max, nil
 }
+
+// NofileLimits returns RLIMIT_NOFILE as it is now.
+func NofileLimits() (soft, hard uint64, err error) {
+	var r unix.Rlimit
+	err = unix.Getrlimit(unix.RLIMIT_NOFILE, &r)
+	return r.Cur, r.Max, err
+}

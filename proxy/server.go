@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -79,12 +80,15 @@ type Config struct {
 // Server is a running proxy.
 type Server struct {
 	cfg     Config
+	lnMu    sync.Mutex
 	ln      net.Listener
+	addr    net.Addr
 	bufPool sync.Pool
 	audit   *RunAudit
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
+	conns    map[net.Conn]struct{} // accepted connections not yet ended
 	closing  bool
 	wg       sync.WaitGroup
 
@@ -178,7 +182,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, ln: ln, sessions: map[*wsSession]struct{}{}, done: make(chan struct{}),
+	s := &Server{cfg: cfg, ln: ln, addr: ln.Addr(), sessions: map[*wsSession]struct{}{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{}),
 		audit: NewRunAudit(cfg.MaxPerToken)}
 	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
 	s.acceptWG.Add(1)
@@ -187,47 +191,105 @@ func Start(cfg Config) (*Server, error) {
 }
 
 // Addr is the listening address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.addr }
 
-// acceptLoop accepts until the listener closes. Accept errors such as EMFILE
-// are logged loudly and retried with backoff, never fatal (DESIGN.md rule 7).
+// acceptLoop accepts until Shutdown. Accept errors are logged loudly and
+// retried with backoff, never fatal (DESIGN.md rule 7). At the open-file
+// limit (EMFILE) the listener is closed, so waiting and new clients are
+// refused at once instead of hanging in the backlog, with one log line that
+// names the limit; established sessions are untouched. It listens again
+// once sessions have ended and freed descriptors.
 func (s *Server) acceptLoop() {
 	defer s.acceptWG.Done()
 	var backoff time.Duration
 	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.Stats.AcceptErrors.Add(1)
-			if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
-				rc.Count.AcceptErrors.Add(1)
-			}
-			if backoff == 0 {
-				backoff = 5 * time.Millisecond
-			} else if backoff < time.Second {
-				backoff *= 2
-			}
-			s.cfg.Log.Error().Err(err).Str("listen", s.ln.Addr().String()).Dur("retry_in", backoff).
-				Msg("ACCEPT FAILED: new connections are not being accepted (open-file limit? see 'wstap doctor'); established sessions are untouched")
-			s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "accept-error", Fields: []any{"error", err.Error()}})
-			select {
-			case <-time.After(backoff):
-			case <-s.done:
+		ln := s.listener()
+		c, err := ln.Accept()
+		if err == nil {
+			backoff = 0
+			s.wg.Add(1)
+			go s.serveConn(c)
+			continue
+		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		s.Stats.AcceptErrors.Add(1)
+		if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
+			rc.Count.AcceptErrors.Add(1)
+		}
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			if !s.pauseAtLimit(ln, err) {
 				return
 			}
 			continue
 		}
-		backoff = 0
-		s.wg.Add(1)
-		go s.serveConn(c)
+		if backoff == 0 {
+			backoff = 5 * time.Millisecond
+		} else if backoff < time.Second {
+			backoff *= 2
+		}
+		s.cfg.Log.Error().Err(err).Str("listen", s.addr.String()).Dur("retry_in", backoff).
+			Msg("ACCEPT FAILED: new connections are not being accepted; established sessions are untouched")
+		s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "accept-error", Fields: []any{"error", err.Error()}})
+		select {
+		case <-time.After(backoff):
+		case <-s.done:
+			return
+		}
 	}
+}
+
+// pauseAtLimit closes the listener at the open-file limit and listens again
+// once fewer sessions are open than when the limit was hit. It returns false
+// when the server is shutting down.
+func (s *Server) pauseAtLimit(ln net.Listener, cause error) bool {
+	open := s.active.Load()
+	soft, hard, _ := NofileLimits()
+	s.cfg.Log.Error().Err(cause).Str("listen", s.addr.String()).
+		Msgf("ACCEPT FAILED: open-file limit reached (RLIMIT_NOFILE soft %d, hard %d) with %d sessions open; new connections are refused until sessions end; established sessions are untouched; raise the limit (see 'wstap doctor')", soft, hard, open)
+	s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "accept-error",
+		Fields: []any{"error", cause.Error(), "nofile", soft, "sessions_open", open}})
+	ln.Close()
+	started := time.Now()
+	for {
+		select {
+		case <-s.done:
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+		// Two descriptors make a session; wait for room for a few.
+		if s.active.Load() > open-2 && time.Since(started) < 30*time.Second {
+			continue
+		}
+		nl, err := net.Listen("tcp", s.addr.String())
+		if err != nil {
+			continue
+		}
+		s.lnMu.Lock()
+		select {
+		case <-s.done:
+			s.lnMu.Unlock()
+			nl.Close()
+			return false
+		default:
+		}
+		s.ln = nl
+		s.lnMu.Unlock()
+		s.cfg.Log.Warn().Str("listen", s.addr.String()).Int64("sessions_open", s.active.Load()).Msg("accepting new connections again")
+		return true
+	}
+}
+
+func (s *Server) listener() net.Listener {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	return s.ln
 }
 
 func (s *Server) newID() string {
@@ -263,13 +325,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if !already {
+		s.lnMu.Lock()
 		close(s.done)
 		s.ln.Close()
+		s.lnMu.Unlock()
 	}
 	s.acceptWG.Wait()
 	for _, ss := range list {
 		ss.shutdown()
 	}
+	// Connections still reading a request (idle keep-alives, slow clients)
+	// are not sessions: close them so Shutdown does not wait for their
+	// header timeout.
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
 	waited := make(chan struct{})
 	go func() { s.wg.Wait(); close(waited) }()
 	select {
@@ -307,4 +379,29 @@ func (s *Server) CAPool() *x509.CertPool {
 		return nil
 	}
 	return s.cfg.CA.Pool()
+}
+
+// trackConn registers an accepted connection until it ends; false when the
+// server is shutting down.
+func (s *Server) trackConn(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackConn(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// isClosing reports whether Shutdown has begun.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -67,7 +69,13 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 		if upTLS != nil {
 			how, verdict = capture.HowTLSError, capture.VerdictTLSUpstream
 		}
-		ss.setEnd(capture.SideUpstream, how, err, time.Now())
+		side := capture.SideUpstream
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			// wstap itself is out of descriptors: the upstream is not at fault.
+			side, how = capture.SideProxy, capture.HowError
+			err = fmt.Errorf("wstap's open-file limit is reached: %w", err)
+		}
+		ss.setEnd(side, how, err, time.Now())
 		r.Verdict = verdict
 		s.reject502(cli, err)
 		ss.finish(false)
