@@ -70,6 +70,7 @@ type Recorder struct {
 	sessFile *os.File
 	stderr   io.Writer
 	warnOnce sync.Once
+	warned   atomic.Bool
 
 	Count struct {
 		Sessions, Abnormal, Rejected, HTTPRequests, EventsDropped, AcceptErrors, SessionsLost atomic.Int64
@@ -201,9 +202,13 @@ func (l *lineBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Warned reports whether the recorder has printed its warning.
+func (r *Recorder) Warned() bool { return r.warned.Load() }
+
 // warn prints one clear warning on stderr the first time recording fails.
 func (r *Recorder) warn(err error) {
 	r.warnOnce.Do(func() {
+		r.warned.Store(true)
 		fmt.Fprintf(r.stderr, "wstap: WARNING: recording into %s failed: %v; relaying goes on, lost records are counted in run.json\n", r.dir, err)
 	})
 }
