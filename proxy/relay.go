@@ -86,13 +86,13 @@ func (ss *wsSession) ended(dir int, err error) {
 	case ce != nil && ce.Read && errors.Is(ce.Err, io.EOF):
 		// The source sent FIN (or close_notify then FIN): half-close the other leg.
 		ss.setEnd(srcSide, capture.HowEOF, nil, now)
-		tap.End(ss.id, leg, leg == capture.LegUpstream, false, now)
+		tap.End(ss.id, leg, byPeer(leg), false, now)
 		closeWrite(dst, dstRaw)
-		tap.End(ss.id, otherLeg(leg), leg == capture.LegClient, false, now)
+		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), false, now)
 	case ce != nil && ce.Read && isReset(ce.Err):
 		ss.setEnd(srcSide, capture.HowReset, ce.Err, now)
-		tap.End(ss.id, leg, leg == capture.LegUpstream, true, now)
-		tap.End(ss.id, otherLeg(leg), leg == capture.LegClient, true, now)
+		tap.End(ss.id, leg, byPeer(leg), true, now)
+		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), true, now)
 		ss.teardown(dstRaw, srcRaw, true)
 	case ce != nil && ce.Read:
 		how := capture.HowError
@@ -100,8 +100,8 @@ func (ss *wsSession) ended(dir int, err error) {
 			how = capture.HowTLSError
 		}
 		ss.setEnd(srcSide, how, ce.Err, now)
-		tap.End(ss.id, leg, leg == capture.LegUpstream, false, now)
-		tap.End(ss.id, otherLeg(leg), leg == capture.LegClient, false, now)
+		tap.End(ss.id, leg, byPeer(leg), false, now)
+		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), false, now)
 		ss.teardown(dstRaw, srcRaw, false)
 	default:
 		// Writing to the destination failed: that side is gone.
@@ -114,11 +114,17 @@ func (ss *wsSession) ended(dir int, err error) {
 			how = capture.HowReset
 		}
 		ss.setEnd(dstSide, how, e, now)
-		tap.End(ss.id, otherLeg(leg), leg == capture.LegClient, how == capture.HowReset, now)
-		tap.End(ss.id, leg, leg == capture.LegUpstream, how == capture.HowReset, now)
+		tap.End(ss.id, otherLeg(leg), byPeer(otherLeg(leg)), how == capture.HowReset, now)
+		tap.End(ss.id, leg, byProxy(leg), how == capture.HowReset, now)
 		ss.teardown(srcRaw, dstRaw, how == capture.HowReset)
 	}
 }
+
+// byPeer and byProxy give Tap.End's fromServer for an ending sent on leg l
+// by the peer (the client or the upstream) or by wstap: the upstream is the
+// server side of its leg, wstap the server side of the client leg.
+func byPeer(l capture.Leg) bool  { return l == capture.LegUpstream }
+func byProxy(l capture.Leg) bool { return l == capture.LegClient }
 
 func otherLeg(l capture.Leg) capture.Leg {
 	if l == capture.LegClient {

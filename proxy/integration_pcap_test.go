@@ -1,0 +1,452 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
+)
+
+// Live tests of issue 5 (the decrypted pcapng): sessions through the real
+// proxy with a real capture.Pcap as its Tap, read back with tshark.
+
+// pcapUpstream is a gorilla upstream for the capture tests: it pings the
+// client once, echoes every message (fragmented ones whole), and answers a
+// close frame with the same code and the reason "server bye".
+func pcapUpstream(t *testing.T, tlsOn bool) (addr string, pool *x509.CertPool) {
+	t.Helper()
+	up := websocket.Upgrader{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetCloseHandler(func(code int, _ string) error {
+			return c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "server bye"), time.Now().Add(time.Second))
+		})
+		if err := c.WriteControl(websocket.PingMessage, []byte("srv-ping"), time.Now().Add(time.Second)); err != nil {
+			return
+		}
+		echo(c)
+	})
+	var ts *httptest.Server
+	if tlsOn {
+		ts = httptest.NewTLSServer(h)
+		pool = x509.NewCertPool()
+		pool.AddCert(ts.Certificate())
+	} else {
+		ts = httptest.NewServer(h)
+	}
+	t.Cleanup(ts.Close)
+	u, _ := url.Parse(ts.URL)
+	return u.Host, pool
+}
+
+// pcapClient opens a WebSocket session through the forward proxy at proxyAddr
+// to target (host:port) by hand: CONNECT, TLS when tlsOn, the upgrade.
+func pcapClient(t *testing.T, proxyAddr, target string, tlsOn bool) *rawConn {
+	t.Helper()
+	conn := connectTunnel(t, proxyAddr, target)
+	if tlsOn {
+		host, _, _ := net.SplitHostPort(target)
+		tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true})
+		conn = tc
+	}
+	c := &rawConn{Conn: conn, br: bufio.NewReader(conn)}
+	req, _ := rawUpgradeRequest(target, "/pcap")
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _, err := c.readResponse(); err != nil || status != 101 {
+		t.Fatalf("upgrade through %s to %s: %d %v", proxyAddr, target, status, err)
+	}
+	return c
+}
+
+// expectFrame reads a frame and checks its opcode and payload.
+func expectFrame(t *testing.T, c *rawConn, op byte, payload []byte) {
+	t.Helper()
+	b0, p, masked, err := c.readFrame()
+	if err != nil {
+		t.Fatalf("reading frame (want opcode %d): %v", op, err)
+	}
+	if b0&0x0f != op || b0&0x80 == 0 || masked || !bytes.Equal(p, payload) {
+		t.Fatalf("frame %#x %q masked %v, want opcode %d %q", b0, p, masked, op, payload)
+	}
+}
+
+// chat runs every kind of frame through a session: the upstream's ping and
+// the client's pong, text, binary (a 126-length header), a message in three
+// fragments, a client ping, an unsolicited pong and a close handshake with
+// code and reason.
+func chat(t *testing.T, c *rawConn, code int, reason string) {
+	t.Helper()
+	expectFrame(t, c, 0x9, []byte("srv-ping"))
+	c.Write(rawFrame(true, 0, 0xA, true, []byte("srv-ping")))
+	c.Write(rawFrame(true, 0, 0x1, true, []byte("hello")))
+	expectFrame(t, c, 0x1, []byte("hello"))
+	bin := make([]byte, 300)
+	rand.Read(bin)
+	c.Write(rawFrame(true, 0, 0x2, true, bin))
+	expectFrame(t, c, 0x2, bin)
+	c.Write(rawFrame(false, 0, 0x1, true, []byte("frag-1 ")))
+	c.Write(rawFrame(false, 0, 0x0, true, []byte("frag-2 ")))
+	c.Write(rawFrame(true, 0, 0x0, true, []byte("frag-3")))
+	expectFrame(t, c, 0x1, []byte("frag-1 frag-2 frag-3"))
+	c.Write(rawFrame(true, 0, 0x9, true, []byte("cli-ping")))
+	expectFrame(t, c, 0xA, []byte("cli-ping"))
+	c.Write(rawFrame(true, 0, 0xA, true, []byte("unsolicited")))
+	c.Write(rawFrame(true, 0, 0x8, true, ws.NewCloseFrameBody(ws.StatusCode(code), reason)))
+	expectFrame(t, c, 0x8, ws.NewCloseFrameBody(ws.StatusCode(code), "server bye"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c.br) // the upstream's FIN, mirrored
+	c.Close()
+}
+
+// endingUpstream answers the upgrade, sends one text frame and then ends TCP
+// without a close frame: with a RST when rst, else with a FIN (and it closes
+// once the other side has closed too).
+func endingUpstream(t *testing.T, ip string, rst bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := &rawConn{Conn: nc, br: bufio.NewReader(nc)}
+				defer c.Close()
+				_, hdr, err := c.readRequest()
+				if err != nil {
+					return
+				}
+				c.Write([]byte(response101(hdr.Get("Sec-WebSocket-Key"))))
+				c.Write(rawFrame(true, 0, 0x1, false, []byte("going away now")))
+				time.Sleep(50 * time.Millisecond)
+				if rst {
+					nc.(*net.TCPConn).SetLinger(0)
+					return
+				}
+				nc.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				io.Copy(io.Discard, c.br)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// tsharkRows runs tshark on file with a display filter and returns the
+// fields of each matching packet (several occurrences comma-separated).
+func tsharkRows(t *testing.T, tshark, file, filter string, fields ...string) [][]string {
+	t.Helper()
+	args := []string{"-r", file, "-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=,", "-E", "occurrence=a"}
+	for _, f := range fields {
+		args = append(args, "-e", f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tshark, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if l != "" && !strings.HasPrefix(l, "Running as user") {
+			t.Errorf("tshark warns: %s", l)
+		}
+	}
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n") {
+		if line != "" {
+			rows = append(rows, strings.Split(line, "\t"))
+		}
+	}
+	return rows
+}
+
+// TestIntegrationPcapTshark: sessions with every kind of frame on a ws and
+// a wss upstream, one ended by an upstream RST and one by an upstream FIN, go
+// through forward mode with capture on. tshark decodes the pcapng with no
+// option: its websocket frames per opcode are those of sessions.jsonl (each
+// frame twice, once per leg), its close codes and reasons are the records',
+// and the RST and the FIN come from the side that sent them.
+func TestIntegrationPcapTshark(t *testing.T) {
+	t.Parallel()
+	tshark := caNeedTool(t, "tshark")
+	wsAddr, _ := pcapUpstream(t, false)
+	wssAddr, pool := pcapUpstream(t, true)
+	rstAddr := endingUpstream(t, "127.0.0.2", true)
+	finAddr := endingUpstream(t, "127.0.0.3", false)
+	pcapDir := t.TempDir()
+	pc, err := capture.OpenPcap(pcapDir, capture.PcapOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			pc.Close()
+		}
+	})
+	p := startForwardProxy(t, func(c *Config) { c.UpstreamCAs = pool; c.Tap = pc })
+	proxyAddr := p.srv.Addr().String()
+
+	var wg sync.WaitGroup
+	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	run(func() { chat(t, pcapClient(t, proxyAddr, wsAddr, false), 4001, "client done (ws)") })
+	run(func() { chat(t, pcapClient(t, proxyAddr, wssAddr, true), 4002, "client done (wss)") })
+	run(func() {
+		c := pcapClient(t, proxyAddr, rstAddr, false)
+		expectFrame(t, c, 0x1, []byte("going away now"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c.br); !isReset(err) {
+			t.Errorf("client after the upstream's RST: %v, want a reset", err)
+		}
+		c.Close()
+	})
+	run(func() {
+		c := pcapClient(t, proxyAddr, finAddr, false)
+		expectFrame(t, c, 0x1, []byte("going away now"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c.br); err != nil {
+			t.Errorf("client after the upstream's FIN: %v, want EOF", err)
+		}
+		c.Close()
+	})
+	wg.Wait()
+	p.waitRecords(4)
+	recs := p.records()
+	closed = true
+	if err := pc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := pc.Dropped(); d != 0 {
+		t.Errorf("pcap dropped %d records", d)
+	}
+	file := filepath.Join(pcapDir, "capture.pcapng")
+
+	// Frames per opcode: the records summed over both directions, each
+	// frame written on both legs.
+	want := map[int]int64{}
+	byTarget := map[string]*capture.SessionRecord{}
+	for i := range recs {
+		r := &recs[i]
+		u, _ := url.Parse(r.Target)
+		byTarget[u.Host] = r
+		for _, d := range []capture.DirFrames{r.Frames.ClientToUpstream, r.Frames.UpstreamToClient} {
+			want[0] += 2 * d.Continuation
+			want[1] += 2 * d.Text
+			want[2] += 2 * d.Binary
+			want[8] += 2 * d.Close
+			want[9] += 2 * d.Ping
+			want[10] += 2 * d.Pong
+		}
+	}
+	got := map[int]int64{}
+	for _, row := range tsharkRows(t, tshark, file, "websocket", "websocket.opcode") {
+		for _, v := range strings.Split(row[0], ",") {
+			op, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("opcode %q: %v", v, err)
+			}
+			got[op]++
+		}
+	}
+	for op := range 11 {
+		if got[op] != want[op] {
+			t.Errorf("opcode %d: tshark counts %d frames, sessions.jsonl %d (×2 legs)", op, got[op], want[op])
+		}
+	}
+	for _, op := range []int{0, 1, 2, 8, 9, 10} {
+		if want[op] == 0 {
+			t.Errorf("no frame of opcode %d in the run", op)
+		}
+	}
+	t.Logf("websocket frames per opcode, tshark: %v; records ×2: %v", got, want)
+
+	// Close codes and reasons, as tshark reads them, against the records.
+	var gotCloses, wantCloses []string
+	for _, row := range tsharkRows(t, tshark, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+		gotCloses = append(gotCloses, row[0]+" "+row[1])
+	}
+	for _, r := range recs {
+		for _, c := range []*capture.CloseFrame{r.Close.Client, r.Close.Upstream} {
+			if c != nil {
+				wantCloses = append(wantCloses, fmt.Sprintf("%d %s", c.Code, c.Reason), fmt.Sprintf("%d %s", c.Code, c.Reason))
+			}
+		}
+	}
+	sort.Strings(gotCloses)
+	sort.Strings(wantCloses)
+	if strings.Join(gotCloses, "|") != strings.Join(wantCloses, "|") || len(wantCloses) != 8 {
+		t.Errorf("close frames: tshark %q, records %q", gotCloses, wantCloses)
+	}
+
+	// The RST: sent by the upstream (127.0.0.2, written as port 80) on the
+	// upstream leg, by wstap on the client leg, never by the client.
+	rstRec := byTarget[rstAddr]
+	if rstRec == nil || rstRec.End.How != capture.HowReset || rstRec.End.First != capture.SideUpstream || rstRec.Verdict != capture.VerdictAbnormalUp {
+		t.Errorf("RST session record %+v", rstRec)
+	}
+	listenIP, _, _ := net.SplitHostPort(proxyAddr)
+	rsts := tsharkRows(t, tshark, file, "tcp.flags.reset == 1", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
+	var fromUp, fromProxy int
+	for _, r := range rsts {
+		switch {
+		case r[0] == "127.0.0.2" && r[1] == "80":
+			fromUp++
+		case r[0] == listenIP && r[1] == "80" && r[2] != "127.0.0.2":
+			fromProxy++
+		default:
+			t.Errorf("RST from %s:%s to %s:%s: want only the upstream's and its mirror", r[0], r[1], r[2], r[3])
+		}
+	}
+	if fromUp != 1 || fromProxy != 1 {
+		t.Errorf("RSTs %v: want one from the upstream 127.0.0.2:80 and one from wstap to the client", rsts)
+	}
+
+	// The FIN: the upstream (127.0.0.3) sent the first FIN of its leg, and
+	// wstap the first of the client leg.
+	finRec := byTarget[finAddr]
+	if finRec == nil || finRec.End.How != capture.HowEOF || finRec.End.First != capture.SideUpstream {
+		t.Errorf("FIN session record %+v", finRec)
+	}
+	fins := tsharkRows(t, tshark, file, "tcp.flags.fin == 1", "tcp.stream", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
+	first := map[string][]string{} // stream → its first FIN
+	for _, r := range fins {
+		if _, ok := first[r[0]]; !ok {
+			first[r[0]] = r[1:]
+		}
+	}
+	var upLeg, cliLeg []string
+	for _, f := range first {
+		if f[0] == "127.0.0.3" || f[2] == "127.0.0.3" {
+			upLeg = f
+		}
+	}
+	// The client leg of the FIN session: its client port is the one the
+	// record names.
+	_, cliPort, _ := net.SplitHostPort(finRec.ClientAddr)
+	for _, f := range first {
+		if f[1] == cliPort || f[3] == cliPort {
+			cliLeg = f
+		}
+	}
+	if upLeg == nil || upLeg[0] != "127.0.0.3" || upLeg[1] != "80" {
+		t.Errorf("first FIN of the upstream leg %v, want from the upstream 127.0.0.3:80 (all: %v)", upLeg, fins)
+	}
+	if cliLeg == nil || cliLeg[1] != "80" || cliLeg[3] != cliPort {
+		t.Errorf("first FIN of the client leg %v, want from wstap (port 80) to the client port %s (all: %v)", cliLeg, cliPort, fins)
+	}
+}
+
+// BenchmarkRelayCapture: 16 KiB binary messages echoed through the proxy
+// with the pcapng capture on, and with NopTap (--pcap=false). MB/s counts
+// the message once per round trip.
+func BenchmarkRelayCapture(b *testing.B) {
+	for _, capOn := range []bool{true, false} {
+		name := "nop"
+		if capOn {
+			name = "capture"
+		}
+		b.Run(name, func(b *testing.B) { benchRelay(b, capOn) })
+	}
+}
+
+func benchRelay(b *testing.B, capOn bool) {
+	up := websocket.Upgrader{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		echo(c)
+	}))
+	defer ts.Close()
+	dir := b.TempDir()
+	rec, err := capture.OpenRecorder(filepath.Join(dir, "run"), capture.RunInfo{Version: "bench"}, 0, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, _ := url.Parse("ws" + strings.TrimPrefix(ts.URL, "http"))
+	cfg := Config{Listen: "127.0.0.1:0", Upstream: u, Recorder: rec, Log: zerolog.Nop()}
+	var pc *capture.Pcap
+	if capOn {
+		if pc, err = capture.OpenPcap(filepath.Join(dir, "run"), capture.PcapOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		cfg.Tap = pc
+	}
+	srv, err := Start(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := websocket.Dialer{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
+	c, _, err := d.Dial("ws://"+srv.Addr().String()+"/bench", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, 16<<10)
+	rand.Read(msg)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.ReadMessage(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	c.ReadMessage()
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	rec.Close(time.Now())
+	if pc != nil {
+		pc.Close()
+		if n := pc.Dropped(); n > 0 {
+			b.ReportMetric(float64(n), "pcap-dropped")
+		}
+	}
+}
