@@ -1,19 +1,12 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +17,7 @@ import (
 )
 
 // Live tests of issue 3 (forward mode in front of a JMeter plan): the JDK's
-// own WebSocket client and curl through wstap's CONNECT proxy, and a
+// own WebSocket client through wstap's CONNECT proxy, and a
 // ClientHello without SNI.
 
 // TestIntegrationJavaForward: the JDK's WebSocket client (java.net.http)
@@ -138,75 +131,6 @@ func TestIntegrationJavaForward(t *testing.T) {
 	})
 }
 
-// TestIntegrationCurlForward429: curl -x through forward mode to an HTTPS
-// endpoint that answers 429 sees the 429, and events.jsonl logs it. It runs
-// twice, each time with its own endpoint and proxy: each proxy trusts its own
-// --upstream-ca, not the first one's.
-func TestIntegrationCurlForward429(t *testing.T) {
-	t.Parallel()
-	curl := caNeedTool(t, "curl")
-	for i := 0; i < 2; i++ {
-		t.Run(fmt.Sprint(i), func(t *testing.T) { curl429(t, curl) })
-	}
-}
-
-func curl429(t *testing.T, curl string) {
-	var hits sync.Map
-	// The endpoint's certificate comes from a CA of its own, which only
-	// this proxy trusts.
-	upCA := caNew(t)
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Store(r.URL.Path, r.Header.Get("Authorization"))
-		w.Header().Set("Retry-After", "7")
-		http.Error(w, "slow down", http.StatusTooManyRequests)
-	}))
-	leaf, err := upCA.Leaf("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Certificates, not GetCertificate: httptest fills in its own certificate,
-	// which a ClientHello without SNI would get.
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{*leaf}}
-	// The CONNECT dials the endpoint before the request comes; that
-	// connection goes unused and its TLS handshake fails, quietly.
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	p := startForwardProxy(t, func(c *Config) { c.UpstreamCAs = upCA.Pool() })
-	caPEM := writeCAPEM(t, p.ca)
-	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
-	target := "https://127.0.0.1:" + port + "/api/v1/orders?token=s3cret"
-	out, err := runTool(t, curl, "-sS", "-x", "http://"+p.srv.Addr().String(), "--cacert", caPEM,
-		"-H", "Authorization: Bearer abc", "-o", "/dev/null", "-D", "-", "-w", "status=%{http_code}", target)
-	if err != nil {
-		t.Fatalf("curl: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "status=429") || !strings.Contains(strings.ToLower(out), "retry-after: 7") {
-		t.Fatalf("curl output %q, want status=429 with Retry-After", out)
-	}
-	if v, ok := hits.Load("/api/v1/orders"); !ok || v != "Bearer abc" {
-		t.Errorf("upstream saw %v %v, want the request with its Authorization", v, ok)
-	}
-	var found jsonEvent
-	for _, e := range p.events() {
-		if e["event"] == "http" {
-			found = e
-		}
-	}
-	if found == nil {
-		t.Fatal("no http event in events.jsonl")
-	}
-	if st, _ := found["status"].(float64); st != 429 || found["method"] != "GET" {
-		t.Errorf("http event %v, want GET with status 429", found)
-	}
-	if u, _ := found["url"].(string); !strings.Contains(u, "/api/v1/orders") || strings.Contains(u, "s3cret") {
-		t.Errorf("http event url %q: want the path with the token redacted", u)
-	}
-	if _, ok := found["latency_ms"].(float64); !ok {
-		t.Errorf("http event %v has no latency_ms", found)
-	}
-}
-
 // TestIntegrationNoSNIUsesConnectHost: a ClientHello without SNI (clients
 // send none for an IP address) gets a leaf for the CONNECT host. The target
 // listens on 127.0.0.2 so the leaf's fixed loopback names cannot hide a miss.
@@ -288,30 +212,4 @@ func connectTunnel(t testing.TB, addr, target string) net.Conn {
 		t.Fatalf("CONNECT %s: %q", target, head)
 	}
 	return c
-}
-
-// writeCAPEM exports the CA as PEM (for curl --cacert) into a temp file.
-func writeCAPEM(t testing.TB, ca *CA) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "wstap-ca.pem")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.ExportPEM(f); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// runTool runs an outside program with a timeout and returns its output.
-func runTool(t testing.TB, path string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, args...).CombinedOutput()
-	return string(out), err
 }
