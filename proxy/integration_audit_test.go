@@ -66,7 +66,7 @@ func TestIntegrationSubprotocolNotOffered(t *testing.T) {
 	if r.Verdict != capture.VerdictAbnormalClient || r.End.First != capture.SideClient {
 		t.Errorf("verdict %s end %+v: the client failed the connection", r.Verdict, r.End)
 	}
-	t.Logf("finding: %s", f.Detail)
+	t.Logf("finding: %s (session ended after %.0f ms: %s by the %s)", f.Detail, r.DurationMS, r.End.How, r.End.First)
 }
 
 type nopWriter struct{}
