@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -342,6 +343,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	s.mu.Unlock()
+	// The upstream connections kept for plain requests, and this server's
+	// transport with them.
+	if t, ok := transports.LoadAndDelete(s); ok {
+		t.(*http.Transport).CloseIdleConnections()
+	}
 	waited := make(chan struct{})
 	go func() { s.wg.Wait(); close(waited) }()
 	select {
