@@ -92,11 +92,13 @@ func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *capture.TLSLe
 		// RFC 5746: Go servers never renegotiate; a client's attempt is refused.
 		MinVersion: tls.VersionTLS10,
 	}
-	tc := tls.Server(raw, cfg)
+	sn := newSniffer(raw, capture.SideClient, true)
+	tc := tls.Server(sn, cfg)
 	start := time.Now()
 	raw.SetDeadline(start.Add(s.cfg.HeaderTimeout))
 	err := tc.Handshake()
 	raw.SetDeadline(time.Time{})
+	sn.arm()
 	leg := tlsLeg(tc.ConnectionState(), time.Since(start), err)
 	return tc, leg, err
 }
@@ -280,9 +282,11 @@ func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Co
 	if !tgt.tls {
 		return raw, raw, nil, nil
 	}
-	tc := tls.Client(raw, s.tlsConfigUpstream(tgt.host))
+	sn := newSniffer(raw, capture.SideUpstream, false)
+	tc := tls.Client(sn, s.tlsConfigUpstream(tgt.host))
 	start := time.Now()
 	err = tc.HandshakeContext(ctx)
+	sn.arm()
 	leg = tlsLeg(tc.ConnectionState(), time.Since(start), err)
 	if err != nil {
 		raw.Close()

@@ -82,6 +82,11 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 		return
 	}
 	ss.up, ss.upRaw = up, upRaw
+	for _, c := range []net.Conn{cli, up} {
+		if sn := snifferOf(c); sn != nil {
+			sn.attach(ss)
+		}
+	}
 	defer up.Close()
 	s.cfg.Tap.Open(&capture.Conv{Session: ss.id, Client: tcpAddr(cliRaw.RemoteAddr()), Listen: tcpAddr(cliRaw.LocalAddr()),
 		Local: tcpAddr(upRaw.LocalAddr()), Upstream: tcpAddr(upRaw.RemoteAddr())}, capture.LegBoth, start)

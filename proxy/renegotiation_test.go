@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wstap/wstap/capture"
+)
+
+// rfcKey and rfcAccept are the example of RFC 6455 §1.3.
+const (
+	rfcKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	rfcAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+)
+
+// TestUpstreamRenegotiationRecorded: a TLS 1.2 upstream (openssl s_server)
+// answers the upgrade and then asks for a renegotiation; wstap accepts it as
+// a client would and records it on the upstream leg.
+func TestUpstreamRenegotiationRecorded(t *testing.T) {
+	openssl := caNeedTool(t, "openssl")
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "up.pem"), filepath.Join(dir, "up-key.pem")
+	writePEM(t, certFile, "CERTIFICATE", leaf.Certificate[0])
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	srv := exec.Command(openssl, "s_server", "-tls1_2", "-accept", fmt.Sprint(port), "-cert", certFile, "-key", keyFile)
+	stdin, _ := srv.StdinPipe()
+	stdout, _ := srv.StdoutPipe()
+	var errOut strings.Builder
+	srv.Stderr = &errOut
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	// s_server prints ACCEPT once it listens (probing the port would use up
+	// the connection it serves).
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ACCEPT" {
+	}
+	if sc.Err() != nil {
+		t.Fatalf("openssl s_server did not start: %v %s", sc.Err(), errOut.String())
+	}
+
+	p := startTestProxy(t, fmt.Sprintf("wss://127.0.0.1:%d", port), false, ca.Pool())
+	c, err := net.Dial("tcp", p.srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", rfcKey)
+	// s_server prints what it receives; wait for the request, then answer.
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "Sec-WebSocket-Version") {
+	}
+	go io.Copy(io.Discard, stdout)
+	// s_server sends each stdin line; a line "R" asks for a renegotiation.
+	fmt.Fprintf(stdin, "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Accept: %s\n\n", rfcAccept)
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "101") {
+		t.Fatalf("client got %q %v, want the 101", line, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	fmt.Fprintf(stdin, "R\n")
+	time.Sleep(500 * time.Millisecond)
+	// A frame after the renegotiation still reaches the client: a text frame "hi".
+	fmt.Fprintf(stdin, "\x81\x02hi\n")
+	deadline := time.Now().Add(5 * time.Second)
+	var got strings.Builder
+	for !strings.Contains(got.String(), "hi") && time.Now().Before(deadline) {
+		b := make([]byte, 64)
+		n, _ := br.Read(b)
+		got.Write(b[:n])
+	}
+	c.Close()
+	srv.Process.Kill()
+	p.waitRecords(1)
+	recs := p.records()
+	r := recs[0]
+	if r.TLS.Upstream == nil || r.TLS.Upstream.Renegotiations < 1 || r.TLS.Upstream.Version != "TLS 1.2" {
+		t.Fatalf("upstream TLS %+v, want TLS 1.2 with a renegotiation recorded", r.TLS.Upstream)
+	}
+	if !strings.Contains(got.String(), "hi") {
+		t.Errorf("data after the renegotiation did not reach the client: %q", got.String())
+	}
+	if !eventSeen(t, p.dir, "tls-renegotiation") {
+		t.Error("no tls-renegotiation event in events.jsonl")
+	}
+}
+
+// TestClientRenegotiationRefused: a TLS 1.2 client (openssl s_client) asks
+// wstap for a renegotiation; Go's server refuses it and the record says so.
+func TestClientRenegotiationRefused(t *testing.T) {
+	openssl := caNeedTool(t, "openssl")
+	upURL, _ := wsServer(t, false, echo)
+	p := startTestProxy(t, upURL, true, nil)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	f, _ := os.Create(caFile)
+	p.ca.ExportPEM(f)
+	f.Close()
+	cl := exec.Command(openssl, "s_client", "-tls1_2", "-connect", p.srv.Addr().String(), "-CAfile", caFile, "-crlf")
+	stdin, _ := cl.StdinPipe()
+	cl.Stdout, cl.Stderr = io.Discard, io.Discard
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Process.Kill()
+	fmt.Fprintf(stdin, "GET /chat HTTP/1.1\nHost: x\nUpgrade: websocket\nConnection: Upgrade\nSec-WebSocket-Key: %s\nSec-WebSocket-Version: 13\n\n", rfcKey)
+	time.Sleep(700 * time.Millisecond)
+	fmt.Fprintf(stdin, "R\n")
+	done := make(chan struct{})
+	go func() { cl.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cl.Process.Kill()
+	}
+	p.waitRecords(1)
+	r := p.records()[0]
+	if r.TLS.Client == nil || r.TLS.Client.Renegotiations < 1 {
+		t.Fatalf("client TLS %+v, want a renegotiation recorded", r.TLS.Client)
+	}
+	if r.End.First != capture.SideClient || r.End.How != capture.HowTLSError {
+		t.Errorf("end %+v, want the client's TLS error", r.End)
+	}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventSeen(t *testing.T, dir, name string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(b), `"event":"`+name+`"`)
+}
