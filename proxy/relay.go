@@ -66,11 +66,11 @@ func (ss *wsSession) pump(dir int, dst io.Writer, src io.Reader) {
 func (ss *wsSession) ended(dir int, err error) {
 	now := time.Now()
 	srcSide, dstSide := capture.SideClient, capture.SideUpstream
-	srcRaw, dstRaw, dst := ss.cliRaw, ss.upRaw, ss.up
+	srcRaw, dstRaw, dst, srcConn := ss.cliRaw, ss.upRaw, ss.up, ss.cli
 	leg := capture.LegClient
 	if dir == u2c {
 		srcSide, dstSide = capture.SideUpstream, capture.SideClient
-		srcRaw, dstRaw, dst = ss.upRaw, ss.cliRaw, ss.cli
+		srcRaw, dstRaw, dst, srcConn = ss.upRaw, ss.cliRaw, ss.cli, ss.up
 		leg = capture.LegUpstream
 	}
 	ss.mu.Lock()
@@ -86,6 +86,7 @@ func (ss *wsSession) ended(dir int, err error) {
 	case ce != nil && ce.Read && errors.Is(ce.Err, io.EOF):
 		// The source sent FIN (or close_notify then FIN): half-close the other leg.
 		ss.setEnd(srcSide, capture.HowEOF, nil, now)
+		ss.tlsEnded(srcSide, srcConn)
 		tap.End(ss.id, leg, byPeer(leg), false, now)
 		closeWrite(dst, dstRaw)
 		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), false, now)
@@ -181,4 +182,26 @@ func isTLSError(err error) bool {
 		return true
 	}
 	return strings.Contains(err.Error(), "tls: ")
+}
+
+// tlsEnded records how a TLS leg that reached EOF was closed.
+func (ss *wsSession) tlsEnded(side string, c net.Conn) {
+	sn := snifferOf(c)
+	if sn == nil {
+		return
+	}
+	end := sn.tlsEnd()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if l := ss.tlsLeg(side); l != nil {
+		l.End = end
+	}
+}
+
+// tlsLeg is the record's TLS description of a side; nil for plain TCP.
+func (ss *wsSession) tlsLeg(side string) *capture.TLSLeg {
+	if side == capture.SideClient {
+		return ss.rec.TLS.Client
+	}
+	return ss.rec.TLS.Upstream
 }

@@ -45,26 +45,44 @@ func TestUpstreamRenegotiationRecorded(t *testing.T) {
 	}
 	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
 
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	srv := exec.Command(openssl, "s_server", "-tls1_2", "-accept", fmt.Sprint(port), "-cert", certFile, "-key", keyFile)
-	stdin, _ := srv.StdinPipe()
-	stdout, _ := srv.StdoutPipe()
-	var errOut strings.Builder
-	srv.Stderr = &errOut
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
+	// s_server prints ACCEPT once it listens (probing the port would use up
+	// the connection it serves); a port taken meanwhile is tried again.
+	var (
+		srv    *exec.Cmd
+		stdin  io.WriteCloser
+		stdout io.ReadCloser
+		sc     *bufio.Scanner
+		errOut strings.Builder
+		port   int
+	)
+	for try := 0; try < 5 && srv == nil; try++ {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		cmd := exec.Command(openssl, "s_server", "-tls1_2", "-accept", fmt.Sprintf("127.0.0.1:%d", port), "-cert", certFile, "-key", keyFile)
+		stdin, _ = cmd.StdinPipe()
+		stdout, _ = cmd.StdoutPipe()
+		errOut.Reset()
+		cmd.Stderr = &errOut
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc = bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "ACCEPT" {
+				srv = cmd
+				break
+			}
+		}
+		if srv == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+	if srv == nil {
+		t.Fatalf("openssl s_server did not start: %s", errOut.String())
 	}
 	defer srv.Process.Kill()
-	// s_server prints ACCEPT once it listens (probing the port would use up
-	// the connection it serves).
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() && sc.Text() != "ACCEPT" {
-	}
-	if sc.Err() != nil {
-		t.Fatalf("openssl s_server did not start: %v %s", sc.Err(), errOut.String())
-	}
 
 	p := startTestProxy(t, fmt.Sprintf("wss://127.0.0.1:%d", port), false, ca.Pool())
 	c, err := net.Dial("tcp", p.srv.Addr().String())
@@ -82,7 +100,8 @@ func TestUpstreamRenegotiationRecorded(t *testing.T) {
 	br := bufio.NewReader(c)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "101") {
-		t.Fatalf("client got %q %v, want the 101", line, err)
+		rest, _ := io.ReadAll(io.LimitReader(br, 2000))
+		t.Fatalf("client got %q %v, want the 101\n%s\ns_server: %s", line, err, rest, errOut.String())
 	}
 	time.Sleep(200 * time.Millisecond)
 	fmt.Fprintf(stdin, "R\n")

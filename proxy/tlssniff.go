@@ -1,12 +1,12 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/wstap/wstap/capture"
 )
 
 // TLS record content types (RFC 5246 §6.2.1, RFC 8446 §5.1).
@@ -32,8 +32,8 @@ type tlsSniffer struct {
 	armed   bool // the first handshake is over
 	leg     string
 	ss      *wsSession
-	pending int // renegotiations seen before a session was attached
 	refuses bool
+	tcpEOF  bool // the TCP connection itself reached EOF
 }
 
 func newSniffer(c net.Conn, leg string, refuses bool) *tlsSniffer {
@@ -43,7 +43,24 @@ func newSniffer(c net.Conn, leg string, refuses bool) *tlsSniffer {
 func (t *tlsSniffer) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
 	t.scan(p[:n])
+	if err == io.EOF {
+		t.mu.Lock()
+		t.tcpEOF = true
+		t.mu.Unlock()
+	}
 	return n, err
+}
+
+// tlsEnd says how a TLS leg whose reads ended with io.EOF was closed: by a
+// close_notify alert (crypto/tls stops before the TCP FIN), or by a bare TCP
+// FIN, which RFC 8446 §6.1 calls a truncation but popular servers send.
+func (t *tlsSniffer) tlsEnd() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.tcpEOF {
+		return "tcp"
+	}
+	return "close_notify"
 }
 
 // scan walks record headers across reads.
@@ -98,11 +115,7 @@ func (t *tlsSniffer) handshakeRecord() {
 // by Go's server with a no_renegotiation alert.
 func (ss *wsSession) renegotiation(leg string, refused bool) {
 	ss.mu.Lock()
-	l := ss.rec.TLS.Upstream
-	if leg == capture.SideClient {
-		l = ss.rec.TLS.Client
-	}
-	if l != nil {
+	if l := ss.tlsLeg(leg); l != nil {
 		l.Renegotiations++
 	}
 	ss.mu.Unlock()
