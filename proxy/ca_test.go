@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,34 +8,25 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
-// caNeedTool returns the path of an outside program, skipping the test when it
-// is absent unless WSTAP_TEST_STRICT=1, which turns the skip into a failure.
+// caNeedTool is testkit.NeedTool: the path of an outside program, the test
+// skipped when it is absent (failed under WSTAP_TEST_STRICT=1).
 func caNeedTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	if os.Getenv("WSTAP_TEST_STRICT") == "1" {
-		t.Fatalf("%s not found in PATH and WSTAP_TEST_STRICT=1: %v", name, err)
-	}
-	t.Skipf("%s not found in PATH; install it (a JDK 17 for java and keytool) or set WSTAP_TEST_STRICT=1 to fail instead", name)
-	return ""
+	return testkit.NeedTool(t, name)
 }
 
 func caNew(t *testing.T) *CA {
@@ -372,23 +362,7 @@ func caWriteP12(t *testing.T, ca *CA) string {
 // unless ca is nil.
 func caEchoServer(t *testing.T, ca *CA) *httptest.Server {
 	t.Helper()
-	up := websocket.Upgrader{}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			kind, msg, err := c.ReadMessage()
-			if err != nil {
-				return // gorilla's default close handler has answered a close frame
-			}
-			if err := c.WriteMessage(kind, msg); err != nil {
-				return
-			}
-		}
-	}))
+	srv := httptest.NewUnstartedServer(testkit.EchoHandler())
 	t.Cleanup(srv.Close)
 	if ca == nil {
 		srv.Start()
@@ -399,54 +373,6 @@ func caEchoServer(t *testing.T, ca *CA) *httptest.Server {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	return srv
-}
-
-// caConnectProxy is a minimal CONNECT-only HTTP proxy that counts tunnels; it
-// stands in for wstap's forward mode to check the Java client's --proxy.
-func caConnectProxy(t *testing.T) (addr string, tunnels *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tunnels = new(atomic.Int64)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect {
-					io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
-					return
-				}
-				up, err := net.Dial("tcp", req.Host)
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				defer up.Close()
-				tunnels.Add(1)
-				io.WriteString(c, "HTTP/1.1 200 Connection Established\r\n\r\n")
-				done := make(chan struct{})
-				go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite(); close(done) }()
-				io.Copy(c, up)
-				c.(*net.TCPConn).CloseWrite()
-				<-done
-			}()
-		}
-	}()
-	return ln.Addr().String(), tunnels
 }
 
 // caJavaClient returns the java arguments that start testdata/java/WsClient.java:
@@ -492,8 +418,8 @@ func TestCAJavaClient(t *testing.T) {
 	plain := caEchoServer(t, nil)
 	_, plainPort, _ := net.SplitHostPort(plain.Listener.Addr().String())
 	trust := []string{"-Djavax.net.ssl.trustStore=" + p12, "-Djavax.net.ssl.trustStorePassword=changeit"}
-	proxyAddr, tunnels := caConnectProxy(t)
-	plainProxyAddr, plainTunnels := caConnectProxy(t)
+	proxyAddr, tunnels := testkit.ConnectProxy(t)
+	plainProxyAddr, plainTunnels := testkit.ConnectProxy(t)
 	client := caJavaClient(t)
 
 	t.Run("trusted", func(t *testing.T) {
@@ -509,7 +435,7 @@ func TestCAJavaClient(t *testing.T) {
 		if last != "RESULT ok pongs=2 echoes=2 close=1000" {
 			t.Errorf("last line %q, want RESULT ok pongs=2 echoes=2 close=1000\n%s", last, out)
 		}
-		if n := tunnels.Load(); n != 1 {
+		if n := tunnels(); n != 1 {
 			t.Errorf("the proxy saw %d CONNECT tunnels, want 1 (localhost must not bypass --proxy)", n)
 		}
 	})
@@ -519,7 +445,7 @@ func TestCAJavaClient(t *testing.T) {
 		if last != "RESULT ok pongs=1 echoes=1 close=1000" {
 			t.Errorf("last line %q, want RESULT ok pongs=1 echoes=1 close=1000\n%s", last, out)
 		}
-		if n := plainTunnels.Load(); n != 1 {
+		if n := plainTunnels(); n != 1 {
 			t.Errorf("the proxy saw %d CONNECT tunnels for ws://, want 1", n)
 		}
 	})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
@@ -349,11 +348,6 @@ type faultRun struct {
 	upStatus int
 }
 
-func acceptKey(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
-
 func startFaultUpstream(t *testing.T, tlsCfg *tls.Config, runs map[string]*faultRun) *faultUpstream {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -415,7 +409,7 @@ func (u *faultUpstream) serve(raw *net.TCPConn) {
 		return
 	}
 	if strings.HasPrefix(req.URL.Path, "/healthy/") {
-		fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acceptKey(req.Header.Get("Sec-WebSocket-Key")))
+		io.WriteString(conn, response101(req.Header.Get("Sec-WebSocket-Key")))
 		echoFrames(br, conn)
 		return
 	}
@@ -442,7 +436,7 @@ func (u *faultUpstream) serve(raw *net.TCPConn) {
 	}
 	run.up = p
 	if !run.c.noUpgrade {
-		fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acceptKey(req.Header.Get("Sec-WebSocket-Key")))
+		io.WriteString(conn, response101(req.Header.Get("Sec-WebSocket-Key")))
 	}
 	run.c.up(u.t, p)
 }

@@ -1,24 +1,21 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // testProxy is a proxy recording into a temp run dir.
@@ -98,22 +95,7 @@ func (p *testProxy) stop() {
 func (p *testProxy) records() []capture.SessionRecord {
 	p.t.Helper()
 	p.stop()
-	f, err := os.Open(filepath.Join(p.dir, "sessions.jsonl"))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer f.Close()
-	var out []capture.SessionRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var r capture.SessionRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			p.t.Fatalf("sessions.jsonl line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return testkit.ReadJSONL[capture.SessionRecord](p.t, filepath.Join(p.dir, "sessions.jsonl"))
 }
 
 // waitRecords waits until n sessions have been recorded (sessions end
@@ -129,42 +111,16 @@ func (p *testProxy) waitRecords(n int64) {
 	}
 }
 
-// wsServer is an upstream built with gorilla/websocket: handle runs per session.
+// wsServer is an upstream built with gorilla/websocket that offers the
+// subprotocol v1.chat: handle runs per session.
 func wsServer(t *testing.T, tlsOn bool, handle func(c *websocket.Conn)) (url string, pool *x509.CertPool) {
 	t.Helper()
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, Subprotocols: []string{"v1.chat"}}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		handle(c)
-	})
-	var ts *httptest.Server
-	if tlsOn {
-		ts = httptest.NewTLSServer(h)
-		pool = x509.NewCertPool()
-		pool.AddCert(ts.Certificate())
-	} else {
-		ts = httptest.NewServer(h)
-	}
-	t.Cleanup(ts.Close)
-	return "ws" + strings.TrimPrefix(ts.URL, "http"), pool
+	up := &websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, Subprotocols: []string{"v1.chat"}}
+	return testkit.WSServer(t, tlsOn, up, handle)
 }
 
 // echo echoes every message until the connection ends.
-func echo(c *websocket.Conn) {
-	for {
-		mt, p, err := c.ReadMessage()
-		if err != nil {
-			return
-		}
-		if err := c.WriteMessage(mt, p); err != nil {
-			return
-		}
-	}
-}
+func echo(c *websocket.Conn) { testkit.Echo(c) }
 
 func findRecord(t *testing.T, recs []capture.SessionRecord, pred func(r *capture.SessionRecord) bool) *capture.SessionRecord {
 	t.Helper()

@@ -9,11 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // Live tests of issue 3 (forward mode in front of a JMeter plan): the JDK's
@@ -136,26 +136,9 @@ func TestIntegrationJavaForward(t *testing.T) {
 // listens on 127.0.0.2 so the leaf's fixed loopback names cannot hide a miss.
 func TestIntegrationNoSNIUsesConnectHost(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Skipf("cannot listen on 127.0.0.2: %v", err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
+	target := testkit.Listen(t, "127.0.0.2", func(c net.Conn) { io.Copy(io.Discard, c) })
 	p := startForwardProxy(t)
-	conn := connectTunnel(t, p.srv.Addr().String(), ln.Addr().String())
+	conn := connectTunnel(t, p.srv.Addr().String(), target)
 	var sawSNI string
 	tc := tls.Client(conn, &tls.Config{ServerName: "", InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {

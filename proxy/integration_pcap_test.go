@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -26,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // Live tests of issue 5 (the decrypted pcapng): sessions through the real
@@ -36,13 +35,7 @@ import (
 // close frame with the same code and the reason "server bye".
 func pcapUpstream(t *testing.T, tlsOn bool) (addr string, pool *x509.CertPool) {
 	t.Helper()
-	up := websocket.Upgrader{}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	wsURL, pool := testkit.WSServer(t, tlsOn, nil, func(c *websocket.Conn) {
 		c.SetCloseHandler(func(code int, _ string) error {
 			return c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "server bye"), time.Now().Add(time.Second))
 		})
@@ -51,16 +44,7 @@ func pcapUpstream(t *testing.T, tlsOn bool) (addr string, pool *x509.CertPool) {
 		}
 		echo(c)
 	})
-	var ts *httptest.Server
-	if tlsOn {
-		ts = httptest.NewTLSServer(h)
-		pool = x509.NewCertPool()
-		pool.AddCert(ts.Certificate())
-	} else {
-		ts = httptest.NewServer(h)
-	}
-	t.Cleanup(ts.Close)
-	u, _ := url.Parse(ts.URL)
+	u, _ := url.Parse(wsURL)
 	return u.Host, pool
 }
 
@@ -130,73 +114,23 @@ func chat(t *testing.T, c *rawConn, code int, reason string) {
 // once the other side has closed too).
 func endingUpstream(t *testing.T, ip string, rst bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Skipf("cannot listen on %s: %v", ip, err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := &rawConn{Conn: nc, br: bufio.NewReader(nc)}
-				defer c.Close()
-				_, hdr, err := c.readRequest()
-				if err != nil {
-					return
-				}
-				c.Write([]byte(response101(hdr.Get("Sec-WebSocket-Key"))))
-				c.Write(rawFrame(true, 0, 0x1, false, []byte("going away now")))
-				time.Sleep(50 * time.Millisecond)
-				if rst {
-					nc.(*net.TCPConn).SetLinger(0)
-					return
-				}
-				nc.(*net.TCPConn).CloseWrite()
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				io.Copy(io.Discard, c.br)
-			}()
+	return testkit.Listen(t, ip, func(nc net.Conn) {
+		c := &rawConn{Conn: nc, br: bufio.NewReader(nc)}
+		_, hdr, err := c.readRequest()
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
-}
-
-// tsharkRows runs tshark on file with a display filter and returns the
-// fields of each matching packet (several occurrences comma-separated).
-func tsharkRows(t *testing.T, tshark, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	args := []string{"-r", file, "-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=,", "-E", "occurrence=a"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tshark, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("tshark %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	for _, l := range strings.Split(stderr.String(), "\n") {
-		if l != "" && !strings.HasPrefix(l, "Running as user") {
-			t.Errorf("tshark warns: %s", l)
+		c.Write([]byte(response101(hdr.Get("Sec-WebSocket-Key"))))
+		c.Write(rawFrame(true, 0, 0x1, false, []byte("going away now")))
+		time.Sleep(50 * time.Millisecond)
+		if rst {
+			nc.(*net.TCPConn).SetLinger(0)
+			return
 		}
-	}
-	var rows [][]string
-	for _, line := range strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n") {
-		if line != "" {
-			rows = append(rows, strings.Split(line, "\t"))
-		}
-	}
-	return rows
+		nc.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c.br)
+	})
 }
 
 // TestIntegrationPcapTshark: sessions with every kind of frame on a ws and
@@ -207,7 +141,7 @@ func tsharkRows(t *testing.T, tshark, file, filter string, fields ...string) [][
 // and the RST and the FIN come from the side that sent them.
 func TestIntegrationPcapTshark(t *testing.T) {
 	t.Parallel()
-	tshark := caNeedTool(t, "tshark")
+	testkit.NeedTool(t, "tshark")
 	wsAddr, _ := pcapUpstream(t, false)
 	wssAddr, pool := pcapUpstream(t, true)
 	rstAddr := endingUpstream(t, "127.0.0.2", true)
@@ -278,7 +212,7 @@ func TestIntegrationPcapTshark(t *testing.T) {
 		}
 	}
 	got := map[int]int64{}
-	for _, row := range tsharkRows(t, tshark, file, "websocket", "websocket.opcode") {
+	for _, row := range testkit.TsharkFields(t, file, "websocket", "websocket.opcode") {
 		for _, v := range strings.Split(row[0], ",") {
 			op, err := strconv.Atoi(v)
 			if err != nil {
@@ -301,7 +235,7 @@ func TestIntegrationPcapTshark(t *testing.T) {
 
 	// Close codes and reasons, as tshark reads them, against the records.
 	var gotCloses, wantCloses []string
-	for _, row := range tsharkRows(t, tshark, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+	for _, row := range testkit.TsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
 		gotCloses = append(gotCloses, row[0]+" "+row[1])
 	}
 	for _, r := range recs {
@@ -324,7 +258,7 @@ func TestIntegrationPcapTshark(t *testing.T) {
 		t.Errorf("RST session record %+v", rstRec)
 	}
 	listenIP, _, _ := net.SplitHostPort(proxyAddr)
-	rsts := tsharkRows(t, tshark, file, "tcp.flags.reset == 1", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
+	rsts := testkit.TsharkFields(t, file, "tcp.flags.reset == 1", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
 	var fromUp, fromProxy int
 	for _, r := range rsts {
 		switch {
@@ -346,7 +280,7 @@ func TestIntegrationPcapTshark(t *testing.T) {
 	if finRec == nil || finRec.End.How != capture.HowEOF || finRec.End.First != capture.SideUpstream {
 		t.Errorf("FIN session record %+v", finRec)
 	}
-	fins := tsharkRows(t, tshark, file, "tcp.flags.fin == 1", "tcp.stream", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
+	fins := testkit.TsharkFields(t, file, "tcp.flags.fin == 1", "tcp.stream", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
 	first := map[string][]string{} // stream → its first FIN
 	for _, r := range fins {
 		if _, ok := first[r[0]]; !ok {
@@ -390,14 +324,7 @@ func BenchmarkRelayCapture(b *testing.B) {
 
 func benchRelay(b *testing.B, capOn bool) {
 	up := websocket.Upgrader{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		echo(c)
-	}))
+	ts := httptest.NewServer(testkit.Handler(&up, echo))
 	defer ts.Close()
 	dir := b.TempDir()
 	rec, err := capture.OpenRecorder(filepath.Join(dir, "run"), capture.RunInfo{Version: "bench"}, 0, io.Discard)

@@ -7,12 +7,10 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +21,8 @@ import (
 	cws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // TestMain fails the package when any goroutine outlives the tests: every
@@ -185,42 +185,7 @@ func rawServer(t *testing.T, handle func(c *rawConn)) (addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = struct{}{}
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					c.Close()
-					mu.Lock()
-					delete(conns, c)
-					mu.Unlock()
-				}()
-				handle(&rawConn{Conn: c, br: bufio.NewReader(c)})
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	testkit.Serve(t, ln, func(c net.Conn) { handle(&rawConn{Conn: c, br: bufio.NewReader(c)}) })
 	return ln.Addr().String()
 }
 
@@ -262,22 +227,7 @@ type jsonEvent map[string]any
 func (p *testProxy) events() []jsonEvent {
 	p.t.Helper()
 	p.stop()
-	f, err := os.Open(filepath.Join(p.dir, "events.jsonl"))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer f.Close()
-	var out []jsonEvent
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var e jsonEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			p.t.Fatalf("events.jsonl line %q: %v", sc.Text(), err)
-		}
-		out = append(out, e)
-	}
-	return out
+	return testkit.ReadJSONL[jsonEvent](p.t, filepath.Join(p.dir, "events.jsonl"))
 }
 
 // healthyBeside runs n echo sessions through p beside whatever else a test does:
