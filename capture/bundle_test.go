@@ -21,6 +21,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // Secrets the test run's clients and platform sent; none may survive a bundle.
@@ -560,13 +562,8 @@ func readStreams(t *testing.T, capture []byte) map[string][]byte {
 // WebSocket dissector shows unmasked payloads.
 func tsharkDump(t *testing.T, path string) string {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("WSTAP_TEST_STRICT") == "1" {
-			t.Fatal("tshark is not installed and WSTAP_TEST_STRICT=1")
-		}
-		t.Skip("tshark is not installed (apt-get install tshark); skipping the tshark check")
-	}
-	out, err := exec.Command("tshark", "-r", path, "-o", "tcp.check_checksum:TRUE", "-V", "-x").CombinedOutput()
+	tshark := testkit.NeedTool(t, "tshark")
+	out, err := exec.Command(tshark, "-r", path, "-o", "tcp.check_checksum:TRUE", "-V", "-x").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark -r %s: %v\n%s", path, err, out)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // storyRun is the 1006 story in small: a server that drops sessions above
@@ -98,7 +100,7 @@ func TestHTMLSelfContained(t *testing.T) {
 // TestHTMLChromium loads report.html in headless Chromium: the verdict
 // counts are in the DOM, no console error, and a screenshot is kept.
 func TestHTMLChromium(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := testkit.NeedTool(t, "chromium", "chromium-browser", "google-chrome")
 	dir := t.TempDir()
 	s := storyRun(t)
 	page := filepath.Join(dir, "report.html")
@@ -137,22 +139,6 @@ func TestHTMLChromium(t *testing.T) {
 	}
 	keepArtifact(t, shot, "report.png")
 	keepArtifact(t, page, "report.html")
-}
-
-// findChromium finds the browser, or skips (fails under WSTAP_TEST_STRICT=1).
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "chromium not found: apt-get install -y chromium to run this test"
-	if os.Getenv("WSTAP_TEST_STRICT") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // runChromium runs headless Chromium on its own profile, offline, and

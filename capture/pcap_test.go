@@ -22,6 +22,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // pcapStep is one direction's bytes in a scripted session.
@@ -112,26 +114,11 @@ func pcapConv(session string, client, listen, local, upstream string) *Conv {
 	return &Conv{Session: session, Client: a(client), Listen: a(listen), Local: a(local), Upstream: a(upstream)}
 }
 
-// pcapNeedTool returns the path of an outside program, or skips the test when it
-// is absent (fails under WSTAP_TEST_STRICT=1).
-func pcapNeedTool(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		msg := fmt.Sprintf("%s not installed (apt-get install tshark): %v", name, err)
-		if os.Getenv("WSTAP_TEST_STRICT") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
-}
-
 // pcapRunTool runs an outside program and fails on an error or on anything it
 // writes to stderr, apart from Wireshark's note about running as root.
 func pcapRunTool(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(pcapNeedTool(t, name), args...)
+	cmd := exec.Command(testkit.NeedTool(t, name), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -147,29 +134,11 @@ func pcapRunTool(t testing.TB, name string, args ...string) string {
 	return stdout.String()
 }
 
-// tsharkFields returns the given fields of the packets matching filter, one
-// row per packet; fields with several occurrences are comma-separated.
-func tsharkFields(t testing.TB, file, filter string, fields ...string) [][]string {
-	t.Helper()
-	args := []string{"-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
-		"-Y", filter, "-T", "fields", "-E", "separator=/t", "-E", "aggregator=,", "-E", "occurrence=a"}
-	for _, f := range fields {
-		args = append(args, "-e", f)
-	}
-	var rows [][]string
-	for _, line := range strings.Split(strings.TrimRight(pcapRunTool(t, "tshark", args...), "\n"), "\n") {
-		if line != "" {
-			rows = append(rows, strings.Split(line, "\t"))
-		}
-	}
-	return rows
-}
-
 // tsharkOpcodes counts websocket frames per opcode in file.
 func tsharkOpcodes(t testing.TB, file string) map[int]int {
 	t.Helper()
 	got := map[int]int{}
-	for _, row := range tsharkFields(t, file, "websocket", "websocket.opcode") {
+	for _, row := range testkit.TsharkFields(t, file, "websocket", "websocket.opcode") {
 		for _, v := range strings.Split(row[0], ",") {
 			op, err := strconv.Atoi(v)
 			if err != nil {
@@ -186,7 +155,7 @@ func tsharkOpcodes(t testing.TB, file string) map[int]int {
 func checkPcapClean(t testing.TB, file string) {
 	t.Helper()
 	pcapRunTool(t, "capinfos", file)
-	if rows := tsharkFields(t, file, "tcp.checksum.status != 1 || ip.checksum.status == 0 || _ws.malformed || tcp.analysis.flags",
+	if rows := testkit.TsharkFields(t, file, "tcp.checksum.status != 1 || ip.checksum.status == 0 || _ws.malformed || tcp.analysis.flags",
 		"frame.number", "_ws.expert.message"); len(rows) > 0 {
 		t.Errorf("%s: %d suspicious packets, first: %v", file, len(rows), rows[0])
 	}
@@ -258,7 +227,7 @@ func mustClosePcap(t testing.TB, p *Pcap) {
 var pcapT0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
-	pcapNeedTool(t, "tshark")
+	testkit.NeedTool(t, "tshark")
 	dir := t.TempDir()
 	p := mustOpenPcap(t, dir, PcapOptions{})
 	s := pcapChatScript(t)
@@ -294,7 +263,7 @@ func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
 	}
 
 	var closes []string
-	for _, row := range tsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+	for _, row := range testkit.TsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
 		closes = append(closes, row[0]+" "+row[1])
 	}
 	want := repeatStrings(s.closes, 4)
@@ -305,19 +274,19 @@ func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
 	}
 
 	// The FINs come from the upstream first, then from the client, on both legs.
-	fins := tsharkFields(t, file, "tcp.flags.fin == 1", "ip.src", "tcp.srcport")
+	fins := testkit.TsharkFields(t, file, "tcp.flags.fin == 1", "ip.src", "tcp.srcport")
 	wantFins := [][]string{{"127.0.0.1", "80"}, {"192.0.2.10", "80"}, {"10.0.0.5", "51000"}, {"127.0.0.1", "52000"}}
 	if fmt.Sprint(fins) != fmt.Sprint(wantFins) {
 		t.Errorf("FINs from %v, want %v", fins, wantFins)
 	}
-	rsts := tsharkFields(t, file, "tcp.flags.reset == 1", "ipv6.src", "tcp.srcport")
+	rsts := testkit.TsharkFields(t, file, "tcp.flags.reset == 1", "ipv6.src", "tcp.srcport")
 	wantRsts := [][]string{{"2001:db8::1", "80"}, {"2001:db8::10", "80"}}
 	if fmt.Sprint(rsts) != fmt.Sprint(wantRsts) {
 		t.Errorf("RSTs from %v, want %v", rsts, wantRsts)
 	}
 
 	// The real addresses are in the SYN comments.
-	comments := tsharkFields(t, file, "frame.comment", "frame.comment")
+	comments := testkit.TsharkFields(t, file, "frame.comment", "frame.comment")
 	joined := fmt.Sprint(comments)
 	for _, w := range []string{"client leg: 10.0.0.5:51000 -> 127.0.0.1:8080", "upstream leg: 127.0.0.1:52000 -> 192.0.2.10:9443",
 		"upstream leg: [2001:db8::1]:52001 -> [2001:db8::10]:443"} {
@@ -339,7 +308,7 @@ func repeatStrings(s []string, n int) []string {
 }
 
 func TestPcapLargeMessageReassembled(t *testing.T) {
-	pcapNeedTool(t, "tshark")
+	testkit.NeedTool(t, "tshark")
 	dir := t.TempDir()
 	p := mustOpenPcap(t, dir, PcapOptions{})
 	const size = 16 << 20
@@ -353,7 +322,7 @@ func TestPcapLargeMessageReassembled(t *testing.T) {
 
 	file := filepath.Join(dir, PcapFile)
 	pcapRunTool(t, "capinfos", file)
-	rows := tsharkFields(t, file, "websocket", "websocket.opcode", "websocket.payload_length", "websocket.payload_length_ext_64")
+	rows := testkit.TsharkFields(t, file, "websocket", "websocket.opcode", "websocket.payload_length", "websocket.payload_length_ext_64")
 	var lens []string
 	for _, r := range rows {
 		if r[1] == "127" { // RFC 6455 §5.2: the 64-bit extended length follows
@@ -434,13 +403,13 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 		t.Errorf("FIN at relative seq client %d server %d, want %d and %d", fins[cli], fins[srv], wantAll[false]+1, wantAll[true]+1)
 	}
 
-	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
+	if _, err := exec.LookPath("tshark"); err != nil && !testkit.Strict() {
 		return
 	}
 	file := filepath.Join(dir, PcapFile)
 	pcapRunTool(t, "capinfos", file)
 	var closes []string
-	for _, row := range tsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+	for _, row := range testkit.TsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
 		closes = append(closes, row[0]+" "+row[1])
 	}
 	if fmt.Sprint(closes) != fmt.Sprint(s.closes) {
@@ -559,7 +528,7 @@ func TestPcapRotation(t *testing.T) {
 	if flatN := len(readPcapPackets(t, filepath.Join(flat, PcapFile))); total < flatN || total > flatN+10*(len(files)-1) {
 		t.Errorf("%d packets over %d files, %d without rotation", total, len(files), flatN)
 	}
-	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
+	if _, err := exec.LookPath("tshark"); err != nil && !testkit.Strict() {
 		return
 	}
 	// Every file decodes on its own: the legs open at a rotation start again
@@ -648,7 +617,7 @@ func TestPcapConcurrentSessions(t *testing.T) {
 	if len(syns) != 2*sessions {
 		t.Errorf("%d distinct TCP conversations, want %d", len(syns), 2*sessions)
 	}
-	if _, err := exec.LookPath("tshark"); err != nil && os.Getenv("WSTAP_TEST_STRICT") != "1" {
+	if _, err := exec.LookPath("tshark"); err != nil && !testkit.Strict() {
 		return
 	}
 	got := tsharkOpcodes(t, filepath.Join(dir, PcapFile))
