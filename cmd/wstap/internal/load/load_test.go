@@ -1,11 +1,8 @@
 package load
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,10 +13,10 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -30,7 +27,7 @@ func echoServer(t *testing.T) (*httptest.Server, func() http.Header) {
 	t.Helper()
 	var mu sync.Mutex
 	var last http.Header
-	up := websocket.Upgrader{}
+	echo := testkit.EchoHandler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		last = r.Header.Clone()
@@ -39,20 +36,7 @@ func echoServer(t *testing.T) (*httptest.Server, func() http.Header) {
 			http.Error(w, "no", http.StatusForbidden)
 			return
 		}
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			typ, msg, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(typ, msg); err != nil {
-				return
-			}
-		}
+		echo.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return srv, func() http.Header {
@@ -180,7 +164,7 @@ func TestSubprotocolSelected(t *testing.T) {
 func TestFailuresByReason(t *testing.T) {
 	srv, lastHeaders := echoServer(t)
 	tp := startPlatform(t, platform.Config{TLS: true})
-	closed := closedPort(t)
+	closed := testkit.FreeAddr(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, tp.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -222,7 +206,7 @@ func TestFailuresByReason(t *testing.T) {
 func TestThroughConnectProxy(t *testing.T) {
 	srv, _ := echoServer(t)
 	tp := startPlatform(t, platform.Config{TLS: true, PingEvery: 100 * time.Millisecond})
-	proxy, connects := connectProxy(t)
+	proxy, connects := testkit.ConnectProxy(t)
 	for _, url := range []string{wsURL(srv), tp.URL()} {
 		res := run(t, Config{URL: url, Sessions: 20, Ramp: 100 * time.Millisecond, Hold: 300 * time.Millisecond,
 			MessageEvery: 100 * time.Millisecond, Proxy: "http://" + proxy, RootCAs: tp.CertPool()})
@@ -278,7 +262,7 @@ func TestLocalAddrsAndProgressLines(t *testing.T) {
 	defer func(d time.Duration) { lineEvery = d }(lineEvery)
 	lineEvery = 100 * time.Millisecond
 	srv, _ := echoServer(t)
-	var progress lockedBuffer
+	var progress testkit.SyncBuffer
 	res, err := Run(context.Background(), Config{URL: wsURL(srv), Sessions: 4, Hold: 250 * time.Millisecond,
 		LocalAddrs: []string{"127.0.0.2", "127.0.0.3"}}, &progress)
 	if err != nil {
@@ -315,108 +299,4 @@ func TestNoAllocationPerMessage(t *testing.T) {
 	if got := ws.UnmaskFrame(f).Payload; !bytes.Equal(got, msg) {
 		t.Errorf("payload %q, want %q", got, msg)
 	}
-}
-
-// closedPort returns a loopback address nobody listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// connectProxy is a minimal HTTP CONNECT proxy; it refuses hosts ending in
-// .invalid with 403 and counts the tunnels it opened.
-func connectProxy(t *testing.T) (string, func() int) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	conns := map[net.Conn]struct{}{}
-	n := 0
-	track := func(c net.Conn) {
-		mu.Lock()
-		conns[c] = struct{}{}
-		mu.Unlock()
-	}
-	tunnel := func(c net.Conn) {
-		defer wg.Done()
-		defer c.Close()
-		req, err := http.ReadRequest(bufio.NewReader(c))
-		if err != nil || req.Method != http.MethodConnect {
-			return
-		}
-		if strings.HasSuffix(req.URL.Hostname(), ".invalid") {
-			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-			return
-		}
-		up, err := net.Dial("tcp", req.Host)
-		if err != nil {
-			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-			return
-		}
-		track(up)
-		defer up.Close()
-		mu.Lock()
-		n++
-		mu.Unlock()
-		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-		done := make(chan struct{})
-		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); close(done) }()
-		io.Copy(c, up)
-		c.(*net.TCPConn).CloseWrite()
-		<-done
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			track(c)
-			wg.Add(1)
-			go tunnel(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String(), func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return n
-	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the progress goroutine and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
