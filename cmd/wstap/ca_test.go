@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // caRun runs "wstap ARGS..." with WSTAP_CA_DIR pointing at a fresh directory,
@@ -150,13 +152,7 @@ func TestCACmdExportP12(t *testing.T) {
 
 // TestCACmdExportP12Keytool checks the exported trust store with Java's own keytool.
 func TestCACmdExportP12Keytool(t *testing.T) {
-	keytool, err := exec.LookPath("keytool")
-	if err != nil {
-		if os.Getenv("WSTAP_TEST_STRICT") == "1" {
-			t.Fatalf("keytool not found and WSTAP_TEST_STRICT=1: %v", err)
-		}
-		t.Skip("keytool not found in PATH; install a JDK 17 or set WSTAP_TEST_STRICT=1 to fail instead")
-	}
+	keytool := testkit.NeedTool(t, "keytool")
 	caTestDir(t)
 	file := filepath.Join(t.TempDir(), "wstap-ca.p12")
 	if code, _, errOut := caRun(t, "ca", "export", "--format", "p12", "--out", file); code != 0 {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // TestDemoConclusions runs the demo at small scale and checks that its
@@ -31,7 +30,7 @@ func TestDemoConclusions(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
-	recs := readRecords(t, filepath.Join(dir, "sessions.jsonl"))
+	recs := testkit.ReadJSONL[capture.SessionRecord](t, filepath.Join(dir, "sessions.jsonl"))
 	if len(recs) != o.sessions {
 		t.Fatalf("%d records, want %d", len(recs), o.sessions)
 	}
@@ -70,24 +69,4 @@ func TestDemoConclusions(t *testing.T) {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}
 	}
-}
-
-func readRecords(t *testing.T, path string) []capture.SessionRecord {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []capture.SessionRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var r capture.SessionRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, r)
-	}
-	return out
 }

@@ -3,9 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // TestOpenFileLimitRefusesNewKeepsEstablished runs wstap with a hard
@@ -25,33 +24,12 @@ func TestOpenFileLimitRefusesNewKeepsEstablished(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not found: it sets the open-file limit of the proxy")
 	}
-	up := websocket.Upgrader{}
-	echoSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			c.WriteMessage(mt, p)
-		}
-	}))
-	defer echoSrv.Close()
-
-	bin := filepath.Join(t.TempDir(), "wstap")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	echoURL, _ := testkit.EchoServer(t, false)
+	bin := testkit.BuildWstap(t)
+	addr := testkit.FreeAddr(t)
 	out := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command("bash", "-c", fmt.Sprintf("ulimit -n 120 && exec %s proxy --upstream ws://%s --listen %s --out %s --pcap=false",
-		bin, strings.TrimPrefix(echoSrv.URL, "http://"), addr, out))
+	cmd := exec.Command("bash", "-c", fmt.Sprintf("ulimit -n 120 && exec %s proxy --upstream %s --listen %s --out %s --pcap=false",
+		bin, echoURL, addr, out))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -69,7 +47,7 @@ func TestOpenFileLimitRefusesNewKeepsEstablished(t *testing.T) {
 		}
 	}()
 	defer cmd.Process.Kill()
-	waitListening(t, addr)
+	testkit.WaitListening(t, addr)
 
 	d := websocket.Dialer{HandshakeTimeout: 3 * time.Second}
 	var open []*websocket.Conn
@@ -119,15 +97,4 @@ func TestOpenFileLimitRefusesNewKeepsEstablished(t *testing.T) {
 		t.Errorf("no log line names the open-file limit; stderr:\n%s", strings.Join(logLines, "\n"))
 	}
 	t.Logf("opened %d, refused %d, %d limit log line(s)", len(open), refused, n)
-}
-
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-	}
-	t.Fatalf("wstap did not listen on %s", addr)
 }

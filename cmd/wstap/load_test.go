@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // wstapLoad runs `wstap load args...` and returns its exit code and output.
@@ -24,33 +21,12 @@ func wstapLoad(args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// echoServer is a gorilla/websocket echo server.
-func echoServer(t *testing.T) *httptest.Server {
-	t.Helper()
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			typ, msg, err := c.ReadMessage()
-			if err != nil || c.WriteMessage(typ, msg) != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestLoadCommandThroughWstap: 1,000 sessions through wstap in reverse mode
 // to a gorilla echo server, none failed or dropped, echoes timed.
 func TestLoadCommandThroughWstap(t *testing.T) {
-	srv := echoServer(t)
+	upURL, _ := testkit.EchoServer(t, false)
 	dir := t.TempDir()
-	r, err := startProxy(&proxyOptions{listen: "127.0.0.1:0", upstream: "ws" + strings.TrimPrefix(srv.URL, "http"),
+	r, err := startProxy(&proxyOptions{listen: "127.0.0.1:0", upstream: upURL,
 		out: dir, caDir: filepath.Join(dir, "ca"), maxHeaderBytes: 64 << 10, headerTimeout: 30 * time.Second,
 		latePong: 5 * time.Second, noKeepalive: 30 * time.Second, maxPerToken: 3, args: []string{"test"}}, io.Discard)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // scrape fetches /metrics and returns each sample as "name{labels}" → value.
@@ -88,9 +90,9 @@ func echoSession(t *testing.T, url string) {
 // request through 'wstap proxy --metrics'; the scrape counts them exactly and
 // run.json's totals are what they are without --metrics.
 func TestMetricsEndpoint(t *testing.T) {
-	up := echoServer(t)
+	upURL, _ := testkit.EchoServer(t, false)
 	dir := t.TempDir()
-	r, err := startProxy(&proxyOptions{listen: "127.0.0.1:0", upstream: "ws" + strings.TrimPrefix(up.URL, "http"),
+	r, err := startProxy(&proxyOptions{listen: "127.0.0.1:0", upstream: upURL,
 		out: dir, caDir: filepath.Join(dir, "ca"), maxHeaderBytes: 64 << 10, headerTimeout: 30 * time.Second,
 		latePong: 5 * time.Second, noKeepalive: 30 * time.Second, maxPerToken: 3, metrics: "127.0.0.1:0",
 		args: []string{"test"}}, io.Discard)

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,73 +14,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/internal/testkit"
 )
 
 // Issue 9, item 5: SIGTERM with 2,000 sessions open records every one as
 // proxy-shutdown and leaves files that parse; SIGKILL leaves whole JSONL
 // lines only. The proxy is the real binary (built without -race).
 
-var (
-	sdBinOnce sync.Once
-	sdBin     string
-	sdBinErr  error
-)
-
-// wstapBinary builds the wstap binary once per test run.
-func wstapBinary(t *testing.T) string {
-	t.Helper()
-	sdBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wstap-bin")
-		if err != nil {
-			sdBinErr = err
-			return
-		}
-		sdBin = filepath.Join(dir, "wstap")
-		if out, err := exec.Command("go", "build", "-o", sdBin, ".").CombinedOutput(); err != nil {
-			sdBinErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if sdBinErr != nil {
-		t.Fatal(sdBinErr)
-	}
-	return sdBin
-}
-
-func strictMode() bool { return os.Getenv("WSTAP_TEST_STRICT") == "1" }
-
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// echoUpstream is a gorilla echo server.
-func echoUpstream(t *testing.T) string {
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if c.WriteMessage(mt, p) != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return "ws://" + strings.TrimPrefix(srv.URL, "http://")
+// echoURL is the ws:// URL of a gorilla echo server.
+func echoURL(t *testing.T) string {
+	u, _ := testkit.EchoServer(t, false)
+	return u
 }
 
 // proxyProc is a running wstap proxy process.
@@ -91,32 +33,15 @@ type proxyProc struct {
 	cmd    *exec.Cmd
 	addr   string
 	out    string
-	stderr *syncBuffer
+	stderr *testkit.SyncBuffer
 	done   chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startProxyProc(t *testing.T, upstream, out string, extra ...string) *proxyProc {
 	t.Helper()
-	p := &proxyProc{addr: freeAddr(t), out: out, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proxyProc{addr: testkit.FreeAddr(t), out: out, stderr: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"proxy", "--upstream", upstream, "--listen", p.addr, "--out", out}, extra...)
-	p.cmd = exec.Command(wstapBinary(t), args...)
+	p.cmd = exec.Command(testkit.BuildWstap(t), args...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -127,15 +52,7 @@ func startProxyProc(t *testing.T, upstream, out string, extra ...string) *proxyP
 		p.cmd.Process.Kill()
 		<-p.done
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", p.addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("wstap did not listen on %s; stderr:\n%s", p.addr, p.stderr)
-		}
-	}
+	testkit.WaitListening(t, p.addr, p.stderr)
 	return p
 }
 
@@ -234,7 +151,7 @@ func TestShutdownSIGTERMRecordsEverySession(t *testing.T) {
 		n = 200
 	}
 	out := filepath.Join(t.TempDir(), "run")
-	p := startProxyProc(t, echoUpstream(t), out)
+	p := startProxyProc(t, echoURL(t), out)
 	start := time.Now()
 	conns := openSessions(t, p.addr, n)
 	opened := time.Since(start)
@@ -297,13 +214,7 @@ func TestShutdownSIGTERMRecordsEverySession(t *testing.T) {
 		n, opened.Round(time.Millisecond), stopped.Round(time.Millisecond), len(recs), byVerdict, len(events), run.Counters.EventsDropped)
 
 	pcap := filepath.Join(out, "capture.pcapng")
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if strictMode() {
-			t.Fatalf("tshark not found and WSTAP_TEST_STRICT=1")
-		}
-		t.Skip("tshark not found: the pcapng is not checked (install tshark, or WSTAP_TEST_STRICT=1 to fail instead)")
-	}
+	tshark := testkit.NeedTool(t, "tshark")
 	tout, err := exec.Command(tshark, "-r", pcap, "-Y", "websocket", "-T", "fields", "-e", "websocket.opcode").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark -r %s: %v\n%.2000s", pcap, err, tout)
@@ -317,7 +228,7 @@ func TestShutdownSIGTERMRecordsEverySession(t *testing.T) {
 
 func TestShutdownSIGKILLLeavesWholeLines(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
-	p := startProxyProc(t, echoUpstream(t), out)
+	p := startProxyProc(t, echoURL(t), out)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var sessions sync.Map
