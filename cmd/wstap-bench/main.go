@@ -33,6 +33,8 @@ type options struct {
 	out, profile         string
 	latSessions          int
 	hold, tp, hs, latDur time.Duration
+	settle               time.Duration
+	repeat               int
 	sources              int
 	wstapEnv             envList
 }
@@ -89,6 +91,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.out, "out", "bench.json", "JSON results file")
 	fs.IntVar(&o.latSessions, "latency-sessions", 5000, "latency work: sessions, each sending a 256-byte message per second")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "hold work: how long the sessions stay open")
+	fs.DurationVar(&o.settle, "settle", 5*time.Second, "hold work: wait this long after the last session opened before reading RSS (Go forces a GC every 2 minutes: 130s shows wstap after one)")
+	fs.IntVar(&o.repeat, "repeat", 3, "throughput and handshake works: runs of each target, interleaved; the table shows the median")
 	fs.DurationVar(&o.latDur, "latency-time", 20*time.Second, "latency work: how long messages are sent")
 	fs.DurationVar(&o.tp, "throughput-time", 10*time.Second, "throughput work: measured time of each message size")
 	fs.DurationVar(&o.hs, "handshake-time", 20*time.Second, "handshake work: duration")
@@ -123,6 +127,9 @@ func parseFlags(args []string) (*options, error) {
 		}
 		o.works = append(o.works, w)
 	}
+	if o.repeat < 1 {
+		return nil, fmt.Errorf("--repeat %d: want at least 1", o.repeat)
+	}
 	if o.sources < 1 || o.sources > 250 {
 		return nil, fmt.Errorf("--sources %d: want 1 to 250", o.sources)
 	}
@@ -133,7 +140,7 @@ func parseFlags(args []string) (*options, error) {
 			o.latSessions = 500
 		}
 		if !set["hold"] {
-			o.hold = 10 * time.Second
+			o.hold = max(10*time.Second, o.settle+5*time.Second)
 		}
 		if !set["latency-time"] {
 			o.latDur = 8 * time.Second
@@ -141,9 +148,15 @@ func parseFlags(args []string) (*options, error) {
 		if !set["throughput-time"] {
 			o.tp = 4 * time.Second
 		}
+		if !set["repeat"] {
+			o.repeat = 1
+		}
 		if !set["handshake-time"] {
 			o.hs = 10 * time.Second
 		}
+	}
+	if o.settle >= o.hold {
+		return nil, fmt.Errorf("--settle %s must be shorter than --hold %s", o.settle, o.hold)
 	}
 	return o, nil
 }

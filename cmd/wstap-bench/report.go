@@ -20,6 +20,7 @@ type Results struct {
 	Targets     []string        `json:"targets"`
 	Rows        map[string]*Row `json:"rows"`
 	LatSessions int             `json:"latency_sessions"`
+	Repeat      int             `json:"repeat"`
 }
 
 // Row is what was measured for one target.
@@ -33,11 +34,15 @@ type Row struct {
 	TP64          *TPResult        `json:"throughput_64b,omitempty"`
 	Handshakes    *HSResult        `json:"handshakes,omitempty"`
 	RecordedBytes map[string]int64 `json:"recorded_bytes,omitempty"` // size of wstap's run dir per work
+	// Every run of the repeated works; the fields above hold the median.
+	TP16KRuns     []TPResult `json:"throughput_16k_runs,omitempty"`
+	TP64Runs      []TPResult `json:"throughput_64b_runs,omitempty"`
+	HandshakeRuns []HSResult `json:"handshakes_runs,omitempty"`
 }
 
 func newResults(o *options, args []string) *Results {
 	return &Results{Start: time.Now().UTC(), Command: strings.TrimSpace("go run ./cmd/wstap-bench " + strings.Join(args, " ")),
-		Machine: machine(), Quick: o.quick, Targets: o.targets, Rows: map[string]*Row{}, LatSessions: o.latSessions}
+		Machine: machine(), Quick: o.quick, Targets: o.targets, Rows: map[string]*Row{}, LatSessions: o.latSessions, Repeat: o.repeat}
 }
 
 func (r *Results) row(t string) *Row {
@@ -131,11 +136,11 @@ func (r *Results) table() string {
 		}
 	}
 	if r.anyOf(func(w *Row) bool { return w.TP16K != nil }) {
-		line("16 KiB msgs, 4 sessions × 32 in flight", tp(func(w *Row) *TPResult { return w.TP16K }, func(t *TPResult) float64 { return t.MBPerSec }, "MB/s"))
-		line("64 B msgs, 256 in flight", tp(func(w *Row) *TPResult { return w.TP64 }, func(t *TPResult) float64 { return t.MsgPerSec }, "msg/s"))
+		line("16 KiB msgs, 4 sessions × 32 in flight"+r.median(), tp(func(w *Row) *TPResult { return w.TP16K }, func(t *TPResult) float64 { return t.MBPerSec }, "MB/s"))
+		line("64 B msgs, 256 in flight"+r.median(), tp(func(w *Row) *TPResult { return w.TP64 }, func(t *TPResult) float64 { return t.MsgPerSec }, "msg/s"))
 	}
 	if r.anyOf(func(w *Row) bool { return w.Handshakes != nil }) {
-		line("new wss sessions/s, 16 workers", func(t string, row, direct *Row) string {
+		line("new wss sessions/s, 16 workers"+r.median(), func(t string, row, direct *Row) string {
 			h := row.Handshakes
 			if h == nil {
 				return "–"
@@ -192,4 +197,12 @@ func counts(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// median names the statistic of the repeated works.
+func (r *Results) median() string {
+	if r.Repeat > 1 {
+		return fmt.Sprintf(" (median of %d)", r.Repeat)
+	}
+	return ""
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,7 +31,7 @@ func run(ctx context.Context, o *options, args []string) error {
 			for _, n := range o.ns {
 				e.each(ctx, o, res, "hold", func(j *job, r *Row) {
 					cfg := holdConfig{Sessions: n, Dialers: 32, OpenLimit: openLimit(n), Hold: o.hold,
-						Settle: min(5*time.Second, o.hold/2)}
+						Settle: o.settle}
 					var rss func() (int64, error)
 					if j.proxy != nil {
 						rss = j.rss
@@ -48,24 +50,34 @@ func run(ctx context.Context, o *options, args []string) error {
 				r.Latency = &l
 			})
 		case "throughput":
-			e.each(ctx, o, res, "throughput 16 KiB", func(j *job, r *Row) {
-				t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 4, Size: 16 << 10, InFlight: 32,
-					Warmup: 2 * time.Second, Duration: o.tp})
-				logf("  16 KiB: %.1f MB/s %s", t.MBPerSec, t.Error)
-				r.TP16K = &t
-			})
-			e.each(ctx, o, res, "throughput 64 B", func(j *job, r *Row) {
-				t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 1, Size: 64, InFlight: 256,
-					Warmup: 2 * time.Second, Duration: o.tp})
-				logf("  64 B: %.0f msg/s %s", t.MsgPerSec, t.Error)
-				r.TP64 = &t
-			})
+			for range o.repeat {
+				e.each(ctx, o, res, "throughput 16 KiB", func(j *job, r *Row) {
+					t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 4, Size: 16 << 10, InFlight: 32,
+						Warmup: 2 * time.Second, Duration: o.tp})
+					logf("  16 KiB: %.1f MB/s %s", t.MBPerSec, t.Error)
+					r.TP16KRuns = append(r.TP16KRuns, t)
+				})
+				e.each(ctx, o, res, "throughput 64 B", func(j *job, r *Row) {
+					t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 1, Size: 64, InFlight: 256,
+						Warmup: 2 * time.Second, Duration: o.tp})
+					logf("  64 B: %.0f msg/s %s", t.MsgPerSec, t.Error)
+					r.TP64Runs = append(r.TP64Runs, t)
+				})
+			}
+			for _, r := range res.Rows {
+				r.TP16K, r.TP64 = medianTP(r.TP16KRuns), medianTP(r.TP64Runs)
+			}
 		case "handshakes":
-			e.each(ctx, o, res, "handshakes", func(j *job, r *Row) {
-				h := handshakes(ctx, e.dialerSized(j.url, 4<<10), 16, o.hs)
-				logf("  handshakes: %.0f/s, failed %v", h.PerSec, h.Failed)
-				r.Handshakes = &h
-			})
+			for range o.repeat {
+				e.each(ctx, o, res, "handshakes", func(j *job, r *Row) {
+					h := handshakes(ctx, e.dialerSized(j.url, 4<<10), 16, o.hs)
+					logf("  handshakes: %.0f/s, failed %v", h.PerSec, h.Failed)
+					r.HandshakeRuns = append(r.HandshakeRuns, h)
+				})
+			}
+			for _, r := range res.Rows {
+				r.Handshakes = medianHS(r.HandshakeRuns)
+			}
 		}
 		if ctx.Err() != nil {
 			break
@@ -141,4 +153,24 @@ func machine() Machine {
 		m.MemTotal = strings.Join(strings.Fields(strings.TrimPrefix(l, "MemTotal:")), " ")
 	}
 	return m
+}
+
+// medianTP is the run with the median message rate (nil for none).
+func medianTP(runs []TPResult) *TPResult {
+	if len(runs) == 0 {
+		return nil
+	}
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b TPResult) int { return cmp.Compare(a.MsgPerSec, b.MsgPerSec) })
+	return &s[len(s)/2]
+}
+
+// medianHS is the run with the median rate of new sessions (nil for none).
+func medianHS(runs []HSResult) *HSResult {
+	if len(runs) == 0 {
+		return nil
+	}
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b HSResult) int { return cmp.Compare(a.PerSec, b.PerSec) })
+	return &s[len(s)/2]
 }
