@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,25 +60,10 @@ type auditSummary struct {
 
 func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print the counts as one JSON document")
-	var dirs []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, auditHelp)
-				fs.SetOutput(stdout)
-				fs.PrintDefaults()
-				return 0
-			}
-			return usageError(stderr, "audit", "%v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		// Flags may follow the run dirs: "wstap audit RUN --json".
-		dirs = append(dirs, fs.Arg(0))
-		args = fs.Args()[1:]
+	dirs, code, ok := parseWithOperands(fs, "audit", auditHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(dirs) == 0 {
 		return usageError(stderr, "audit", "no RUN_DIR given")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,29 +63,6 @@ func runBundle(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wstap bundle: wrote %s\n", *out)
 	}
 	return 0
-}
-
-// parseWithOperands parses flags that may come before or after the operands
-// ("wstap bundle RUN -o F") and returns the operands; on --help it prints
-// help and the flags to stdout. ok is false when the command must return code.
-func parseWithOperands(fs *flag.FlagSet, cmd, help string, args []string, stdout, stderr io.Writer) (operands []string, code int, ok bool) {
-	fs.SetOutput(io.Discard)
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, help)
-				fs.SetOutput(stdout)
-				fs.PrintDefaults()
-				return nil, 0, false
-			}
-			return nil, usageError(stderr, cmd, "%v", err), false
-		}
-		if fs.NArg() == 0 {
-			return operands, 0, true
-		}
-		operands = append(operands, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // writeOutput writes a file whole: to a temporary file beside it, renamed

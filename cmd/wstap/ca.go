@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,29 +83,9 @@ func runCA(args []string, stdout, stderr io.Writer) int {
 // caFlagSet returns a flag set with --ca-dir; the caller adds its own flags.
 func caFlagSet(name string, dir *string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by caParse through usageError
 	fs.Usage = func() {}
 	fs.StringVar(dir, "ca-dir", proxy.DefaultCADir(), "CA directory ($WSTAP_CA_DIR, else wstap/ca under the user config dir)")
 	return fs
-}
-
-// caParse parses args; ok is false when the command must return code now
-// (0 after --help, 2 after a usage error).
-func caParse(fs *flag.FlagSet, cmd, help string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, help)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return 0, false
-	}
-	if err != nil {
-		return usageError(stderr, cmd, "%v", err), false
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, cmd, "unexpected argument %q", fs.Arg(0)), false
-	}
-	return 0, true
 }
 
 // caLoad loads or creates the CA, saying so on w when it was just created.
@@ -125,7 +104,7 @@ func caLoad(cmd, dir string, w, stderr io.Writer) (*proxy.CA, bool) {
 func runCAShow(args []string, stdout, stderr io.Writer) int {
 	var dir string
 	fs := caFlagSet("ca", &dir)
-	if code, ok := caParse(fs, "ca", caShowHelp, args, stdout, stderr); !ok {
+	if code, ok := parseFlags(fs, "ca", caShowHelp, args, stdout, stderr); !ok {
 		return code
 	}
 	ca, ok := caLoad("ca", dir, stdout, stderr)
@@ -170,7 +149,7 @@ Trust it from
 func runCAInit(args []string, stdout, stderr io.Writer) int {
 	var dir string
 	fs := caFlagSet("ca init", &dir)
-	if code, ok := caParse(fs, "ca init", caInitHelp, args, stdout, stderr); !ok {
+	if code, ok := parseFlags(fs, "ca init", caInitHelp, args, stdout, stderr); !ok {
 		return code
 	}
 	ca, ok := caLoad("ca init", dir, stdout, stderr)
@@ -190,7 +169,7 @@ func runCAExport(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&format, "format", "pem", "pem or p12 (a PKCS#12 Java trust store)")
 	fs.StringVar(&out, "out", "", "file to write, - for standard output (required)")
 	fs.StringVar(&password, "password", caDefaultPassword, "password of the p12 trust store")
-	if code, ok := caParse(fs, "ca export", caExportHelp, args, stdout, stderr); !ok {
+	if code, ok := parseFlags(fs, "ca export", caExportHelp, args, stdout, stderr); !ok {
 		return code
 	}
 	// Refuse bad combinations before any work starts (the CA may not exist yet).

@@ -576,20 +576,10 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 
 func doctor(args []string, stdout, stderr io.Writer, src hostSource) int {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	sessions := fs.Int64("sessions", 0, "check whether this many concurrent `sessions` fit, and say what to raise")
 	asJSON := fs.Bool("json", false, "print one JSON document instead of text")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, doctorUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return 0
-		}
-		return usageError(stderr, "doctor", "%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, "doctor", "unexpected argument %q", fs.Arg(0))
+	if code, ok := parseFlags(fs, "doctor", doctorUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if *sessions < 0 {
 		return usageError(stderr, "doctor", "--sessions %d: want a positive number", *sessions)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,7 +60,6 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 	var headers headerFlag
 	var localAddrs string
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.URL, "url", "", "the ws:// or wss:// `URL` every session opens (required)")
 	fs.IntVar(&cfg.Sessions, "sessions", 0, "`number` of sessions to open (required)")
 	fs.DurationVar(&cfg.Ramp, "ramp", 30*time.Second, "spread the openings evenly over this `duration`")
@@ -76,17 +74,8 @@ func runLoad(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Subprotocol, "subprotocol", "", "offer this `subprotocol` in Sec-WebSocket-Protocol")
 	fs.StringVar(&localAddrs, "local-addrs", "", "comma-separated source `IPs` used in turn, such as 127.0.0.2,127.0.0.3")
 	fs.DurationVar(&cfg.Timeout, "timeout", load.DefaultTimeout, "bound on dial, CONNECT, TLS and upgrade of one session")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, loadUsage)
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return 0
-		}
-		return usageError(stderr, "load", "%v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, "load", "unexpected argument %q", fs.Arg(0))
+	if code, ok := parseFlags(fs, "load", loadUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if code := checkLoadFlags(&cfg, stderr); code != 0 {
 		return code

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,25 +41,11 @@ Flags:
 
 func runReport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	htmlPath := fs.String("html", "", "write the HTML report to `FILE` (default RUN_DIR/report.html for one run dir, ./report.html for several)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON document instead of text")
-	var dirs []string
-	for { // flags may follow the run dirs: "wstap report RUN --json"
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, reportHelp)
-				fs.SetOutput(stdout)
-				fs.PrintDefaults()
-				return 0
-			}
-			return usageError(stderr, "report", "%v", err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		dirs = append(dirs, fs.Arg(0))
-		args = fs.Args()[1:]
+	dirs, code, ok := parseWithOperands(fs, "report", reportHelp, args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	if len(dirs) == 0 {
 		return usageError(stderr, "report", "no RUN_DIR given")
