@@ -183,32 +183,47 @@ type harSession struct {
 
 // harRecords reads sessions.jsonl; a missing file is an empty run.
 func harRecords(path string) ([]SessionRecord, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	var recs []SessionRecord
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Bytes()
+	err := eachLine(path, func(n int, line []byte) error {
 		if len(strings.TrimSpace(string(line))) == 0 {
-			continue
+			return nil
 		}
 		var r SessionRecord
 		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+			return fmt.Errorf("%s:%d: %w", path, n, err)
 		}
 		recs = append(recs, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return recs, nil
+}
+
+// eachLine calls fn with each line of the JSONL file at path, numbered from
+// 1, until fn returns an error; a missing file has no lines. A line may be
+// up to 64 MiB long.
+func eachLine(path string, fn func(n int, line []byte) error) error {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		if err := fn(n, sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }
 
 // harSessionEntry builds the HAR entry of a session record, redacted.
@@ -288,25 +303,14 @@ type harEvent struct {
 // are not JSON are skipped (a killed proxy may leave none, but a truncated
 // copy might).
 func harAddEvents(path string, byID map[string]*harEntry, max int, payloads bool) ([]*harEntry, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	var extra []*harEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	for sc.Scan() {
-		line := sc.Bytes()
+	err := eachLine(path, func(_ int, line []byte) error {
 		if !harContainsAny(line, `"message"`, `"ping"`, `"pong"`, `"close"`, `"http"`) {
-			continue
+			return nil
 		}
 		var ev harEvent
 		if json.Unmarshal(line, &ev) != nil {
-			continue
+			return nil
 		}
 		e := byID[ev.Session]
 		switch {
@@ -318,9 +322,10 @@ func harAddEvents(path string, byID map[string]*harEntry, max int, payloads bool
 		case ev.Event == "ping" || ev.Event == "pong" || ev.Event == "close":
 			harAddCapped(e.ControlFrames, &e.ControlsOmitted, max, harControlOf(&ev))
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return extra, nil
 }
