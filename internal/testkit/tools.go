@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -139,4 +140,21 @@ func BuildWstap(t testing.TB) string {
 		t.Fatal(wstapBin.err)
 	}
 	return wstapBin.path
+}
+
+// TsharkOpcodes counts the websocket frames of file per opcode, as tshark
+// decodes them (see TsharkFields).
+func TsharkOpcodes(t testing.TB, file string) map[int]int {
+	t.Helper()
+	got := map[int]int{}
+	for _, row := range TsharkFields(t, file, "websocket", "websocket.opcode") {
+		for _, v := range strings.Split(row[0], ",") {
+			op, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("opcode %q: %v", v, err)
+			}
+			got[op]++
+		}
+	}
+	return got
 }
