@@ -134,22 +134,6 @@ func pcapRunTool(t testing.TB, name string, args ...string) string {
 	return stdout.String()
 }
 
-// tsharkOpcodes counts websocket frames per opcode in file.
-func tsharkOpcodes(t testing.TB, file string) map[int]int {
-	t.Helper()
-	got := map[int]int{}
-	for _, row := range testkit.TsharkFields(t, file, "websocket", "websocket.opcode") {
-		for _, v := range strings.Split(row[0], ",") {
-			op, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("opcode %q: %v", v, err)
-			}
-			got[op]++
-		}
-	}
-	return got
-}
-
 // checkPcapClean fails when capinfos or tshark warn about file, when a checksum
 // is wrong, a packet is malformed or TCP analysis flags anything.
 func checkPcapClean(t testing.TB, file string) {
@@ -252,7 +236,7 @@ func TestPcapTsharkDecodesEveryFrame(t *testing.T) {
 	file := filepath.Join(dir, PcapFile)
 	checkPcapClean(t, file)
 
-	got := tsharkOpcodes(t, file)
+	got := testkit.TsharkOpcodes(t, file)
 	for op, n := range s.counts {
 		if want := 4 * n; got[op] != want { // two sessions, two legs each
 			t.Errorf("opcode %d: tshark found %d frames, want %d", op, got[op], want)
@@ -417,7 +401,7 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 	}
 	// Control frames stay whole and decode; a cut data frame is a gap that
 	// tshark skips without inventing frames.
-	got := tsharkOpcodes(t, file)
+	got := testkit.TsharkOpcodes(t, file)
 	for op, n := range got {
 		if op >= 8 && n != s.counts[op] || op < 8 && n > s.counts[op] || op > 10 || op > 2 && op < 8 {
 			t.Errorf("opcode %d: tshark found %d frames, wrote %d", op, n, s.counts[op])
@@ -540,7 +524,7 @@ func TestPcapRotation(t *testing.T) {
 	}
 	for _, f := range files {
 		checkPcapClean(t, f)
-		for _, n := range tsharkOpcodes(t, f) {
+		for _, n := range testkit.TsharkOpcodes(t, f) {
 			frames += n
 		}
 	}
@@ -620,7 +604,7 @@ func TestPcapConcurrentSessions(t *testing.T) {
 	if _, err := exec.LookPath("tshark"); err != nil && !testkit.Strict() {
 		return
 	}
-	got := tsharkOpcodes(t, filepath.Join(dir, PcapFile))
+	got := testkit.TsharkOpcodes(t, filepath.Join(dir, PcapFile))
 	for op, n := range s.counts {
 		if got[op] != 2*sessions*n {
 			t.Errorf("opcode %d: tshark found %d frames, want %d", op, got[op], 2*sessions*n)
