@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -211,18 +210,9 @@ func TestIntegrationPcapTshark(t *testing.T) {
 			want[10] += 2 * d.Pong
 		}
 	}
-	got := map[int]int64{}
-	for _, row := range testkit.TsharkFields(t, file, "websocket", "websocket.opcode") {
-		for _, v := range strings.Split(row[0], ",") {
-			op, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("opcode %q: %v", v, err)
-			}
-			got[op]++
-		}
-	}
+	got := testkit.TsharkOpcodes(t, file)
 	for op := range 11 {
-		if got[op] != want[op] {
+		if int64(got[op]) != want[op] {
 			t.Errorf("opcode %d: tshark counts %d frames, sessions.jsonl %d (×2 legs)", op, got[op], want[op])
 		}
 	}
