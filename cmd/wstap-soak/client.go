@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// session is what one client session did, as the client saw it.
+type session struct {
+	Path      string // /soak/<slot>/<gen>: the key to its record
+	Fault     string // "" or one of faultKinds
+	Connected bool   // TCP connected, so the proxy saw it
+	Opened    bool   // got a 101
+	DialErr   string
+	Wrote     int64  // wire bytes of the frames it wrote
+	Read      int64  // wire bytes of the complete frames it read
+	Messages  int64  // data frames written (faults included)
+	Pings     int64  // pings written
+	GotClose  bool   // a close frame came from the proxy
+	Ended     string // how it ended: clean, eof, reset, aborted, error
+	Err       string // the error that ended it, if any
+}
+
+// clientConfig is the behaviour of every session.
+type clientConfig struct {
+	proxy        string // host:port
+	ping         time.Duration
+	messageEvery time.Duration
+	messageSize  int
+	faults       float64 // probability that a session carries a fault
+	sources      int     // 127.0.0.2 .. 127.0.0.(1+sources)
+}
+
+// fleet runs the sessions of every slot and keeps them.
+type fleet struct {
+	cfg  clientConfig
+	open atomic.Int64 // sessions open now
+	mu   sync.Mutex
+	all  []*session
+}
+
+// runSlot keeps one session open from start to end: a session that a fault
+// ended is replaced while more than 10 s remain. At most maxGens sessions
+// per slot.
+func (f *fleet) runSlot(ctx context.Context, slot int, start, end time.Time) {
+	const maxGens = 50
+	select {
+	case <-time.After(time.Until(start)):
+	case <-ctx.Done():
+		return
+	}
+	for gen := 0; gen < maxGens && time.Until(end) > 10*time.Second && ctx.Err() == nil; gen++ {
+		s := &session{Path: fmt.Sprintf("/soak/%d/%d", slot, gen)}
+		if mrand.Float64() < f.cfg.faults {
+			s.Fault = faultKinds[mrand.IntN(len(faultKinds))]
+		}
+		f.mu.Lock()
+		f.all = append(f.all, s)
+		f.mu.Unlock()
+		f.run(ctx, s, slot, end)
+		if !s.Connected {
+			time.Sleep(time.Second)
+		}
+		if s.Fault == "" || s.Fault == faultMalformed {
+			if s.Ended != "clean" {
+				time.Sleep(time.Second) // an unexpected end: replace it, not at once
+			}
+		}
+	}
+}
+
+// run dials one session and holds it until end or its fault.
+func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
+	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+slot%f.cfg.sources))}
+	nd := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
+	d := ws.Dialer{Timeout: 20 * time.Second, NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := nd.DialContext(ctx, network, addr)
+		if err == nil {
+			s.Connected = true
+		}
+		return c, err
+	}}
+	conn, br, _, err := d.Dial(ctx, "ws://"+f.cfg.proxy+s.Path)
+	if err != nil {
+		s.DialErr = err.Error()
+		return
+	}
+	defer conn.Close()
+	s.Opened = true
+	f.open.Add(1)
+	defer f.open.Add(-1)
+	if br == nil {
+		br = bufio.NewReaderSize(conn, 1024)
+	} else {
+		br = bufio.NewReaderSize(io.MultiReader(br, conn), 1024)
+	}
+
+	var read atomic.Int64
+	var gotClose atomic.Bool
+	readDone := make(chan error, 1)
+	go func() { readDone <- readFrames(br, &read, &gotClose) }()
+
+	// The fault comes at a random moment of the session's remaining life.
+	var faultAt <-chan time.Time
+	if s.Fault != "" {
+		faultAt = time.After(time.Duration(mrand.Int64N(max(int64(time.Until(end)-5*time.Second), 1))))
+	}
+	msg := make([]byte, f.cfg.messageSize)
+	ping := time.NewTicker(f.cfg.ping)
+	defer ping.Stop()
+	message := time.NewTicker(f.cfg.messageEvery)
+	defer message.Stop()
+	endAt := time.After(time.Until(end))
+	var werr, rerr error
+	readEnded := false
+loop:
+	for {
+		select {
+		case <-ping.C:
+			s.Pings++
+			werr = s.write(conn, ws.OpPing, []byte("soakping"))
+		case <-message.C:
+			s.Messages++
+			fillText(msg)
+			werr = s.write(conn, ws.OpText, msg)
+		case <-faultAt:
+			if s.Fault == faultAbort {
+				conn.(*net.TCPConn).SetLinger(0)
+				conn.Close()
+				s.Ended = "aborted"
+				rerr = <-readDone
+				readEnded = true
+				break loop
+			}
+			s.Messages++
+			werr = s.write(conn, ws.OpText, []byte(faultPrefix+s.Fault))
+			if s.Fault != faultMalformed {
+				// Write nothing more: what reaches the upstream is exactly
+				// what the client wrote.
+				conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+				rerr = <-readDone
+				readEnded = true
+				break loop
+			}
+		case <-endAt:
+			werr = s.write(conn, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "soak over"))
+			conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			rerr = <-readDone
+			readEnded = true
+			break loop
+		case rerr = <-readDone:
+			readEnded = true
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+		if werr != nil {
+			break
+		}
+	}
+	if !readEnded {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if e := <-readDone; rerr == nil {
+			rerr = e
+		}
+	}
+	s.Read, s.GotClose = read.Load(), gotClose.Load()
+	if s.Ended == "" {
+		s.Ended = endedHow(s.GotClose, werr, rerr)
+	}
+	if err := errors.Join(werr, rerr); err != nil && s.Ended != "clean" {
+		s.Err = err.Error()
+	}
+}
+
+// write sends one masked frame in a single write and counts the bytes that
+// left.
+func (s *session) write(c net.Conn, op ws.OpCode, payload []byte) error {
+	var b bytes.Buffer
+	f := ws.NewFrame(op, true, bytes.Clone(payload))
+	f.Header.Masked = true
+	rand.Read(f.Header.Mask[:])
+	ws.Cipher(f.Payload, f.Header.Mask, 0)
+	ws.WriteFrame(&b, f)
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Write(b.Bytes())
+	s.Wrote += int64(n)
+	return err
+}
+
+// readFrames reads frames until the connection ends, counting the wire
+// bytes of every complete frame. After a close frame it reads on to EOF.
+func readFrames(br *bufio.Reader, read *atomic.Int64, gotClose *atomic.Bool) error {
+	payload := make([]byte, 0, 1024)
+	for {
+		h, err := ws.ReadHeader(br)
+		if err != nil {
+			return err
+		}
+		if h.Length > 64<<10 {
+			return fmt.Errorf("frame of %d bytes: larger than the soak sends", h.Length)
+		}
+		payload = payload[:h.Length]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return err
+		}
+		read.Add(int64(ws.HeaderSize(h)) + h.Length)
+		if h.OpCode == ws.OpClose {
+			gotClose.Store(true)
+		}
+	}
+}
+
+// endedHow names how a session that was not aborted ended.
+func endedHow(gotClose bool, werr, rerr error) string {
+	err := errors.Join(werr, rerr)
+	switch {
+	case gotClose && (rerr == nil || errors.Is(rerr, io.EOF)) && werr == nil:
+		return "clean"
+	case err == nil, errors.Is(err, io.EOF):
+		return "eof"
+	case isReset(err):
+		return "reset"
+	}
+	return "error"
+}
+
+func isReset(err error) bool {
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout()) &&
+		(bytes.Contains([]byte(err.Error()), []byte("connection reset")) || bytes.Contains([]byte(err.Error()), []byte("broken pipe")))
+}
+
+// fillText fills msg with printable bytes (a text message must be UTF-8).
+func fillText(msg []byte) {
+	for i := range msg {
+		msg[i] = 'a' + byte(mrand.IntN(26))
+	}
+}
