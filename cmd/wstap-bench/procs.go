@@ -176,3 +176,29 @@ func descendants(pid int) []int {
 	}
 	return out
 }
+
+// treeCPU sums user and system CPU seconds over pid and its descendants.
+func treeCPU(pid int) (float64, error) {
+	var total float64
+	for i, p := range append([]int{pid}, descendants(pid)...) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			if i == 0 {
+				return 0, fmt.Errorf("reading CPU time of pid %d: %w", p, err)
+			}
+			continue
+		}
+		j := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[j+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: too few fields", p)
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64) // utime, field 14
+		st, _ := strconv.ParseFloat(f[12], 64) // stime, field 15
+		total += (ut + st) / clockTicks
+	}
+	return total, nil
+}
+
+// clockTicks is USER_HZ, 100 on Linux.
+const clockTicks = 100

@@ -139,6 +139,18 @@ func (r *Results) table() string {
 		line("16 KiB msgs, 4 sessions × 32 in flight"+r.median(), tp(func(w *Row) *TPResult { return w.TP16K }, func(t *TPResult) float64 { return t.MBPerSec }, "MB/s"))
 		line("64 B msgs, 256 in flight"+r.median(), tp(func(w *Row) *TPResult { return w.TP64 }, func(t *TPResult) float64 { return t.MsgPerSec }, "msg/s"))
 	}
+	if r.anyOf(func(w *Row) bool { return w.TP16K != nil }) {
+		cpu := func(get func(*Row) *TPResult, scale float64, unit string) func(string, *Row, *Row) string {
+			return func(t string, row, _ *Row) string {
+				if v := get(row); v != nil && v.ProxyCPUus > 0 {
+					return fmt.Sprintf("%.2f %s", v.ProxyCPUus*scale, unit)
+				}
+				return "–"
+			}
+		}
+		line("proxy CPU per 16 KiB message", cpu(func(w *Row) *TPResult { return w.TP16K }, 1, "µs"))
+		line("proxy CPU per 1000 64 B messages", cpu(func(w *Row) *TPResult { return w.TP64 }, 1000, "µs"))
+	}
 	if r.anyOf(func(w *Row) bool { return w.Handshakes != nil }) {
 		line("new wss sessions/s, 16 workers"+r.median(), func(t string, row, direct *Row) string {
 			h := row.Handshakes

@@ -53,14 +53,14 @@ func run(ctx context.Context, o *options, args []string) error {
 			for range o.repeat {
 				e.each(ctx, o, res, "throughput 16 KiB", func(j *job, r *Row) {
 					t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 4, Size: 16 << 10, InFlight: 32,
-						Warmup: 2 * time.Second, Duration: o.tp})
-					logf("  16 KiB: %.1f MB/s %s", t.MBPerSec, t.Error)
+						Warmup: 2 * time.Second, Duration: o.tp}, j.cpu())
+					logf("  16 KiB: %.1f MB/s, proxy CPU %.1f µs/msg %s", t.MBPerSec, t.ProxyCPUus, t.Error)
 					r.TP16KRuns = append(r.TP16KRuns, t)
 				})
 				e.each(ctx, o, res, "throughput 64 B", func(j *job, r *Row) {
 					t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 1, Size: 64, InFlight: 256,
-						Warmup: 2 * time.Second, Duration: o.tp})
-					logf("  64 B: %.0f msg/s %s", t.MsgPerSec, t.Error)
+						Warmup: 2 * time.Second, Duration: o.tp}, j.cpu())
+					logf("  64 B: %.0f msg/s, proxy CPU %.2f µs/msg %s", t.MsgPerSec, t.ProxyCPUus, t.Error)
 					r.TP64Runs = append(r.TP64Runs, t)
 				})
 			}

@@ -200,3 +200,11 @@ func (j *job) stop() int64 {
 	os.RemoveAll(run)
 	return size
 }
+
+// cpu returns a reader of the proxy's CPU seconds, nil for direct.
+func (j *job) cpu() func() (float64, error) {
+	if j.proxy == nil {
+		return nil
+	}
+	return func() (float64, error) { return treeCPU(j.proxy.cmd.Process.Pid) }
+}

@@ -30,14 +30,18 @@ type TPResult struct {
 	Messages    int64   `json:"messages"`
 	MsgPerSec   float64 `json:"messages_per_s"`
 	MBPerSec    float64 `json:"mb_per_s"` // payload bytes echoed back, 10^6 per second
-	Error       string  `json:"error,omitempty"`
+	// ProxyCPUus is the proxy's CPU time (user+system, all its processes)
+	// per echoed message during the measured time: what the proxy costs,
+	// less noisy than rates on a shared machine. 0 for direct.
+	ProxyCPUus float64 `json:"proxy_cpu_us_per_message,omitempty"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // throughput runs a pipelining client: per session a writer keeps InFlight
 // messages outstanding, writing every message it may send in one write (its
 // frames are built and masked once), and a reader counts echoed messages and
 // hands their slots back.
-func throughput(ctx context.Context, d *dialer, cfg tpConfig) TPResult {
+func throughput(ctx context.Context, d *dialer, cfg tpConfig, cpu func() (float64, error)) TPResult {
 	res := TPResult{Sessions: cfg.Sessions, MessageSize: cfg.Size, InFlight: cfg.InFlight}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -60,9 +64,13 @@ func throughput(ctx context.Context, d *dialer, cfg tpConfig) TPResult {
 	res.Opened = len(conns)
 	if firstErr == nil {
 		sleepCtx(ctx, cfg.Warmup)
+		c0 := cpuOf(cpu)
 		n0, t0 := echoed.Load(), time.Now()
 		sleepCtx(ctx, cfg.Duration)
 		n1, t1 := echoed.Load(), time.Now()
+		if c1 := cpuOf(cpu); c1 > 0 && n1 > n0 {
+			res.ProxyCPUus = (c1 - c0) * 1e6 / float64(n1-n0)
+		}
 		res.Seconds = t1.Sub(t0).Seconds()
 		res.Messages = n1 - n0
 		res.MsgPerSec = float64(res.Messages) / res.Seconds
@@ -145,4 +153,12 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+func cpuOf(cpu func() (float64, error)) float64 {
+	if cpu == nil {
+		return 0
+	}
+	v, _ := cpu()
+	return v
 }
