@@ -25,7 +25,7 @@ func (e *CopyError) Unwrap() error { return e.Err }
 
 // Buffers lends Copy its read buffers: Small is held for the life of the
 // connection; while reads fill it, Copy borrows a large buffer from Pool (a
-// pool of *[]byte) and gives it back after the first short read. An idle
+// pool of *[]byte) and gives it back after a read that would have fit Small. An idle
 // session so holds only Small, a busy one reads 32 KiB at a time.
 type Buffers struct {
 	Small []byte
@@ -76,7 +76,10 @@ func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func(
 		switch {
 		case n == len(bufs.Small) && big == nil && bufs.Pool != nil:
 			big = bufs.Pool.Get().(*[]byte)
-		case n < len(buf) && big != nil:
+		case big != nil && n < len(bufs.Small):
+			// A TLS reader returns one record (at most 16 KiB) per read, so a
+			// read shorter than the large buffer is no sign of an idle
+			// stream; one shorter than the small buffer is.
 			bufs.Pool.Put(big)
 			big = nil
 		}

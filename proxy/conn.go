@@ -90,7 +90,8 @@ func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *capture.TLSLe
 		NextProtos:     []string{"http/1.1"},
 		KeyLogWriter:   s.cfg.KeyLog,
 		// RFC 5746: Go servers never renegotiate; a client's attempt is refused.
-		MinVersion: tls.VersionTLS10,
+		MinVersion:       tls.VersionTLS10,
+		CurvePreferences: curvePreferences,
 	}
 	sn := newSniffer(raw, capture.SideClient, true)
 	tc := tls.Server(sn, cfg)
