@@ -124,6 +124,13 @@ func (s *Scanner) Feed(b []byte) {
 
 // feedHeader collects header bytes; once complete it starts the frame.
 func (s *Scanner) feedHeader(b []byte) []byte {
+	if s.hn == 0 && len(b) >= 2 {
+		// The whole header is in this read (the usual case): parse it in place.
+		if n := headerLen(b[1]); len(b) >= n {
+			s.hn, s.hneed = n, n
+			return s.header(b[:n], b[n:])
+		}
+	}
 	if s.hn < 2 {
 		k := copy(s.hdr[s.hn:2], b)
 		s.hn += k
@@ -139,7 +146,12 @@ func (s *Scanner) feedHeader(b []byte) []byte {
 	if s.hn < s.hneed {
 		return b
 	}
-	h, err := parseHeader(s.hdr[:s.hneed])
+	return s.header(s.hdr[:s.hneed], b)
+}
+
+// header starts the frame whose complete header is hdr; rest follows it.
+func (s *Scanner) header(hdr, b []byte) []byte {
+	h, err := parseHeader(hdr)
 	if err != nil {
 		s.tunnel = true
 		s.tunnelN = int64(len(b))

@@ -47,6 +47,7 @@ func (ss *wsSession) pump(dir int, dst io.Writer, src io.Reader) {
 	var read int64
 	onChunk := func(b []byte) {
 		d.now = time.Now()
+		d.nowNs = d.now.UnixNano()
 		read += int64(len(b))
 		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
 	}

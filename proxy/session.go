@@ -124,11 +124,16 @@ func (ss *wsSession) shutdown() {
 // dirObs observes one direction's frames (frames.Observer). Its counters are
 // written only by that direction's goroutine.
 type dirObs struct {
-	ss     *wsSession
-	dir    int
-	now    time.Time
-	counts capture.DirFrames
-	last   atomic.Int64 // unix nanos of the last frame sent this way
+	ss    *wsSession
+	dir   int
+	now   time.Time
+	nowNs int64 // now in unix nanoseconds
+	// stamped is the read whose time last went into last; activeStamped
+	// whether it went into active too.
+	stamped       int64
+	activeStamped bool
+	counts        capture.DirFrames
+	last          atomic.Int64 // unix nanos of the last frame sent this way
 	// active is the last frame other than a pong: what an idle timer that
 	// ignores the answers to its own pings counts.
 	active atomic.Int64
@@ -155,17 +160,22 @@ func (d *dirObs) Frame(f *frames.Info) {
 	case ws.OpClose:
 		c.Close++
 	}
-	// Silence: no frame of any kind in either direction (DESIGN.md).
-	now := d.now.UnixNano()
-	prev := d.last.Load()
-	if o := d.ss.dirs[1-d.dir].last.Load(); o > prev {
-		prev = o
+	// Silence: no frame of any kind in either direction (DESIGN.md). Every
+	// frame of a read shares its time, so the first one of a read does it.
+	now := d.nowNs
+	if d.stamped != now {
+		d.stamped, d.activeStamped = now, false
+		prev := d.last.Load()
+		if o := d.ss.dirs[1-d.dir].last.Load(); o > prev {
+			prev = o
+		}
+		if gap := time.Duration(now - prev); gap > d.maxGap {
+			d.maxGap = gap
+		}
+		d.last.Store(now)
 	}
-	if gap := time.Duration(now - prev); gap > d.maxGap {
-		d.maxGap = gap
-	}
-	d.last.Store(now)
-	if f.OpCode != ws.OpPong {
+	if f.OpCode != ws.OpPong && !d.activeStamped {
+		d.activeStamped = true
 		d.active.Store(now)
 	}
 }
