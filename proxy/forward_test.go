@@ -97,28 +97,46 @@ func TestForwardConnect(t *testing.T) {
 	}
 }
 
-// TestForwardConnectManyOneLeaf: 200 concurrent CONNECT sessions to one host
+// TestForwardConnectManyOneLeaf: 1,000 concurrent CONNECT sessions to one host
 // mint the leaf certificate once and are all recorded.
 func TestForwardConnectManyOneLeaf(t *testing.T) {
 	upURL, pool := wsServer(t, true, echo)
 	p := startForwardProxy(t, func(c *Config) { c.UpstreamCAs = pool })
-	const n = 200
-	var wg sync.WaitGroup
+	const n = 1000
+	d := p.forwardDialer()
+	d.HandshakeTimeout = 60 * time.Second // 1,000 TLS handshakes on two cores, under -race
+	var opened, wg sync.WaitGroup
+	opened.Add(n)
+	allOpen := make(chan struct{})
+	dialing := make(chan struct{}, 64) // dials in flight; sessions stay open
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, _, err := p.forwardDialer().Dial(upURL, nil)
+			dialing <- struct{}{}
+			c, _, err := d.Dial(upURL, nil)
+			<-dialing
+			opened.Done()
 			if err != nil {
 				errs <- err
 				return
 			}
+			defer c.Close()
+			<-allOpen // all 1,000 are open at once before any closes
 			c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 			c.ReadMessage()
-			c.Close()
 		}()
 	}
+	opened.Wait()
+	// The proxy counts a session open just after relaying its 101.
+	for deadline := time.Now().Add(5 * time.Second); p.srv.Stats.Active.Load() < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := p.srv.Stats.Active.Load(); got != n {
+		t.Errorf("%d sessions open at once, want %d", got, n)
+	}
+	close(allOpen)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -128,8 +146,14 @@ func TestForwardConnectManyOneLeaf(t *testing.T) {
 	if m := p.ca.Minted(); m != 1 {
 		t.Errorf("leaf minted %d times for one host, want 1", m)
 	}
-	if recs := p.records(); len(recs) != n {
+	recs := p.records()
+	if len(recs) != n {
 		t.Errorf("%d records, want %d", len(recs), n)
+	}
+	for _, r := range recs {
+		if r.Verdict != "clean" || r.ConcurrentAtEnd > n {
+			t.Fatalf("record %s: verdict %s concurrent_at_end %d", r.ID, r.Verdict, r.ConcurrentAtEnd)
+		}
 	}
 }
 
