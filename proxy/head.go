@@ -59,7 +59,9 @@ func readHead(br *bufio.Reader, max int) (*head, error) {
 			return nil, fmt.Errorf("head cut after %d bytes: %w", h.size, err)
 		}
 		h.raw = append(h.raw, line...)
-		s := strings.TrimRight(string(line), "\r\n")
+		// A line ends with LF, optionally after one CR (RFC 9112 §2.2); only
+		// "\r\n" or "\n" alone is the blank line that ends the head.
+		s := strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r")
 		if h.start == "" {
 			if s == "" && len(h.headers) == 0 && h.size <= 2 {
 				// RFC 9112 §2.2: ignore a CRLF before the request line.
@@ -83,6 +85,11 @@ func readHead(br *bufio.Reader, max int) (*head, error) {
 		i := strings.IndexByte(s, ':')
 		if i <= 0 {
 			return nil, fmt.Errorf("%w: %q has no colon", errHeadMalformed, s)
+		}
+		if !isToken(s[:i]) {
+			// RFC 9112 §5.1: a field name is a token, with no whitespace
+			// before the colon.
+			return nil, fmt.Errorf("%w: field name %q is not a token", errHeadMalformed, s[:i])
 		}
 		h.headers = append(h.headers, capture.Header{Name: s[:i], Value: strings.TrimSpace(s[i+1:])})
 	}
@@ -150,10 +157,8 @@ func requestLine(s string) (method, target, proto string, err error) {
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || !strings.HasPrefix(parts[2], "HTTP/") {
 		return "", "", "", fmt.Errorf("malformed request line %q: want METHOD SP TARGET SP HTTP/x.y", s)
 	}
-	for _, c := range parts[0] {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
-			return "", "", "", fmt.Errorf("malformed request line %q: method %q is not a token", s, parts[0])
-		}
+	if !isToken(parts[0]) {
+		return "", "", "", fmt.Errorf("malformed request line %q: method %q is not a token", s, parts[0])
 	}
 	return parts[0], parts[1], parts[2], nil
 }
@@ -182,4 +187,19 @@ func (h *head) isWebSocket() bool {
 		}
 	}
 	return false
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token: one or more
+// tchar, visible ASCII other than the delimiters.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
