@@ -41,6 +41,8 @@ type Run struct {
 	Rejected map[string]int
 	// TLSErrors are the "tls" events that carry an error or an alert.
 	TLSErrors []LoggedEvent
+	// Renegotiations are the "tls-renegotiation" events.
+	Renegotiations []LoggedEvent
 	// AcceptErrors counts "accept-error" events.
 	AcceptErrors int
 	// Problems says what could not be read: missing files, unparsable lines.
@@ -82,6 +84,7 @@ type LoggedEvent struct {
 	Verdict   string  `json:"verdict,omitempty"`
 	First     string  `json:"first,omitempty"`
 	How       string  `json:"how,omitempty"`
+	Outcome   string  `json:"outcome,omitempty"`
 }
 
 // UnmarshalJSON reads an events.jsonl line; see eventTime for "time".
@@ -252,6 +255,8 @@ func (r *Run) addEvent(line []byte, abnormal map[string]bool) error {
 		if e.Error != "" || e.Alert != "" {
 			r.TLSErrors = append(r.TLSErrors, e)
 		}
+	case "tls-renegotiation":
+		r.Renegotiations = append(r.Renegotiations, e)
 	}
 	if abnormal[e.Session] && len(r.Timelines[e.Session]) < maxTimelineEvents {
 		r.Timelines[e.Session] = append(r.Timelines[e.Session], e)
@@ -310,14 +315,17 @@ type Summary struct {
 	DroppedBy  map[string]int `json:"dropped_by"`
 	DroppedHow map[string]int `json:"dropped_how"`
 
-	Concurrency       Concurrency    `json:"concurrency"`
-	SilenceBeforeDrop Quantiles      `json:"silence_before_drop_ms"`
-	Inferences        []Inference    `json:"inferences"`
-	Keepalive         Keepalives     `json:"keepalive"`
-	Findings          []RuleCount    `json:"findings"`
-	TLSFailures       []TLSCount     `json:"tls_failures"`
-	HTTP              HTTPCounts     `json:"http"`
-	Rejected          map[string]int `json:"rejected"`
+	Concurrency       Concurrency `json:"concurrency"`
+	SilenceBeforeDrop Quantiles   `json:"silence_before_drop_ms"`
+	Inferences        []Inference `json:"inferences"`
+	Keepalive         Keepalives  `json:"keepalive"`
+	Findings          []RuleCount `json:"findings"`
+	TLSFailures       []TLSCount  `json:"tls_failures"`
+	// TLS is the TLS section: handshakes, failures by cause, concurrency
+	// and time, renegotiations, and how the TLS of the 1006 sessions ended.
+	TLS      TLSReport      `json:"tls"`
+	HTTP     HTTPCounts     `json:"http"`
+	Rejected map[string]int `json:"rejected"`
 	// Counters are the sums of the run.json counters.
 	Counters     Counters `json:"counters"`
 	AcceptErrors int      `json:"accept_error_events"`
@@ -456,6 +464,7 @@ func Summarize(runs ...*Run) *Summary {
 	s.summarizeKeepalive()
 	s.countFindings()
 	s.countTLS()
+	s.summarizeTLS()
 	s.countHTTP()
 	return s
 }

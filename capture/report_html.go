@@ -29,6 +29,7 @@ var reportHTML = template.Must(template.New("report").Funcs(template.FuncMap{
 	"add":     func(a, b float64) float64 { return a + b },
 	"sub":     func(a, b float64) float64 { return a - b },
 	"share":   func(n, of int) float64 { return float64(n) / float64(of) },
+	"frac":    bandCell,
 }).Parse(reportHTMLText))
 
 // maxAbnormalRows caps the table of abnormal sessions.
@@ -43,6 +44,7 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 	v.Charts = []*svgChart{s.openChart(), s.concurrencyChart(), s.silenceChart(), s.pingChart()}
 	v.Rows, v.RowsOf = s.abnormalRows()
 	v.MultiRun = len(s.Runs) > 1
+	v.TLSLegs = []tlsLegView{{SideClient, s.TLS.Client}, {SideUpstream, s.TLS.Upstream}}
 	if err := reportHTML.Execute(w, v); err != nil {
 		return fmt.Errorf("writing report.html: %w", err)
 	}
@@ -58,6 +60,13 @@ type htmlView struct {
 	Rows            []abnormalRow
 	RowsOf          int
 	MultiRun        bool
+	TLSLegs         []tlsLegView
+}
+
+// tlsLegView is one row of the TLS legs table.
+type tlsLegView struct {
+	Name string
+	R    TLSLegReport
 }
 
 // Chart geometry, in SVG user units.

@@ -369,3 +369,196 @@ func TestReportLoad(t *testing.T) {
 		}
 	}
 }
+
+// tlsRun is a ramp of TLS sessions on both legs, an arrival every 100 ms
+// lasting 10–40 s; while more than failAbove other sessions are open, a
+// third of the client handshakes fail with unknown_ca (failAbove < 0: none
+// fail). It returns the run, the number of client failures and of resumed
+// client handshakes.
+func tlsRun(failAbove int) (tr testRun, failures, resumed int) {
+	rng := rand.New(rand.NewPCG(44, 4))
+	var ends []time.Time // of the upgraded sessions
+	for i := range 900 {
+		st := testT0.Add(time.Duration(i) * 100 * time.Millisecond)
+		hsMS := 5 + 20*rng.Float64()
+		at := st.Add(time.Duration(hsMS * float64(time.Millisecond)))
+		open := 0
+		for _, e := range ends {
+			if !e.Before(at) {
+				open++
+			}
+		}
+		if failAbove >= 0 && open > failAbove && rng.IntN(3) == 0 {
+			r := synthRecord(i, st, hsMS, VerdictTLSClient, open, 0)
+			r.TLS.Client = &TLSLeg{Version: "TLS 1.3", SNI: "chat.example.com", HandshakeMS: hsMS,
+				Error: "remote error: tls: unknown certificate authority", Alert: "unknown_ca"}
+			tr.recs = append(tr.recs, r)
+			tr.events = append(tr.events, ev(at, r.ID, "tls", "leg", "client", "error", r.TLS.Client.Error, "alert", "unknown_ca"))
+			failures++
+			continue
+		}
+		dur := 10000 + 30000*rng.Float64()
+		r := synthRecord(i, st, dur, VerdictClean, open+1, 500)
+		r.TLS.Client = &TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example.com",
+			HandshakeMS: hsMS, Resumed: i%4 == 0, End: "close_notify"}
+		r.TLS.Upstream = &TLSLeg{Version: "TLS 1.2", Cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+			SNI: "chat.example.com", HandshakeMS: 2 * hsMS, End: "close_notify"}
+		if i%4 == 0 {
+			resumed++
+		}
+		ends = append(ends, endTime(&r))
+		tr.recs = append(tr.recs, r)
+	}
+	return tr, failures, resumed
+}
+
+// TestReportTLSUnderConcurrency: client handshakes that fail only while
+// more than 150 sessions are open are reported with that level, by band and
+// by time, and in the one-sentence conclusion.
+func TestReportTLSUnderConcurrency(t *testing.T) {
+	tr, failures, resumed := tlsRun(150)
+	s := Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "run"))))
+	c, u := s.TLS.Client, s.TLS.Upstream
+	if failures < 20 || c.Failures != failures || c.Handshakes != len(tr.recs) {
+		t.Fatalf("client: %d of %d failed, want %d of %d", c.Failures, c.Handshakes, failures, len(tr.recs))
+	}
+	if u.Failures != 0 || u.Handshakes != len(tr.recs)-failures {
+		t.Errorf("upstream: %d of %d failed, want 0 of %d", u.Failures, u.Handshakes, len(tr.recs)-failures)
+	}
+	if len(c.Causes) != 1 || c.Causes[0] != (TLSCause{"unknown_ca", failures}) {
+		t.Errorf("client causes %+v", c.Causes)
+	}
+	if c.Resumed != resumed || c.HandshakeMS.N != len(tr.recs)-failures || c.HandshakeMS.P50 < 5 || c.HandshakeMS.Max > 25 ||
+		u.HandshakeMS.P90 < c.HandshakeMS.P90 {
+		t.Errorf("resumed %d (want %d), client handshake %+v, upstream %+v", c.Resumed, resumed, c.HandshakeMS, u.HandshakeMS)
+	}
+	th := c.Threshold
+	if th == nil || th.Level < 140 || th.Level > 165 || th.BelowDrops != 0 || th.AboveDrops != failures {
+		t.Fatalf("client threshold %+v, want all %d failures above ~150", th, failures)
+	}
+	if c.MinFailureConc <= 150 {
+		t.Errorf("first failure at %d open, want above 150", c.MinFailureConc)
+	}
+	want := fmt.Sprintf("TLS: %s of %s client handshakes failed (unknown_ca %d), all above %s open sessions",
+		groupInt(failures), groupInt(c.Handshakes), failures, groupInt(th.Level))
+	if !strings.HasPrefix(s.TLS.Text, want) || !strings.HasSuffix(s.TLS.Text, "; no renegotiation") ||
+		!strings.Contains(s.TLS.Text, fmt.Sprintf("0 of %s upstream handshakes failed", groupInt(u.Handshakes))) {
+		t.Errorf("sentence %q, want it to start %q", s.TLS.Text, want)
+	}
+	// Bands: no failure in a band below 150, all of them above; the sums
+	// of the bands and of the time buckets are the totals.
+	sum := func(bs []TLSBand) (hs, fails int) {
+		for _, b := range bs {
+			hs += b.ClientHandshakes
+			fails += b.ClientFailures
+		}
+		return hs, fails
+	}
+	if len(s.TLS.ByConcurrency) < 3 || len(s.TLS.ByTime) != tlsTimeBuckets {
+		t.Fatalf("bands %+v, time %+v", s.TLS.ByConcurrency, s.TLS.ByTime)
+	}
+	for _, b := range s.TLS.ByConcurrency {
+		if b.High < 150 && b.ClientFailures != 0 {
+			t.Errorf("band %s: %d failures", b.Label, b.ClientFailures)
+		}
+	}
+	for _, bs := range [][]TLSBand{s.TLS.ByConcurrency, s.TLS.ByTime} {
+		if hs, fails := sum(bs); hs != c.Handshakes || fails != failures {
+			t.Errorf("bands sum to %d failures of %d handshakes, want %d of %d", fails, hs, failures, c.Handshakes)
+		}
+	}
+	if first := s.TLS.ByTime[0]; first.ClientFailures != 0 || first.ClientHandshakes == 0 {
+		t.Errorf("first tenth of the ramp %+v: want handshakes and no failure", first)
+	}
+
+	var text, page bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), s.TLS.Text+"\n") || !strings.Contains(text.String(), "failed: unknown_ca") {
+		t.Errorf("text lacks the TLS section:\n%s", text.String())
+	}
+	for _, frag := range []string{`id="tls-text">` + s.TLS.Text + ".<",
+		fmt.Sprintf(`data-tls-failures="client">%d<`, failures), `id="tls-concurrency"`, `id="tls-time"`} {
+		if !strings.Contains(page.String(), frag) {
+			t.Errorf("page lacks %q", frag)
+		}
+	}
+	if strings.Contains(page.String(), "<script") {
+		t.Error("page has a script")
+	}
+	t.Logf("summary:\n%s", text.String())
+}
+
+// TestReportTLSNone: no failure gives the "0 failures" sentence;
+// renegotiations are counted by leg and outcome, from the events and, when
+// events were dropped, from the records; the TLS ends of 1006 sessions are
+// counted per leg.
+func TestReportTLSNone(t *testing.T) {
+	tr, failures, _ := tlsRun(-1)
+	if failures != 0 {
+		t.Fatal(failures)
+	}
+	n := len(tr.recs)
+	s := Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "none"))))
+	want := fmt.Sprintf("TLS: 0 failures in %s client handshakes and %s upstream handshakes; no renegotiation", groupInt(n), groupInt(n))
+	if s.TLS.Text != want {
+		t.Errorf("sentence %q, want %q", s.TLS.Text, want)
+	}
+	if s.TLS.Client.Threshold != nil || len(s.TLS.Client.Causes) != 0 || len(s.TLS.Renegotiations) != 0 {
+		t.Errorf("client %+v, renegotiations %+v", s.TLS.Client, s.TLS.Renegotiations)
+	}
+
+	// Three upstream renegotiations accepted (one session logged only one
+	// of its two: the record counts two), one client renegotiation refused;
+	// two sessions end in 1006, their upstream TLS by a bare TCP FIN.
+	up := func(i, k int) {
+		r := &tr.recs[i]
+		r.TLS.Upstream.Renegotiations = k
+		tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "upstream", "outcome", "accepted"))
+	}
+	up(10, 1)
+	up(20, 2)
+	r := &tr.recs[30]
+	r.TLS.Client.Renegotiations = 1
+	tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "client", "outcome", "refused"))
+	for _, i := range []int{20, 40} {
+		r := &tr.recs[i]
+		r.Abnormal, r.Verdict = true, VerdictAbnormalUp
+		r.TLS.Upstream.End = "tcp"
+	}
+	s = Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "reneg"))))
+	wantReneg := []TLSRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
+	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 3 || s.TLS.RenegotiatedAbnormal != 1 {
+		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 3 (1)", s.TLS.Renegotiations,
+			s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal, wantReneg)
+	}
+	total := 0
+	for _, b := range s.TLS.ByConcurrency {
+		total += b.Renegotiations
+	}
+	if total != 4 {
+		t.Errorf("renegotiations by concurrency sum to %d, want 4", total)
+	}
+	if got := s.TLS.Upstream.AbnormalEnds; len(got) != 1 || got["tcp"] != 2 {
+		t.Errorf("upstream TLS ends of the 1006 sessions %v, want tcp 2", got)
+	}
+	if got := s.TLS.Client.AbnormalEnds; len(got) != 1 || got["close_notify"] != 2 {
+		t.Errorf("client TLS ends of the 1006 sessions %v, want close_notify 2", got)
+	}
+	want = fmt.Sprintf("TLS: 0 failures in %s client handshakes and %s upstream handshakes; 4 renegotiations (client refused 1, upstream accepted 3) in 3 sessions, 1 of which ended in 1006",
+		groupInt(n), groupInt(n))
+	if s.TLS.Text != want {
+		t.Errorf("sentence %q, want %q", s.TLS.Text, want)
+	}
+	var page bytes.Buffer
+	if err := s.WriteHTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `data-reneg="upstream-accepted">3<`) {
+		t.Error("page lacks the renegotiation count")
+	}
+}

@@ -142,14 +142,65 @@ func (s *Summary) textFindings(t *textWriter) {
 }
 
 func (s *Summary) textTLS(t *textWriter) {
-	if len(s.TLSFailures) == 0 {
-		t.printf("\nTLS failures: none\n")
-		return
+	r := s.TLS
+	t.printf("\n%s\n", r.Text)
+	for _, l := range []struct {
+		name string
+		r    TLSLegReport
+	}{{SideClient, r.Client}, {SideUpstream, r.Upstream}} {
+		if l.r.Handshakes == 0 {
+			t.printf("  %-8s no TLS handshake\n", l.name)
+			continue
+		}
+		t.printf("  %-8s %s handshakes, %s failed (%s)", l.name, groupInt(l.r.Handshakes),
+			groupInt(l.r.Failures), percent(l.r.FailureShare))
+		if q := l.r.HandshakeMS; q.N > 0 {
+			t.printf("; handshake p50 %s ms, p90 %s ms, max %s ms", msText(q.P50), msText(q.P90), msText(q.Max))
+		}
+		t.printf("; resumed %s (%s)\n", groupInt(l.r.Resumed), percent(l.r.ResumedShare))
+		for _, c := range l.r.Causes {
+			t.printf("           failed: %-32s %8s\n", shorten(c.Cause, 32), groupInt(c.Count))
+		}
+		if len(l.r.AbnormalEnds) > 0 {
+			t.printf("           TLS end of the 1006 sessions: %s\n", countsText(l.r.AbnormalEnds))
+		}
 	}
-	t.printf("\nTLS failures (by leg and alert)\n")
-	for _, f := range s.TLSFailures {
-		t.printf("  %-8s %-24s %8s   %s\n", f.Leg, f.Alert, groupInt(f.Count), f.Example)
+	if len(r.Renegotiations) == 0 {
+		t.printf("  renegotiations: none\n")
+	} else {
+		var by []string
+		for _, n := range r.Renegotiations {
+			by = append(by, fmt.Sprintf("%s %s %s", n.Leg, n.Outcome, groupInt(n.Count)))
+		}
+		t.printf("  renegotiations: %s; in %s sessions, %s of them ended in 1006\n", strings.Join(by, ", "),
+			groupInt(r.RenegotiatedSessions), groupInt(r.RenegotiatedAbnormal))
 	}
+	bands := func(title string, bs []TLSBand) {
+		if len(bs) == 0 {
+			return
+		}
+		t.printf("  %-19s %24s %26s %8s\n", title, "client failed/handshakes", "upstream failed/handshakes", "reneg.")
+		for _, b := range bs {
+			t.printf("  %-19s %24s %26s %8s\n", b.Label, bandCell(b.ClientFailures, b.ClientHandshakes),
+				bandCell(b.UpstreamFailures, b.UpstreamHandshakes), groupInt(b.Renegotiations))
+		}
+	}
+	bands("open sessions", r.ByConcurrency)
+	bands("time (UTC)", r.ByTime)
+	if len(s.TLSFailures) > 0 {
+		t.printf("  TLS failures (by leg and alert)\n")
+		for _, f := range s.TLSFailures {
+			t.printf("    %-8s %-24s %8s   %s\n", f.Leg, f.Alert, groupInt(f.Count), f.Example)
+		}
+	}
+}
+
+// bandCell writes "3/120 (2.5%)", or "0/120".
+func bandCell(n, of int) string {
+	if n == 0 {
+		return fmt.Sprintf("0/%s", groupInt(of))
+	}
+	return fmt.Sprintf("%s/%s (%s)", groupInt(n), groupInt(of), percent(ratio(n, of)))
 }
 
 func (s *Summary) textHTTP(t *textWriter) {
