@@ -169,7 +169,9 @@ func isBenignTLSProbe(err error, leg *capture.TLSLeg) bool {
 
 // serveRequests reads requests from a client connection: WebSocket upgrades
 // become sessions, other requests are forwarded as plain HTTP.
-func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.TLSLeg) {
+//
+// It returns true when a WebSocket session took the connection over.
+func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.TLSLeg) (handedOff bool) {
 	br := bufio.NewReaderSize(conn, 4096)
 	for first := true; ; first = false {
 		raw.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
@@ -190,9 +192,11 @@ func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.T
 		if tgt.host == "" {
 			// Forward mode, outside a tunnel.
 			if method == "CONNECT" {
-				s.serveConnect(conn, raw, br, h)
+				if s.serveConnect(conn, raw, br, h) {
+					return true
+				}
 				conn.Close()
-				return
+				return false
 			}
 			if reqTgt, err = forwardTarget(h); err != nil {
 				s.reject(conn, raw, 400, err.Error())
@@ -201,8 +205,7 @@ func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.T
 			}
 		}
 		if h.isWebSocket() {
-			s.serveSession(conn, raw, br, h, reqTgt, cliTLS)
-			return
+			return s.serveSession(conn, raw, br, h, reqTgt, cliTLS)
 		}
 		if !s.forwardHTTP(conn, br, h, reqTgt) {
 			conn.Close()

@@ -74,12 +74,14 @@ func forwardTarget(h *head) (target, error) {
 // is dialed first, so a closed port gets 502 with the reason; then the first
 // byte from the client tells TLS (a ClientHello, record type 22) from plain
 // HTTP, and the tunnel's requests are served like reverse mode's.
-func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) {
+//
+// It returns true when a WebSocket session took the tunnel over.
+func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) bool {
 	_, authority, _, _ := requestLine(h.start)
 	host, port, err := net.SplitHostPort(authority)
 	if err != nil || host == "" || port == "" {
 		s.reject(conn, raw, 400, fmt.Sprintf("malformed CONNECT target %q: want host:port", authority))
-		return
+		return false
 	}
 	tgt := target{host: host, port: port}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DialTimeout)
@@ -89,18 +91,18 @@ func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) {
 	if err != nil {
 		s.connectFailed(raw, tgt, err)
 		s.reject502(conn, fmt.Errorf("dialing CONNECT target %s: %w", tgt.hostport(), err))
-		return
+		return false
 	}
 	pre := &preDialed{conn: upRaw}
 	defer pre.close()
 	if _, err := conn.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
-		return
+		return false
 	}
 	raw.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
 	first, err := br.Peek(1)
 	raw.SetReadDeadline(time.Time{})
 	if err != nil {
-		return
+		return false
 	}
 	tunnel := &bufferedConn{Conn: raw, r: br}
 	if first[0] == 0x16 { // TLS handshake record (RFC 8446 §5.1)
@@ -109,16 +111,15 @@ func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) {
 		tc, leg, err := s.serverTLS(tunnel, host)
 		if err != nil {
 			s.recordClientTLSFailure(raw, tgt, leg, err)
-			return
+			return false
 		}
 		s.cfg.Recorder.Event(capture.Event{Level: zerolog.InfoLevel, Name: "tls", Fields: []any{"leg", "client",
 			"version", leg.Version, "cipher", leg.Cipher, "sni", leg.SNI, "alpn", leg.ALPN, "handshake_ms", leg.HandshakeMS,
 			"connect", tgt.hostport(), "client_addr", raw.RemoteAddr().String()}})
-		s.serveRequests(tc, raw, tgt, leg)
-		return
+		return s.serveRequests(tc, raw, tgt, leg)
 	}
 	tgt.pre = pre
-	s.serveRequests(tunnel, raw, tgt, nil)
+	return s.serveRequests(tunnel, raw, tgt, nil)
 }
 
 // connectFailed records a CONNECT whose target could not be dialed as an

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,14 +30,25 @@ func bufferedThen(br *bufio.Reader, conn net.Conn) io.Reader {
 // relay copies both directions until both have ended, mirroring each end to
 // the other side: a FIN as a FIN (CloseWrite; close_notify first on TLS), a
 // RST as a RST (SetLinger(0) and Close) — DESIGN.md transparency rule 3.
-func (ss *wsSession) relay(cliR, upR io.Reader) {
-	done := make(chan struct{})
+//
+// Each direction runs in a goroutine of its own, started with a small stack;
+// the second to end calls done.
+func (ss *wsSession) relay(cliR, upR io.Reader, done func()) {
+	var left atomic.Int32
+	left.Store(2)
+	end := func() {
+		if left.Add(-1) == 0 {
+			done()
+		}
+	}
 	go func() {
-		defer close(done)
 		ss.pump(c2u, ss.up, cliR)
+		end()
 	}()
-	ss.pump(u2c, ss.cli, upR)
-	<-done
+	go func() {
+		ss.pump(u2c, ss.cli, upR)
+		end()
+	}()
 }
 
 // pump is one direction: src is read, dst is written.

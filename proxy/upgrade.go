@@ -22,8 +22,18 @@ import (
 // serveSession relays one upgrade request and, after a 101, the frames. The
 // request is forwarded as it is, however broken (DESIGN.md, "What is a
 // session"): the upstream decides, and the audit says what is wrong.
-func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *capture.TLSLeg) {
+//
+// It returns true when the upgraded session was handed to its two relay
+// goroutines, which then own both connections; the caller's goroutine, whose
+// stack grew through the handshakes, ends and frees it.
+func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *capture.TLSLeg) (handedOff bool) {
 	ss := newSession(s, s.newID())
+	var cleanups []func()
+	defer func() {
+		if !handedOff {
+			runCleanups(cleanups)
+		}
+	}()
 	ss.cli, ss.cliRaw = cli, cliRaw
 	start := time.Now()
 	method, uri, proto, _ := requestLine(req.start)
@@ -38,14 +48,14 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 	}
 	r.Handshake = capture.Handshake{Method: method, URI: capture.RedactURL(uri), Proto: proto,
 		RequestHeaders: append([]capture.Header(nil), req.headers...)}
-	defer cli.Close()
+	cleanups = append(cleanups, func() { cli.Close() })
 	if !s.track(ss) {
 		ss.setEnd(capture.SideProxy, capture.HowShutdown, nil, time.Now())
 		ss.stopping = true
 		ss.finish(false)
 		return
 	}
-	defer s.untrack(ss)
+	cleanups = append(cleanups, func() { s.untrack(ss) })
 	s.Stats.Opened.Add(1)
 	for _, f := range AuditRequest(&r.Handshake) {
 		ss.finding(f)
@@ -87,10 +97,10 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 			sn.attach(ss)
 		}
 	}
-	defer up.Close()
+	cleanups = append(cleanups, func() { up.Close() })
 	s.cfg.Tap.Open(&capture.Conv{Session: ss.id, Client: tcpAddr(cliRaw.RemoteAddr()), Listen: tcpAddr(cliRaw.LocalAddr()),
 		Local: tcpAddr(upRaw.LocalAddr()), Upstream: tcpAddr(upRaw.RemoteAddr())}, capture.LegBoth, start)
-	defer s.cfg.Tap.Forget(ss.id)
+	cleanups = append(cleanups, func() { s.cfg.Tap.Forget(ss.id) })
 	r.UpstreamAddr = upRaw.RemoteAddr().String()
 
 	// Forward the request with Host naming the upstream (reverse mode).
@@ -188,8 +198,20 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 		o.scanner.DataPrefix = prefix
 		ss.dirs[d] = o
 	}
-	ss.relay(bufferedThen(br, cli), bufferedThen(ubr, up))
-	ss.finish(true)
+	s.wg.Add(1) // the session's own, released when both relays are done
+	ss.relay(bufferedThen(br, cli), bufferedThen(ubr, up), func() {
+		ss.finish(true)
+		runCleanups(cleanups)
+		s.wg.Done()
+	})
+	return true
+}
+
+// runCleanups undoes a session's setup, last step first.
+func runCleanups(fs []func()) {
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
 }
 
 func tlsLevel(l *capture.TLSLeg) zerolog.Level {
