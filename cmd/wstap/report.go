@@ -21,8 +21,9 @@ Prints what ended how and why: sessions by verdict; how many ended in 1006
 and who dropped them; the concurrency at the first 1006 and the level above
 which drops concentrate; the silence before the drops and the idle-timeout or
 session-lifetime inference; keep-alive per direction; findings per rule; TLS
-failures by alert; statuses of the non-WebSocket requests (429s); events
-dropped. It also writes report.html: one self-contained page (no network, no
+per leg (failures by alert, by concurrency and over time, renegotiations,
+close_notify or bare TCP ends); statuses of the non-WebSocket requests (429s);
+events dropped. It also writes report.html: one self-contained page (no network, no
 script) with the charts and a timeline of each session that ended in 1006.
 
 One run dir: the page is RUN_DIR/report.html. Several run dirs (several
