@@ -127,6 +127,9 @@ func (p *Pcap) Close() error {
 		<-p.done
 		w := p.w
 		err := w.err
+		if err == nil {
+			err = w.flushAllHeld()
+		}
 		if cerr := w.file.close(p.dropped.Load()); err == nil {
 			err = cerr
 		}

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 
@@ -103,4 +104,40 @@ func (pb *packetBuilder) build(src, dst *endpoint, seg segment) ([]byte, error) 
 		return nil, fmt.Errorf("serialising %d-byte segment: %w", len(seg.payload), err)
 	}
 	return pb.buf.Bytes(), nil
+}
+
+// buildCut serialises seg as a truncated packet: its TCP payload goes on
+// for cut bytes that are not captured (--pcap-snap). It returns the
+// captured bytes, valid until the next call, and the packet's length on
+// the wire. The IP length fields count the cut bytes; the TCP checksum
+// covers only the captured payload, and Wireshark leaves it unverified on a
+// truncated packet. Ethernet padding is not captured: past the TCP header
+// it would read as payload.
+func (pb *packetBuilder) buildCut(src, dst *endpoint, seg segment, cut int) ([]byte, int, error) {
+	pkt, err := pb.build(src, dst, seg)
+	if err != nil {
+		return nil, 0, err
+	}
+	const eth, tcp = 14, 20
+	be := binary.BigEndian
+	if src.ip.To4() == nil {
+		const ip = 40
+		pkt = pkt[:eth+ip+tcp+len(seg.payload)]
+		be.PutUint16(pkt[eth+4:], uint16(tcp+len(seg.payload)+cut)) // RFC 8200 §3: payload length
+		return pkt, len(pkt) + cut, nil
+	}
+	const ip = 20
+	pkt = pkt[:eth+ip+tcp+len(seg.payload)]
+	h := pkt[eth : eth+ip]
+	be.PutUint16(h[2:], uint16(ip+tcp+len(seg.payload)+cut)) // RFC 791 §3.1: total length
+	h[10], h[11] = 0, 0
+	var sum uint32
+	for i := 0; i < ip; i += 2 {
+		sum += uint32(be.Uint16(h[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	be.PutUint16(h[10:], ^uint16(sum))
+	return pkt, len(pkt) + cut, nil
 }

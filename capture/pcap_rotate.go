@@ -14,6 +14,9 @@ import (
 // leg's next frame starts.
 func (w *pcapWriter) rotate(t time.Time) error {
 	prev := filepath.Base(w.file.path)
+	if err := w.flushAllHeld(); err != nil {
+		return err
+	}
 	if err := w.file.close(w.dropped.Load()); err != nil {
 		return err
 	}

@@ -4,6 +4,36 @@ package capture
 // in each direction of a leg's byte stream so that only the first N payload
 // bytes of each data frame are written, while frame headers, control frames
 // and the HTTP upgrade stay whole.
+//
+// How a cut frame is written so that tshark still decodes it (checked with
+// Wireshark 4.0; see TestPcapSnapTsharkCountsEveryFrame):
+//
+//   - Leaving the cut bytes out of the file altogether (a hole in sequence
+//     space) makes TCP report "previous segment not captured" and the frame
+//     whose bytes are missing is never handed to the WebSocket dissector.
+//   - Wireshark's TCP only reassembles packets captured whole; a truncated
+//     packet (captured length below its length on the wire) is dissected on
+//     its own, from its first byte, with tcp_dissect_pdus reading what was
+//     captured. So a cut frame decodes, opcode and full payload length
+//     included, when its whole header, its kept payload and at least one
+//     cut byte travel in one truncated packet that starts with the header.
+//     When the header or the kept bytes instead end a packet captured whole,
+//     TCP waits for the rest in vain (the frame is lost), and when a header
+//     is split over two packets the second is read from its first byte and
+//     shows made-up frames.
+//   - Packets that carry only cut bytes are truncated right after the TCP
+//     header. Their length keeps the sequence numbers continuous, and with
+//     no captured payload the WebSocket dissector is not called on them.
+//     (They must not keep Ethernet padding: a captured byte past the TCP
+//     header reads as a frame.) Wireshark skips bytes inside a known PDU
+//     only with TCP desegmentation off (scan_for_next_pdu), so this
+//     emptiness is what keeps them quiet.
+//
+// So the header and kept payload of a data frame that will be cut (spanHead,
+// or spanPend while its header is incomplete) are held back by the writer
+// until the frame's first cut byte arrives, and written with it. A frame
+// keeps at most maxSegment-1 bytes of header and payload, so that they and
+// a cut byte fit in one segment.
 
 // spanKind says what becomes of a run of stream bytes.
 type spanKind uint8
@@ -17,6 +47,13 @@ const (
 	// spanHide bytes belong before a replayed handshake (see replay): they
 	// only move the sequence number on.
 	spanHide
+	// spanHead bytes are the header and kept payload of a data frame that
+	// --pcap-snap cuts: held back and written with the frame's first cut byte.
+	spanHead
+	// spanPend bytes are a frame header still incomplete at the end of a
+	// chunk: held back until the header ends and tells whether the frame
+	// is cut.
+	spanPend
 )
 
 // span is a run of stream bytes of one kind.
@@ -74,6 +111,7 @@ type wsTracker struct {
 	hdr       [14]byte
 	hdrN      uint8
 	inPayload bool
+	cutting   bool   // the current frame's payload is cut (spanHead, then spanSnap)
 	left      uint64 // payload bytes of the current frame not yet seen
 	keep      uint64 // of those, how many are still to be written
 }
@@ -85,6 +123,9 @@ type legSnap struct {
 	// keepBlocks keeps each direction's header block, to repeat it in the
 	// next file after a rotation.
 	keepBlocks bool
+	// hold marks the heads of cut frames (spanHead, spanPend) for the writer
+	// to hold back; without it they are spanKeep.
+	hold bool
 }
 
 // maxBlock bounds a kept header block; a longer one is not repeated
@@ -114,13 +155,32 @@ func (l *legSnap) cut(fromServer bool, b []byte, dst []span) []span {
 			dst = appendSpan(dst, n, spanKeep)
 		case phaseFrames:
 			var kind spanKind
-			n, kind = t.scanFrame(b, l.snap)
+			n, kind = t.scanFrame(b, l.snap, l.hold)
 			dst = appendSpan(dst, n, kind)
+			if kind == spanPend && t.hdrN == 0 { // the header ended
+				settled := spanKeep
+				if t.cutting {
+					settled = spanHead
+				}
+				dst = settle(dst, settled)
+			}
 		default:
 			n = len(b)
 			dst = appendSpan(dst, n, spanKeep)
 		}
 		b = b[n:]
+	}
+	return dst
+}
+
+// settle gives the last span, a header that just ended, its kind, merging
+// it with the span before it when that is of the same kind.
+func settle(dst []span, kind spanKind) []span {
+	last := len(dst) - 1
+	dst[last].kind = kind
+	if last > 0 && dst[last-1].kind == kind {
+		dst[last-1].n += dst[last].n
+		dst = dst[:last]
 	}
 	return dst
 }
@@ -194,13 +254,18 @@ func (t *wsTracker) scanHeaders(b []byte) int {
 }
 
 // scanFrame consumes the start of b within one frame header or one run of
-// payload and reports how many bytes it consumed and whether they are kept or cut.
-func (t *wsTracker) scanFrame(b []byte, snap uint64) (int, spanKind) {
+// payload and reports how many bytes it consumed and whether they are kept or
+// cut. With hold, header bytes are spanPend (the caller settles them once
+// the header ends) and the kept payload of a cut frame is spanHead.
+func (t *wsTracker) scanFrame(b []byte, snap uint64, hold bool) (int, spanKind) {
 	if t.inPayload {
 		if t.keep > 0 {
 			n := int(min(t.keep, uint64(len(b))))
 			t.keep -= uint64(n)
 			t.consumePayload(uint64(n))
+			if hold && t.cutting {
+				return n, spanHead
+			}
 			return n, spanKeep
 		}
 		n := int(min(t.left, uint64(len(b))))
@@ -216,6 +281,9 @@ func (t *wsTracker) scanFrame(b []byte, snap uint64) (int, spanKind) {
 			t.startPayload(snap)
 			break
 		}
+	}
+	if hold {
+		return n, spanPend
 	}
 	return n, spanKeep
 }
@@ -234,6 +302,7 @@ func (t *wsTracker) consumePayload(n uint64) {
 func (t *wsTracker) startPayload(snap uint64) {
 	h := t.hdr[:t.hdrN]
 	t.hdrN = 0
+	t.cutting = false
 	var length uint64
 	switch l7 := h[1] & 0x7f; l7 {
 	case 126:
@@ -251,8 +320,10 @@ func (t *wsTracker) startPayload(snap uint64) {
 	t.inPayload = true
 	t.left = length
 	t.keep = length
-	if h[0]&0x08 == 0 { // data frame: continuation, text, binary, reserved 3-7
-		t.keep = min(length, snap)
+	if h[0]&0x08 == 0 && length > snap { // data frame: continuation, text, binary, reserved 3-7
+		// header, kept bytes and one cut byte fit in one segment (see the top)
+		t.keep = min(snap, uint64(maxSegment-1-len(h)))
+		t.cutting = true
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -399,33 +400,144 @@ func TestPcapSnapKeepsHeadersAndControlFrames(t *testing.T) {
 	if fmt.Sprint(closes) != fmt.Sprint(s.closes) {
 		t.Errorf("close frames after snapped data: tshark %q, want %q", closes, s.closes)
 	}
-	// Control frames stay whole and decode; a cut data frame is a gap that
-	// tshark skips without inventing frames.
+	// Every frame decodes, cut or not (see pcap_snap.go for the layout).
 	got := testkit.TsharkOpcodes(t, file)
-	for op, n := range got {
-		if op >= 8 && n != s.counts[op] || op < 8 && n > s.counts[op] || op > 10 || op > 2 && op < 8 {
-			t.Errorf("opcode %d: tshark found %d frames, wrote %d", op, n, s.counts[op])
+	if fmt.Sprint(got) != fmt.Sprint(s.counts) {
+		t.Errorf("tshark opcodes %v, wrote %v", got, s.counts)
+	}
+}
+
+// pcapFrameLens lists "opcode:payload length" of every frame tshark decodes.
+func pcapFrameLens(t testing.TB, file string) []string {
+	t.Helper()
+	var lens []string
+	for _, r := range testkit.TsharkFields(t, file, "websocket", "websocket.opcode", "websocket.payload_length",
+		"websocket.payload_length_ext_16", "websocket.payload_length_ext_64") {
+		ops, l7, l16, l64 := strings.Split(r[0], ","), strings.Split(r[1], ","), r[2], r[3]
+		e16, e64 := strings.Split(l16, ","), strings.Split(l64, ",")
+		for i, op := range ops {
+			n := l7[i]
+			switch n { // RFC 6455 §5.2: extended lengths, in frame order
+			case "126":
+				n, e16 = e16[0], e16[1:]
+			case "127":
+				n, e64 = e64[0], e64[1:]
+			}
+			lens = append(lens, op+":"+n)
 		}
 	}
-	for _, op := range []int{8, 9, 10} {
-		if got[op] != s.counts[op] {
-			t.Errorf("control opcode %d: tshark found %d frames, wrote %d", op, got[op], s.counts[op])
+	sort.Strings(lens)
+	return lens
+}
+
+// scriptFrameLens lists "opcode:payload length" of every frame of s, n times.
+func scriptFrameLens(t testing.TB, s *pcapScript, n int) []string {
+	t.Helper()
+	var lens []string
+	for _, st := range s.steps {
+		if bytes.HasPrefix(st.b, []byte("GET ")) || bytes.HasPrefix(st.b, []byte("HTTP/")) {
+			continue
 		}
+		h, err := ws.ReadHeader(bytes.NewReader(st.b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			lens = append(lens, fmt.Sprintf("%d:%d", h.OpCode, h.Length))
+		}
+	}
+	sort.Strings(lens)
+	return lens
+}
+
+// TestPcapSnapTsharkCountsEveryFrame: with --pcap-snap, tshark decodes
+// every frame (cut data frames too, with their full declared length),
+// flags nothing in the TCP streams, and the file is much smaller.
+func TestPcapSnapTsharkCountsEveryFrame(t *testing.T) {
+	testkit.NeedTool(t, "tshark")
+	s := pcapChatScript(t)
+	s.add(t, true, ws.OpText, true, bytes.Repeat([]byte("x"), 200000)) // cut over several segments
+	s.add(t, false, ws.OpBinary, true, bytes.Repeat([]byte{1}, 16))    // exactly snap: whole
+	s.add(t, false, ws.OpBinary, true, bytes.Repeat([]byte{2}, 17))    // one byte cut
+	s.add(t, true, ws.OpBinary, true, bytes.Repeat([]byte{3}, 126))    // 16-bit length
+	// The script ends with the close frames: move them to the end again.
+	n := len(s.steps)
+	steps := slices.Concat(s.steps[:n-6], s.steps[n-4:], s.steps[n-6:n-4])
+	s.steps = steps
+	write := func(snap int) string {
+		dir := t.TempDir()
+		p := mustOpenPcap(t, dir, PcapOptions{SnapLen: snap})
+		c := pcapConv("v4", "10.0.0.5:51000", "127.0.0.1:8080", "127.0.0.1:52000", "192.0.2.10:9443")
+		p.Open(c, LegBoth, pcapT0)
+		at := pcapFeed(p, "v4", LegBoth, s, pcapT0)
+		p.End("v4", LegBoth, true, false, at.Add(time.Millisecond))
+		p.End("v4", LegBoth, false, false, at.Add(2*time.Millisecond))
+		p.Forget("v4")
+		c6 := pcapConv("v6", "[2001:db8::5]:51001", "[2001:db8::1]:8443", "[2001:db8::1]:52001", "[2001:db8::10]:443")
+		p.Open(c6, LegBoth, pcapT0)
+		at = pcapFeed(p, "v6", LegBoth, s, pcapT0)
+		p.End("v6", LegBoth, true, true, at.Add(time.Millisecond))
+		p.Forget("v6")
+		mustClosePcap(t, p)
+		return filepath.Join(dir, PcapFile)
+	}
+	const snap = 16
+	file, full := write(snap), write(0)
+	pcapRunTool(t, "capinfos", file)
+
+	got := testkit.TsharkOpcodes(t, file)
+	want := map[int]int{}
+	for op, n := range s.counts {
+		want[op] = 4 * n // two sessions, two legs each
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tshark opcodes %v, wrote %v", got, want)
+	}
+	if lens, wantLens := pcapFrameLens(t, file), scriptFrameLens(t, s, 4); fmt.Sprint(lens) != fmt.Sprint(wantLens) {
+		t.Errorf("tshark frames (opcode:length)\n%v, wrote\n%v", lens, wantLens)
+	}
+	var closes []string
+	for _, row := range testkit.TsharkFields(t, file, "websocket.opcode == 8", "websocket.payload.close.status_code", "websocket.payload.close.reason") {
+		closes = append(closes, row[0]+" "+row[1])
+	}
+	wantCloses := repeatStrings(s.closes, 4)
+	sort.Strings(closes)
+	sort.Strings(wantCloses)
+	if fmt.Sprint(closes) != fmt.Sprint(wantCloses) {
+		t.Errorf("close frames: tshark %q, want %q", closes, wantCloses)
+	}
+	// The streams are continuous: no gap, no retransmission, nothing malformed.
+	if rows := testkit.TsharkFields(t, file, "tcp.analysis.flags || _ws.malformed || ip.checksum.status == 0",
+		"frame.number", "_ws.expert.message"); len(rows) > 0 {
+		t.Errorf("%d suspicious packets, first: %v", len(rows), rows[0])
+	}
+
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fu, err := os.Stat(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("capture of %d frames: %d bytes with --pcap-snap %d, %d bytes without", 4*len(scriptFrameLens(t, s, 1)), fi.Size(), snap, fu.Size())
+	if fi.Size()*8 > fu.Size() {
+		t.Errorf("snapped capture %d bytes, not much smaller than %d", fi.Size(), fu.Size())
 	}
 }
 
 func TestSnapTrackerAcrossChunks(t *testing.T) {
 	s := pcapChatScript(t)
 	const snap = 5
-	whole := func(chunk int) map[bool][]byte {
-		l := &legSnap{snap: snap}
+	whole := func(chunk int, hold bool) map[bool][]byte {
+		l := &legSnap{snap: snap, hold: hold}
 		kept := map[bool][]byte{}
 		for _, st := range s.steps {
 			for b := st.b; len(b) > 0; {
 				n := min(chunk, len(b))
 				c := b[:n]
 				for _, sp := range l.cut(st.fromServer, c, nil) {
-					if sp.kind == spanKeep {
+					if sp.kind == spanKeep || sp.kind == spanHead || sp.kind == spanPend {
 						kept[st.fromServer] = append(kept[st.fromServer], c[:sp.n]...)
 					}
 					c = c[sp.n:]
@@ -438,15 +550,17 @@ func TestSnapTrackerAcrossChunks(t *testing.T) {
 		}
 		return kept
 	}
-	want := whole(1 << 20)
+	want := whole(1<<20, false)
 	if !bytes.HasPrefix(want[false], []byte(pcapUpgradeRequest)) || !bytes.HasPrefix(want[true], []byte(pcapUpgradeResponse)) {
 		t.Fatal("handshake not kept whole")
 	}
 	for _, chunk := range []int{1, 2, 3, 13, 14, 15, 125, 126, 127} {
-		got := whole(chunk)
-		if !bytes.Equal(got[false], want[false]) || !bytes.Equal(got[true], want[true]) {
-			t.Errorf("chunks of %d bytes keep %d/%d bytes, whole chunks %d/%d", chunk,
-				len(got[false]), len(got[true]), len(want[false]), len(want[true]))
+		for _, hold := range []bool{false, true} {
+			got := whole(chunk, hold)
+			if !bytes.Equal(got[false], want[false]) || !bytes.Equal(got[true], want[true]) {
+				t.Errorf("chunks of %d bytes (hold %v) keep %d/%d bytes, whole chunks %d/%d", chunk, hold,
+					len(got[false]), len(got[true]), len(want[false]), len(want[true]))
+			}
 		}
 	}
 }

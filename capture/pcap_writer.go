@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -51,6 +52,11 @@ type wLeg struct {
 	rst      bool
 	released bool
 	snap     *legSnap
+	// held is each side's head of a frame that --pcap-snap cuts (header and
+	// kept payload), not yet written: it goes out with the frame's first cut
+	// byte (see pcap_snap.go). heldAt is when its last byte came.
+	held   [2][]byte
+	heldAt [2]time.Time
 }
 
 // wSession holds the legs of one session.
@@ -207,7 +213,7 @@ func (w *pcapWriter) newLeg(i int, cli, srv netip.AddrPort) *wLeg {
 	l.ep[1] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 2}, ip: sa.AsSlice(), port: serverPort}
 	if w.snap > 0 || w.file.maxBytes > 0 {
 		// Rotation needs the frame boundaries and the header blocks too.
-		l.snap = &legSnap{snap: w.snap, keepBlocks: w.file.maxBytes > 0}
+		l.snap = &legSnap{snap: w.snap, keepBlocks: w.file.maxBytes > 0, hold: w.snap > 0}
 		if w.snap == 0 {
 			l.snap.snap = math.MaxUint64
 		}
@@ -238,6 +244,11 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 	if l.rst || l.fin[d] {
 		return nil
 	}
+	if lost > 0 {
+		if err := w.flushHeld(l, d); err != nil {
+			return err
+		}
+	}
 	l.skip(d, lost)
 	total := len(b)
 	w.spans = w.spans[:0]
@@ -249,30 +260,114 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 	if l.hide[d] > 0 {
 		w.spans, l.hide[d] = hideFirst(w.spans, l.hide[d])
 	}
-	// Bytes cut by --pcap-snap or hidden after a rotation are not written;
-	// the sequence numbers still count them (RFC 9293 §3.4), so Wireshark
-	// shows the gap and decodes the frames after it.
-	src, dst := &l.ep[d], &l.ep[1-d]
 	for _, sp := range w.spans {
-		if sp.kind != spanKeep {
-			l.seq[d] += uint32(sp.n)
-			b = b[sp.n:]
-			continue
-		}
-		for off := 0; off < sp.n; {
-			n := min(sp.n-off, maxSegment)
-			seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: b[off : off+n]}
-			if err := w.send(t, src, dst, seg); err != nil {
-				return err
-			}
-			l.seq[d] += uint32(n)
-			l.unacked[1-d] = 0
-			off += n
-		}
+		p := b[:sp.n]
 		b = b[sp.n:]
+		var err error
+		switch sp.kind {
+		case spanHead, spanPend:
+			l.held[d] = append(l.held[d], p...)
+			l.heldAt[d] = t
+		case spanSnap:
+			err = w.sendCut(l, d, t, sp.n)
+		case spanHide:
+			// Left out after a rotation: the sequence numbers still count
+			// the bytes (RFC 9293 §3.4).
+			if err = w.flushHeld(l, d); err == nil {
+				l.seq[d] += uint32(sp.n)
+			}
+		default:
+			if err = w.flushHeld(l, d); err == nil {
+				err = w.sendWhole(l, d, t, p)
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	l.unacked[d] += uint32(total)
 	return w.ackIfDue(l, d, t)
+}
+
+// sendWhole writes p sent by side d of l as data segments captured whole.
+func (w *pcapWriter) sendWhole(l *wLeg, d int, t time.Time, p []byte) error {
+	src, dst := &l.ep[d], &l.ep[1-d]
+	for off := 0; off < len(p); {
+		n := min(len(p)-off, maxSegment)
+		seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: p[off : off+n]}
+		if err := w.send(t, src, dst, seg); err != nil {
+			return err
+		}
+		l.seq[d] += uint32(n)
+		l.unacked[1-d] = 0
+		off += n
+	}
+	return nil
+}
+
+// sendCut writes n bytes cut by --pcap-snap, sent by side d of l, as
+// truncated packets: the first carries the held head of the frame, if any,
+// and the others only their TCP header (see pcap_snap.go).
+func (w *pcapWriter) sendCut(l *wLeg, d int, t time.Time, n int) error {
+	src, dst := &l.ep[d], &l.ep[1-d]
+	head := l.held[d]
+	for n > 0 {
+		k := min(n, maxSegment-len(head))
+		seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: head}
+		pkt, wire, err := w.pb.buildCut(src, dst, seg, k)
+		if err != nil {
+			return err
+		}
+		if err := w.file.write(t, pkt, wire); err != nil {
+			return err
+		}
+		l.seq[d] += uint32(len(head) + k)
+		l.unacked[1-d] = 0
+		n -= k
+		head = nil
+	}
+	l.held[d] = l.held[d][:0]
+	return nil
+}
+
+// flushHeld writes side d's held bytes whole: their frame will not be
+// followed by its cut bytes in this file (the leg ends, bytes were lost,
+// the file rotates or closes).
+func (w *pcapWriter) flushHeld(l *wLeg, d int) error {
+	if len(l.held[d]) == 0 {
+		return nil
+	}
+	err := w.sendWhole(l, d, l.heldAt[d], l.held[d])
+	l.held[d] = l.held[d][:0]
+	return err
+}
+
+// flushAllHeld writes the held bytes of every leg whole, session by session
+// in order, so that the same input gives the same file.
+func (w *pcapWriter) flushAllHeld() error {
+	var ids []string
+	for id, s := range w.sessions {
+		for _, l := range s.legs {
+			if l != nil && len(l.held[0])+len(l.held[1]) > 0 {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		for _, l := range w.sessions[id].legs {
+			if l == nil {
+				continue
+			}
+			for d := range l.held {
+				if err := w.flushHeld(l, d); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // skip moves side d's sequence number past lost bytes the queue dropped, so
@@ -310,6 +405,11 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		d := dirIndex(it.fromServer)
 		if l.rst || l.fin[d] {
 			return nil
+		}
+		for side := range l.held {
+			if err := w.flushHeld(l, side); err != nil {
+				return err
+			}
 		}
 		l.skip(0, it.skip[i][0])
 		l.skip(1, it.skip[i][1])
