@@ -23,6 +23,13 @@ type Event struct {
 	Fields  []any
 }
 
+// Names of the events run.json counts.
+const (
+	EventRejected    = "rejected"     // a request wstap refused itself
+	EventHTTP        = "http"         // a plain HTTP request forwarded
+	EventAcceptError = "accept-error" // a failed accept
+)
+
 // Counters are the run's totals, written into run.json.
 type Counters struct {
 	Sessions       int64 `json:"sessions"`
@@ -116,6 +123,15 @@ func (r *Recorder) Dir() string { return r.dir }
 func (r *Recorder) Event(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	// run.json's totals count every such event, queued or dropped.
+	switch e.Name {
+	case EventRejected:
+		r.Count.Rejected.Add(1)
+	case EventHTTP:
+		r.Count.HTTPRequests.Add(1)
+	case EventAcceptError:
+		r.Count.AcceptErrors.Add(1)
 	}
 	r.closeMu.RLock()
 	defer r.closeMu.RUnlock()

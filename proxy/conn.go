@@ -251,10 +251,7 @@ func (s *Server) reject(conn, raw net.Conn, status int, reason string) {
 
 func (s *Server) rejected(raw net.Conn, kind, reason string) {
 	s.Stats.Rejected.Add(1)
-	if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
-		rc.Count.Rejected.Add(1)
-	}
-	s.cfg.Recorder.Event(capture.Event{Level: zerolog.WarnLevel, Name: "rejected",
+	s.cfg.Recorder.Event(capture.Event{Level: zerolog.WarnLevel, Name: capture.EventRejected,
 		Fields: []any{"kind", kind, "reason", reason, "client", raw.RemoteAddr().String()}})
 }
 

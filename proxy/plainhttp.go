@@ -96,12 +96,9 @@ func (s *Server) forwardHTTP(conn net.Conn, br *bufio.Reader, h *head, tgt targe
 	resp, err := s.transport().RoundTrip(req)
 	latency := time.Since(start)
 	s.Stats.HTTP.Add(1)
-	if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
-		rc.Count.HTTPRequests.Add(1)
-	}
 	redacted := capture.RedactURL(u.String())
 	if err != nil {
-		s.cfg.Recorder.Event(capture.Event{Level: zerolog.WarnLevel, Name: "http", Fields: []any{"method", method, "url", redacted,
+		s.cfg.Recorder.Event(capture.Event{Level: zerolog.WarnLevel, Name: capture.EventHTTP, Fields: []any{"method", method, "url", redacted,
 			"status", 502, "latency_ms", round3(ms(latency)), "error", err.Error(), "client", conn.RemoteAddr().String()}})
 		body := "wstap: forwarding " + method + " " + redacted + ": " + err.Error() + "\n"
 		fmt.Fprintf(conn, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
@@ -112,7 +109,7 @@ func (s *Server) forwardHTTP(conn net.Conn, br *bufio.Reader, h *head, tgt targe
 	if resp.StatusCode >= 400 {
 		level = zerolog.WarnLevel
 	}
-	s.cfg.Recorder.Event(capture.Event{Level: level, Name: "http", Fields: []any{"method", method, "url", redacted,
+	s.cfg.Recorder.Event(capture.Event{Level: level, Name: capture.EventHTTP, Fields: []any{"method", method, "url", redacted,
 		"status", resp.StatusCode, "latency_ms", round3(ms(latency)), "client", conn.RemoteAddr().String()}})
 	if closeAfter {
 		resp.Close = true

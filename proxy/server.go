@@ -221,9 +221,6 @@ func (s *Server) acceptLoop() {
 			return
 		}
 		s.Stats.AcceptErrors.Add(1)
-		if rc, ok := s.cfg.Recorder.(*capture.Recorder); ok {
-			rc.Count.AcceptErrors.Add(1)
-		}
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 			if !s.pauseAtLimit(ln, err) {
 				return
@@ -237,7 +234,7 @@ func (s *Server) acceptLoop() {
 		}
 		s.cfg.Log.Error().Err(err).Str("listen", s.addr.String()).Dur("retry_in", backoff).
 			Msg("ACCEPT FAILED: new connections are not being accepted; established sessions are untouched")
-		s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "accept-error", Fields: []any{"error", err.Error()}})
+		s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: capture.EventAcceptError, Fields: []any{"error", err.Error()}})
 		select {
 		case <-time.After(backoff):
 		case <-s.done:
@@ -254,7 +251,7 @@ func (s *Server) pauseAtLimit(ln net.Listener, cause error) bool {
 	soft, hard, _ := NofileLimits()
 	s.cfg.Log.Error().Err(cause).Str("listen", s.addr.String()).
 		Msgf("ACCEPT FAILED: open-file limit reached (RLIMIT_NOFILE soft %d, hard %d) with %d sessions open; new connections are refused until sessions end; established sessions are untouched; raise the limit (see 'wstap doctor')", soft, hard, open)
-	s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: "accept-error",
+	s.cfg.Recorder.Event(capture.Event{Level: zerolog.ErrorLevel, Name: capture.EventAcceptError,
 		Fields: []any{"error", cause.Error(), "nofile", soft, "sessions_open", open}})
 	ln.Close()
 	started := time.Now()

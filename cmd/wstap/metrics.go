@@ -114,17 +114,10 @@ func (m *metrics) Event(e capture.Event) {
 		if ms, ok := eventField(e, "latency_ms").(float64); ok {
 			m.handshake.Observe(ms / 1000)
 		}
-	case "http":
+	case capture.EventHTTP:
 		if st, ok := eventField(e, "status").(int); ok && st >= 100 && st <= 999 {
 			m.http.WithLabelValues(strconv.Itoa(st)).Inc()
 		}
-		// The proxy counts run.json's totals only when its recorder is a
-		// *capture.Recorder; standing in between, these are counted here.
-		m.next.Count.HTTPRequests.Add(1)
-	case "rejected":
-		m.next.Count.Rejected.Add(1)
-	case "accept-error":
-		m.next.Count.AcceptErrors.Add(1)
 	}
 	m.next.Event(e)
 }
