@@ -20,14 +20,6 @@ const serverPort = 80
 // synthetic peer answers with a pure ACK.
 const ackEvery = 256 << 10
 
-// legIndex maps LegClient to 0 and LegUpstream to 1.
-func legIndex(l Leg) int {
-	if l == LegUpstream {
-		return 1
-	}
-	return 0
-}
-
 // legName names a leg in comments.
 func legName(i int) string {
 	if i == 1 {

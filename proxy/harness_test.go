@@ -122,15 +122,4 @@ func wsServer(t *testing.T, tlsOn bool, handle func(c *websocket.Conn)) (url str
 // echo echoes every message until the connection ends.
 func echo(c *websocket.Conn) { testkit.Echo(c) }
 
-func findRecord(t *testing.T, recs []capture.SessionRecord, pred func(r *capture.SessionRecord) bool) *capture.SessionRecord {
-	t.Helper()
-	for i := range recs {
-		if pred(&recs[i]) {
-			return &recs[i]
-		}
-	}
-	t.Fatalf("no matching record among %d", len(recs))
-	return nil
-}
-
 var _ = net.Dial

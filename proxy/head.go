@@ -124,17 +124,6 @@ func (h *head) set(name, value string) {
 	}
 }
 
-// del removes every value of name.
-func (h *head) del(name string) {
-	out := h.headers[:0]
-	for _, kv := range h.headers {
-		if !strings.EqualFold(kv.Name, name) {
-			out = append(out, kv)
-		}
-	}
-	h.headers = out
-}
-
 // bytes renders the head for the wire.
 func (h *head) bytes() []byte {
 	var b bytes.Buffer
