@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -122,4 +121,3 @@ func wsServer(t *testing.T, tlsOn bool, handle func(c *websocket.Conn)) (url str
 // echo echoes every message until the connection ends.
 func echo(c *websocket.Conn) { testkit.Echo(c) }
 
-var _ = net.Dial
