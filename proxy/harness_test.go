@@ -120,4 +120,3 @@ func wsServer(t *testing.T, tlsOn bool, handle func(c *websocket.Conn)) (url str
 
 // echo echoes every message until the connection ends.
 func echo(c *websocket.Conn) { testkit.Echo(c) }
-
