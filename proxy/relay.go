@@ -56,21 +56,18 @@ func (ss *wsSession) pump(dir int, dst io.Writer, src io.Reader) {
 	d := ss.dirs[dir]
 	tap := ss.srv.cfg.Tap
 	fromServer := dir == u2c
-	var read int64
 	onChunk := func(b []byte) {
 		d.now = time.Now()
 		d.nowNs = d.now.UnixNano()
-		read += int64(len(b))
 		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
 	}
-	bufs := ss.srv.relayBuffers()
-	_, err := frames.Copy(dst, src, bufs, d.scanner, onChunk)
+	relayed, err := frames.Copy(dst, src, ss.srv.relayBuffers(), d.scanner, onChunk)
 	// Wire bytes of the frames as they came, not as their headers declared:
 	// a frame cut short or declaring 2^63-1 bytes counts what was relayed.
-	d.counts.Bytes = read
+	d.counts.Bytes = relayed
 	if tun, n := d.scanner.Tunnel(); tun {
 		d.counts.Tunnel, d.counts.TunnelBytes = true, n
-		d.counts.Bytes = read - n
+		d.counts.Bytes = relayed - n
 	}
 	ss.ended(dir, err)
 }
