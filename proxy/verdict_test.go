@@ -98,6 +98,21 @@ func helloThen(act func(c *websocket.Conn)) func(c *websocket.Conn) {
 	}
 }
 
+// helloThroughProxy starts upstream handle behind a proxy, dials it with
+// gorilla through the proxy and exchanges a first "hello" message.
+func helloThroughProxy(t *testing.T, tlsOn bool, handle func(c *websocket.Conn)) (*testProxy, *websocket.Conn) {
+	t.Helper()
+	upURL, pool := wsServer(t, tlsOn, handle)
+	p := startTestProxy(t, upURL, tlsOn, pool)
+	c, _, err := p.dialer().Dial(p.url("/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	hello(t, c)
+	return p, c
+}
+
 func TestVerdictMatrix(t *testing.T) {
 	// The cases where both peers are up run with TLS on neither and on both legs.
 	for _, tlsOn := range []bool{false, true} {
@@ -107,16 +122,9 @@ func TestVerdictMatrix(t *testing.T) {
 		}
 		t.Run(legs, func(t *testing.T) {
 			t.Run("clean/client-first", func(t *testing.T) {
-				upURL, pool := wsServer(t, tlsOn, echo)
-				p := startTestProxy(t, upURL, tlsOn, pool)
-				c, _, err := p.dialer().Dial(p.url("/"), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				hello(t, c)
+				p, c := helloThroughProxy(t, tlsOn, echo)
 				c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "done"))
-				_, _, err = c.ReadMessage()
+				_, _, err := c.ReadMessage()
 				if !websocket.IsCloseError(err, 1000) {
 					t.Fatalf("client read after its close: %v, want the upstream's close 1000", err)
 				}
@@ -129,7 +137,7 @@ func TestVerdictMatrix(t *testing.T) {
 			})
 
 			t.Run("clean/upstream-first", func(t *testing.T) {
-				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
+				p, c := helloThroughProxy(t, tlsOn, helloThen(func(c *websocket.Conn) {
 					c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "going away"), time.Now().Add(time.Second))
 					c.SetReadDeadline(time.Now().Add(5 * time.Second))
 					for {
@@ -138,15 +146,8 @@ func TestVerdictMatrix(t *testing.T) {
 						}
 					}
 				}))
-				p := startTestProxy(t, upURL, tlsOn, pool)
-				c, _, err := p.dialer().Dial(p.url("/"), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				hello(t, c)
 				// gorilla's default close handler answers with the same code.
-				if _, _, err = c.ReadMessage(); !websocket.IsCloseError(err, 1001) {
+				if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, 1001) {
 					t.Fatalf("client read: %v, want close 1001", err)
 				}
 				// Wait for the upstream's FIN before closing, as RFC 6455 §7.1.1 asks.
@@ -188,15 +189,8 @@ func TestVerdictMatrix(t *testing.T) {
 			upstreamFIN := helloThen(func(c *websocket.Conn) { c.NetConn().Close() })
 
 			t.Run("upstream-fin/gorilla", func(t *testing.T) {
-				upURL, pool := wsServer(t, tlsOn, upstreamFIN)
-				p := startTestProxy(t, upURL, tlsOn, pool)
-				c, _, err := p.dialer().Dial(p.url("/"), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				hello(t, c)
-				_, _, err = c.ReadMessage()
+				p, c := helloThroughProxy(t, tlsOn, upstreamFIN)
+				_, _, err := c.ReadMessage()
 				if !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
 					t.Fatalf("gorilla reports %v, want 1006 abnormal closure", err)
 				}
@@ -231,19 +225,12 @@ func TestVerdictMatrix(t *testing.T) {
 			})
 
 			t.Run("upstream-rst", func(t *testing.T) {
-				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
+				p, c := helloThroughProxy(t, tlsOn, helloThen(func(c *websocket.Conn) {
 					tc := tcpOf(c.NetConn())
 					tc.SetLinger(0)
 					tc.Close()
 				}))
-				p := startTestProxy(t, upURL, tlsOn, pool)
-				c, _, err := p.dialer().Dial(p.url("/"), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				hello(t, c)
-				_, _, err = c.ReadMessage()
+				_, _, err := c.ReadMessage()
 				if !errors.Is(err, syscall.ECONNRESET) {
 					t.Errorf("client read: %v, want the RST mirrored (connection reset)", err)
 				}
