@@ -278,8 +278,11 @@ func endTime(s *SessionRecord) time.Time {
 }
 
 // groupInt writes n with thousands separators: 1203 → "1,203".
-func groupInt(n int) string {
-	s := strconv.Itoa(n)
+func groupInt(n int) string { return Thousands(int64(n)) }
+
+// Thousands writes n with thousands separators: 20000 → "20,000".
+func Thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
 	var b strings.Builder
