@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/wstap/wstap/capture"
 	"io"
 	"math"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wstap/wstap/capture"
 	"golang.org/x/sys/unix"
 )
 
