@@ -57,6 +57,7 @@ Examples:
   wstap report wstap-runs/20261128T101500Z           summary and report.html
   wstap bundle wstap-runs/20261128T101500Z -o evidence.tar.gz
   wstap load --url wss://127.0.0.1:8443/chat --sessions 1000 --ping 20s
+  wstap plan chat.jmx --idle 60s                     check a JMeter plan's keep-alive and answers to pings
 
 Commands:
 `)

@@ -36,7 +36,7 @@ var onceControllers = map[string]bool{
 // upgrade or frames: listeners, assertions, extractors, variables, cookies.
 // They are skipped without being listed as unknown.
 var inert = map[string]bool{
-	"ResultCollector": true, "Summariser": true, "BackendListener": true,
+	"ResultCollector": true, "ResultSaver": true, "Summariser": true, "BackendListener": true,
 	"ResponseAssertion": true, "DurationAssertion": true, "SizeAssertion": true, "JSONPathAssertion": true,
 	"eu.luminis.jmeter.assertions.BinaryContentAssertion": true,
 	"RegexExtractor": true, "JSONPostProcessor": true, "BoundaryExtractor": true, "XPathExtractor": true,

@@ -63,7 +63,11 @@ func (tg *ThreadGroup) Runs() string {
 func (tg *ThreadGroup) Summary() string {
 	t := tg.Timing()
 	var b strings.Builder
-	fmt.Fprintf(&b, "'%s': %s threads, ramp-up %s s, %s", tg.Name, tg.Threads, tg.RampUp, tg.Runs())
+	threads := "threads"
+	if tg.Threads == "1" {
+		threads = "thread"
+	}
+	fmt.Fprintf(&b, "'%s': %s %s, ramp-up %s s, %s", tg.Name, tg.Threads, threads, tg.RampUp, tg.Runs())
 	if math.IsInf(t.SendGap, 1) {
 		b.WriteString("; sends nothing after the upgrade")
 	} else {
@@ -82,6 +86,15 @@ func (tg *ThreadGroup) Summary() string {
 		b.WriteString("; never answers the server's pings")
 	default:
 		fmt.Fprintf(&b, "; answers pings only while reading, up to %s late", seconds(t.AnswerGap))
+	}
+	unknown := 0
+	for _, s := range tg.Samplers() {
+		if s.Kind == KindUnknown {
+			unknown++
+		}
+	}
+	if unknown > 0 {
+		fmt.Fprintf(&b, "; %d unknown element(s) not judged", unknown)
 	}
 	return b.String()
 }

@@ -68,7 +68,7 @@ func readTree(r io.Reader) ([]*node, error) {
 	var root xmlNode
 	if err := xml.NewDecoder(r).Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty file")
+			return nil, errors.New("no XML element in it")
 		}
 		return nil, fmt.Errorf("not XML: %w", err)
 	}
