@@ -18,7 +18,7 @@ import (
 	"github.com/wstap/wstap/capture"
 )
 
-// want is the ending of a session as DESIGN.md defines it; a nil code means
+// want is the ending of a session as docs/records.md defines it; a nil code means
 // the field must be null (no 101).
 type endWant struct {
 	verdict, first, how string
@@ -372,7 +372,7 @@ func TestVerdictMatrix(t *testing.T) {
 
 	t.Run("close-handshake-then-shutdown", func(t *testing.T) {
 		// Close frames both ways, but neither side has closed TCP yet when
-		// the proxy stops: the session is clean (DESIGN.md, verdicts).
+		// the proxy stops: the session is clean (docs/records.md, "Verdicts").
 		up := rawServer(t, func(c *rawConn) {
 			_, hdr, err := c.readRequest()
 			if err != nil {
