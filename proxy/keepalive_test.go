@@ -303,12 +303,7 @@ func TestLateAndUnansweredPongs(t *testing.T) {
 		c.NetConn().Close()
 	})
 	p := startTestProxy(t, upURL, false, nil, func(c *Config) { c.LatePong = 100 * time.Millisecond })
-	rc := p.rawClient(t)
-	req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/late")
-	rc.Write([]byte(req))
-	if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
-		t.Fatalf("upgrade: %d %v", st, err)
-	}
+	rc := rawUpgraded(t, p, "/late")
 	var held []float64 // the client's own measure: from reading a ping to having written its pong
 	for i := 0; i < 3; i++ {
 		b0, pl, _, err := rc.readFrame()
