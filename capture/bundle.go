@@ -16,7 +16,7 @@ import (
 )
 
 // BundleOptions says what an evidence bundle keeps that it leaves out by
-// default (DESIGN.md, Security).
+// default (docs/records.md, "The evidence bundle").
 type BundleOptions struct {
 	// IncludePayloads keeps message data in events.jsonl, session.har and
 	// the capture; by default data-frame payloads are overwritten.

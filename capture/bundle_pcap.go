@@ -1,7 +1,7 @@
 package capture
 
 // This file rewrites the pcapng files of a run for the evidence bundle
-// (DESIGN.md, Security): every payload byte of a text, binary or continuation
+// (docs/records.md, "The evidence bundle"): every payload byte of a text, binary or continuation
 // frame is overwritten so that the unmasked payload reads "xxxx...", lengths
 // kept; secrets in the HTTP upgrade (Authorization, Cookie, token-like query
 // values, JWTs) are overwritten in place, same length; TCP checksums are

@@ -27,7 +27,7 @@ type PcapOptions struct {
 // capture.pcapng as synthetic Ethernet/IP/TCP conversations. It is a Tap:
 // its methods copy what they are given into a bounded queue and return at
 // once; a single goroutine writes the file. What does not fit in the queue
-// is dropped and counted (DESIGN.md, transparency rule 6).
+// is dropped and counted (docs/records.md, rule 6).
 type Pcap struct {
 	q        chan pcapItem
 	quit     chan struct{}

@@ -1,7 +1,7 @@
 // Package capture writes down everything wstap sees: the event log, the
 // session records, the decrypted pcapng, the TLS key log, the report and the
 // evidence bundle. The relay hands it work through bounded queues and never
-// waits on the disk (DESIGN.md, transparency rule 6).
+// waits on the disk (docs/records.md, rule 6).
 package capture
 
 import "time"
@@ -14,7 +14,7 @@ const (
 )
 
 // Finding is one thing wstap judged wrong or worth noting about a session.
-// Rule ids are stable; DESIGN.md and the audit list them.
+// Rule ids are stable; docs/records.md ("Findings") lists them.
 type Finding struct {
 	Rule     string `json:"rule"`
 	Severity string `json:"severity"`
@@ -155,7 +155,7 @@ const (
 	HowError            = "error"
 )
 
-// End says when and how the session ended. DESIGN.md lists both a time "end"
+// End says when and how the session ended (docs/records.md, "end"): a time "end"
 // and an object "end"; one JSON key cannot be both, so the time is end.at.
 type End struct {
 	At    time.Time `json:"at"`
@@ -164,7 +164,7 @@ type End struct {
 	Error string    `json:"error"`
 }
 
-// Verdicts (DESIGN.md).
+// Verdicts (docs/records.md, "Verdicts").
 const (
 	VerdictClean          = "clean"
 	VerdictClosedUpstream = "closed-by-upstream"
@@ -184,7 +184,7 @@ var Verdicts = []string{VerdictClean, VerdictClosedUpstream, VerdictClosedClient
 	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown}
 
 // SessionRecord is one line of sessions.jsonl. Field names are the contract
-// of DESIGN.md ("Session record"); do not rename them.
+// of docs/records.md ("Session record"); do not rename them.
 type SessionRecord struct {
 	ID                string    `json:"id"`
 	ClientAddr        string    `json:"client_addr"`

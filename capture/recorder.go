@@ -65,7 +65,7 @@ type RunInfo struct {
 
 // Recorder writes a run dir: events.jsonl through one writer goroutine fed
 // by a bounded queue (a full queue drops the event and counts it: recording
-// never blocks relaying, DESIGN.md rule 6), sessions.jsonl one whole line per
+// never blocks relaying, docs/records.md rule 6), sessions.jsonl one whole line per
 // write, and run.json at the start and at Close.
 type Recorder struct {
 	dir      string

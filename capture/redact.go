@@ -11,7 +11,7 @@ import (
 )
 
 // Redacted replaces every secret wstap leaves out of bundles and HARs
-// (DESIGN.md, Security).
+// (docs/records.md, "The evidence bundle").
 const Redacted = "[redacted]"
 
 // secretParams are query parameter, JSON key and cookie-like names whose

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// Run-dir file names (DESIGN.md, "Run dir").
+// Run-dir file names (docs/records.md, "The run dir").
 const (
 	SessionsFile = "sessions.jsonl"
 	EventsFile   = "events.jsonl"

@@ -8,7 +8,7 @@ import (
 )
 
 // TLS section of the report: what a user needs to confirm or rule out "TLS
-// fails or renegotiates under concurrency" (DESIGN.md, explanation 4).
+// fails or renegotiates under concurrency" (docs/records.md, explanation 4).
 
 // tlsTimeBuckets is the number of time buckets: tenths of the run.
 const tlsTimeBuckets = 10

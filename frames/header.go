@@ -1,6 +1,6 @@
 // Package frames reads RFC 6455 frames as they pass through the relay: header
 // parsing straight from the read buffer, control-frame decoding, close-code
-// validity and the frame findings of DESIGN.md. It owns no connection and no
+// validity and the frame findings of docs/records.md. It owns no connection and no
 // goroutine; the proxy feeds it the bytes it relays.
 package frames
 

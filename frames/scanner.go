@@ -6,7 +6,7 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Rule ids of the frame findings (DESIGN.md, "Findings on frames").
+// Rule ids of the frame findings (docs/records.md, "Findings").
 const (
 	RuleControlTooLong    = "frame-control-too-long"
 	RuleControlFragmented = "frame-control-fragmented"

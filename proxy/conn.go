@@ -30,7 +30,7 @@ type target struct {
 func (t target) hostport() string { return net.JoinHostPort(t.host, t.port) }
 
 // url renders the session's target: ws(s)://host:port/path?query with
-// token-like query values redacted (DESIGN.md).
+// token-like query values redacted (docs/records.md, "Identity and timing").
 func (t target) url(requestTarget string) string {
 	scheme := "ws"
 	if t.tls {
@@ -214,7 +214,7 @@ func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.T
 	}
 }
 
-// rejectHead answers a head that could not be read (DESIGN.md, "What is a
+// rejectHead answers a head that could not be read (docs/records.md, "What is a
 // session, what is a rejected request").
 func (s *Server) rejectHead(conn, raw net.Conn, err error, first bool) {
 	if s.isClosing() {

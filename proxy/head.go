@@ -166,7 +166,7 @@ func statusLine(s string) (proto string, code int, err error) {
 }
 
 // isWebSocket reports whether a request is a WebSocket session for the
-// records: any Upgrade header or any Sec-WebSocket-* header (DESIGN.md,
+// records: any Upgrade header or any Sec-WebSocket-* header (docs/records.md,
 // "What is a session").
 func (h *head) isWebSocket() bool {
 	for _, kv := range h.headers {

@@ -29,7 +29,7 @@ func bufferedThen(br *bufio.Reader, conn net.Conn) io.Reader {
 
 // relay copies both directions until both have ended, mirroring each end to
 // the other side: a FIN as a FIN (CloseWrite; close_notify first on TLS), a
-// RST as a RST (SetLinger(0) and Close) — DESIGN.md transparency rule 3.
+// RST as a RST (SetLinger(0) and Close) — docs/records.md rule 3.
 //
 // Each direction runs in a goroutine of its own, started with a small stack;
 // the second to end calls done.

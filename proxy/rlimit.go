@@ -3,7 +3,7 @@ package proxy
 import "golang.org/x/sys/unix"
 
 // RaiseNofile raises RLIMIT_NOFILE's soft limit to the hard limit, so the
-// proxy is never the first to run out of descriptors (DESIGN.md rule 7), and
+// proxy is never the first to run out of descriptors (docs/records.md rule 7), and
 // returns the limits in force.
 func RaiseNofile() (soft, hard uint64, err error) {
 	var r unix.Rlimit

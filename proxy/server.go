@@ -195,7 +195,7 @@ func Start(cfg Config) (*Server, error) {
 func (s *Server) Addr() net.Addr { return s.addr }
 
 // acceptLoop accepts until Shutdown. Accept errors are logged loudly and
-// retried with backoff, never fatal (DESIGN.md rule 7). At the open-file
+// retried with backoff, never fatal (docs/records.md rule 7). At the open-file
 // limit (EMFILE) the listener is closed, so waiting and new clients are
 // refused at once instead of hanging in the backlog, with one log line that
 // names the limit; established sessions are untouched. It listens again

@@ -160,7 +160,7 @@ func (d *dirObs) Frame(f *frames.Info) {
 	case ws.OpClose:
 		c.Close++
 	}
-	// Silence: no frame of any kind in either direction (DESIGN.md). Every
+	// Silence: no frame of any kind in either direction (docs/records.md, "keepalive"). Every
 	// frame of a read shares its time, so the first one of a read does it.
 	now := d.nowNs
 	if d.stamped != now {

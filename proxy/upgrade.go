@@ -20,7 +20,7 @@ import (
 )
 
 // serveSession relays one upgrade request and, after a 101, the frames. The
-// request is forwarded as it is, however broken (DESIGN.md, "What is a
+// request is forwarded as it is, however broken (docs/records.md, "What is a
 // session"): the upstream decides, and the audit says what is wrong.
 //
 // It returns true when the upgraded session was handed to its two relay

@@ -48,7 +48,7 @@ func (ss *wsSession) finish(upgraded bool) {
 }
 
 // finishUpgraded fills frames, keep-alive, closes and the verdict of a
-// session that got its 101 (DESIGN.md, "Meanings, exactly").
+// session that got its 101 (docs/records.md, "Session record").
 func (ss *wsSession) finishUpgraded(end *endCause) {
 	r := &ss.rec
 	cd, ud := ss.dirs[c2u], ss.dirs[u2c]

@@ -18,7 +18,7 @@ import (
 	"github.com/wstap/wstap/capture"
 )
 
-// want is the ending of a session as DESIGN.md defines it; a nil code means
+// want is the ending of a session as docs/records.md defines it; a nil code means
 // the field must be null (no 101).
 type endWant struct {
 	verdict, first, how string
@@ -113,6 +113,28 @@ func helloThroughProxy(t *testing.T, tlsOn bool, handle func(c *websocket.Conn))
 	return p, c
 }
 
+// rawUpgraded dials the proxy by hand and upgrades to path: a client that
+// does only what the test makes it do (no automatic close answer).
+func rawUpgraded(t *testing.T, p *testProxy, path string) *rawConn {
+	t.Helper()
+	rc := p.rawClient(t)
+	req, _ := rawUpgradeRequest(p.srv.Addr().String(), path)
+	rc.Write([]byte(req))
+	if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
+		t.Fatalf("upgrade: %d %v", st, err)
+	}
+	return rc
+}
+
+// upstreamReadErr is an upstream handler that echoes the hello, then sends
+// on errc what its next read returns: how it saw the client end.
+func upstreamReadErr(errc chan<- error) func(c *websocket.Conn) {
+	return helloThen(func(c *websocket.Conn) {
+		_, _, err := c.ReadMessage()
+		errc <- err
+	})
+}
+
 func TestVerdictMatrix(t *testing.T) {
 	// The cases where both peers are up run with TLS on neither and on both legs.
 	for _, tlsOn := range []bool{false, true} {
@@ -166,12 +188,7 @@ func TestVerdictMatrix(t *testing.T) {
 					c.ReadMessage()
 				})
 				p := startTestProxy(t, upURL, tlsOn, pool)
-				rc := p.rawClient(t)
-				req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/silent")
-				rc.Write([]byte(req))
-				if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
-					t.Fatalf("upgrade: %d %v", st, err)
-				}
+				rc := rawUpgraded(t, p, "/silent")
 				b0, pl, _, err := rc.readFrame()
 				if err != nil || b0&0x0f != 8 || len(pl) < 2 || int(pl[0])<<8|int(pl[1]) != 1008 {
 					t.Fatalf("want the upstream's close 1008, got %#x %q %v", b0, pl, err)
@@ -241,16 +258,7 @@ func TestVerdictMatrix(t *testing.T) {
 
 			t.Run("client-abort", func(t *testing.T) {
 				upErr := make(chan error, 1)
-				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
-					_, _, err := c.ReadMessage()
-					upErr <- err
-				}))
-				p := startTestProxy(t, upURL, tlsOn, pool)
-				c, _, err := p.dialer().Dial(p.url("/"), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				hello(t, c)
+				p, c := helloThroughProxy(t, tlsOn, upstreamReadErr(upErr))
 				c.Close() // TCP close, no close frame
 				select {
 				case err := <-upErr:
@@ -266,16 +274,7 @@ func TestVerdictMatrix(t *testing.T) {
 
 			t.Run("client-reset", func(t *testing.T) {
 				upErr := make(chan error, 1)
-				upURL, pool := wsServer(t, tlsOn, helloThen(func(c *websocket.Conn) {
-					_, _, err := c.ReadMessage()
-					upErr <- err
-				}))
-				p := startTestProxy(t, upURL, tlsOn, pool)
-				c, _, err := p.dialer().Dial(p.url("/"), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				hello(t, c)
+				p, c := helloThroughProxy(t, tlsOn, upstreamReadErr(upErr))
 				// Reset the TCP connection itself: closing the TLS conn would
 				// send close_notify first.
 				tcp := tcpOf(c.NetConn())
@@ -329,14 +328,7 @@ func TestVerdictMatrix(t *testing.T) {
 	})
 
 	t.Run("proxy-shutdown", func(t *testing.T) {
-		upURL, _ := wsServer(t, false, echo)
-		p := startTestProxy(t, upURL, false, nil)
-		c, _, err := p.dialer().Dial(p.url("/"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		hello(t, c)
+		p, c := helloThroughProxy(t, false, echo)
 		recs := p.records() // shuts the proxy down with the session open
 		if len(recs) != 1 {
 			t.Fatalf("%d records", len(recs))
@@ -353,12 +345,7 @@ func TestVerdictMatrix(t *testing.T) {
 		// proxy stops. The upstream's drop, not the shutdown, ended it.
 		upURL, _ := wsServer(t, false, func(c *websocket.Conn) { c.NetConn().Close() })
 		p := startTestProxy(t, upURL, false, nil)
-		rc := p.rawClient(t)
-		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/")
-		rc.Write([]byte(req))
-		if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
-			t.Fatalf("upgrade: %d %v", st, err)
-		}
+		rc := rawUpgraded(t, p, "/")
 		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := io.Copy(io.Discard, rc.br); n != 0 || err != nil {
 			t.Fatalf("want the upstream's FIN: %d %v", n, err)
@@ -372,7 +359,7 @@ func TestVerdictMatrix(t *testing.T) {
 
 	t.Run("close-handshake-then-shutdown", func(t *testing.T) {
 		// Close frames both ways, but neither side has closed TCP yet when
-		// the proxy stops: the session is clean (DESIGN.md, verdicts).
+		// the proxy stops: the session is clean (docs/records.md, "Verdicts").
 		up := rawServer(t, func(c *rawConn) {
 			_, hdr, err := c.readRequest()
 			if err != nil {
@@ -386,12 +373,7 @@ func TestVerdictMatrix(t *testing.T) {
 			io.Copy(io.Discard, c.br)
 		})
 		p := startTestProxy(t, "ws://"+up, false, nil)
-		rc := p.rawClient(t)
-		req, _ := rawUpgradeRequest(p.srv.Addr().String(), "/")
-		rc.Write([]byte(req))
-		if st, _, _, err := rc.readResponse(); err != nil || st != 101 {
-			t.Fatalf("upgrade: %d %v", st, err)
-		}
+		rc := rawUpgraded(t, p, "/")
 		rc.Write(rawFrame(true, 0, 8, true, []byte{0x03, 0xe8}))
 		if b0, _, _, err := rc.readFrame(); err != nil || b0 != 0x88 {
 			t.Fatalf("close: %#x %v", b0, err)

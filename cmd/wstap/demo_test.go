@@ -41,9 +41,13 @@ func TestDemoConclusions(t *testing.T) {
 		groups[g]++
 		switch g {
 		case "silent":
+			// The platform's idle timer starts when it has sent the 101,
+			// a moment before wstap relays it, so the silence is all but
+			// idle at least; a loaded machine can only delay the drop, and
+			// not by a second idle period.
 			sil := time.Duration(r.Keepalive.ClientSilenceBeforeEndMS * float64(time.Millisecond))
-			if r.Verdict != "abnormal-upstream-drop" || r.End.How != "eof" || sil < idle*8/10 || sil > idle*13/10 {
-				t.Errorf("silent %s: verdict %s how %s client silence %s, want an upstream FIN after ~%s", r.ID, r.Verdict, r.End.How, sil, idle)
+			if r.Verdict != "abnormal-upstream-drop" || r.End.How != "eof" || sil < idle*9/10 || sil >= 2*idle {
+				t.Errorf("silent %s: verdict %s how %s client silence %s, want an upstream FIN after at least ~%s and before %s", r.ID, r.Verdict, r.End.How, sil, idle, 2*idle)
 			}
 		case "over-cap":
 			if r.Verdict != "abnormal-upstream-drop" || r.End.How != "reset" || r.ConcurrentAtEnd <= capN {

@@ -19,7 +19,7 @@ import (
 // TestOpenFileLimitRefusesNewKeepsEstablished runs wstap with a hard
 // open-file limit of 120 and opens more sessions than it can carry: the
 // surplus is refused at once, one log line names the limit, and the
-// sessions already open keep echoing (issue 8, DESIGN.md rule 7).
+// sessions already open keep echoing (issue 8, docs/records.md rule 7).
 func TestOpenFileLimitRefusesNewKeepsEstablished(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not found: it sets the open-file limit of the proxy")

@@ -11,7 +11,7 @@ import (
 )
 
 // command is one subcommand. run returns the exit code: 0 ok, 1 runtime
-// failure, 2 usage error (DESIGN.md, CLI).
+// failure, 2 usage error (docs/records.md, "The run dir").
 type command struct {
 	name    string
 	summary string

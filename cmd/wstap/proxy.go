@@ -315,7 +315,7 @@ Flags:
 	stopStatus()
 	fmt.Fprintf(stderr, "wstap: %s: closing open sessions and flushing %s\n", s, r.dir)
 	if err := r.stop(); err != nil && !r.rec.Warned() {
-		// DESIGN.md: a signal ends the proxy with 0 after the flush; what
+		// docs/records.md, "The run dir": a signal ends the proxy with 0 after the flush; what
 		// could not be recorded (a full disk) is counted in run.json and
 		// warned about once.
 		fmt.Fprintf(stderr, "wstap proxy: WARNING: %v\n", err)
