@@ -121,6 +121,8 @@ type Conn struct {
 	activeCall atomic.Int32
 
 	tmp [16]byte
+
+	reneg renegotiation // wstap patch: see wstap_renegotiation.go
 }
 
 // Access to net.Conn methods.
@@ -764,8 +766,12 @@ func (c *Conn) readRecordOrCCS(expectChangeCipherSpec bool) error {
 		if err := c.in.changeCipherSpec(); err != nil {
 			return c.in.setErrorLocked(c.sendAlert(err.(alert)))
 		}
+		c.reneg.active = false // wstap patch: the new cipher spec is in effect (RFC 5246 §7.1)
 
 	case recordTypeApplicationData:
+		if c.reneg.active && !expectChangeCipherSpec { // wstap patch: RFC 5246 §7.4.1.1
+			return c.holdRenegotiationData(data)
+		}
 		if !handshakeComplete || expectChangeCipherSpec {
 			return c.in.setErrorLocked(c.sendAlert(alertUnexpectedMessage))
 		}
@@ -1256,7 +1262,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 // handleRenegotiation processes a HelloRequest handshake message.
-func (c *Conn) handleRenegotiation() error {
+func (c *Conn) handleRenegotiation() (err error) { // wstap patch: named result
 	if c.vers == VersionTLS13 {
 		return errors.New("tls: internal error: unexpected renegotiation")
 	}
@@ -1271,6 +1277,7 @@ func (c *Conn) handleRenegotiation() error {
 		c.sendAlert(alertUnexpectedMessage)
 		return unexpectedMessageError(helloReq, msg)
 	}
+	defer c.renegotiationDone(time.Now(), &err) // wstap patch: one report per HelloRequest
 
 	if !c.isClient {
 		return c.sendAlert(alertNoRenegotiation)
@@ -1294,6 +1301,7 @@ func (c *Conn) handleRenegotiation() error {
 	defer c.handshakeMutex.Unlock()
 
 	c.isHandshakeComplete.Store(false)
+	c.reneg.active = true // wstap patch: the server may still send under the old cipher spec
 	if c.handshakeErr = c.clientHandshake(context.Background()); c.handshakeErr == nil {
 		c.handshakes++
 	}
@@ -1377,6 +1385,9 @@ func (c *Conn) handleKeyUpdate(keyUpdate *keyUpdateMsg) error {
 // has not yet completed. See [Conn.SetDeadline], [Conn.SetReadDeadline], and
 // [Conn.SetWriteDeadline].
 func (c *Conn) Read(b []byte) (int, error) {
+	if n := c.readHeld(b); n > 0 { // wstap patch: data held during a renegotiation comes first
+		return n, nil
+	}
 	if err := c.Handshake(); err != nil {
 		return 0, err
 	}
@@ -1389,15 +1400,21 @@ func (c *Conn) Read(b []byte) (int, error) {
 	c.in.Lock()
 	defer c.in.Unlock()
 
-	for c.input.Len() == 0 {
+	for c.input.Len() == 0 && c.reneg.held.Len() == 0 { // wstap patch: or held data
 		if err := c.readRecord(); err != nil {
 			return 0, err
 		}
 		for c.hand.Len() > 0 {
 			if err := c.handlePostHandshakeMessage(); err != nil {
+				if c.reneg.held.Len() > 0 { // wstap patch: the held data first, the error next
+					break
+				}
 				return 0, err
 			}
 		}
+	}
+	if c.reneg.held.Len() > 0 { // wstap patch
+		return c.reneg.read(b), nil
 	}
 
 	n, _ := c.input.Read(b)

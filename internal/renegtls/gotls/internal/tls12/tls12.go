@@ -2,8 +2,8 @@
 // Use of this source code is governed by a BSD-style
 // license that can be found in the LICENSE file.
 
-//
-// wstap: copied from Go 1.26.8 src/crypto/internal/fips140/tls12/tls12.go,
+// Package tls12 implements the TLS 1.2 PRF (RFC 5246, Section 5) and the
+// extended master secret (RFC 7627). wstap: copied from Go 1.26.8 src/crypto/internal/fips140/tls12/tls12.go,
 // on crypto/hmac instead of the FIPS module's internal packages, without the
 // FIPS service indicator. See ../../PATCH.md.
 package tls12
