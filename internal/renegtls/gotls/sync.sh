@@ -4,12 +4,30 @@
 #   2. point the imports of std-internal packages at the shims in internal/
 #      (and golang.org/x/sys/cpu for internal/cpu): the "imports" step;
 #   3. apply wstap.patch, the renegotiation patch (PATCH.md lists its hunks).
-# Usage: sh sync.sh [GOROOT]   (run from this directory)
+#
+#   sh sync.sh [GOROOT]         rewrite this directory (steps 1-3)
+#   DST=dir sh sync.sh          write to dir instead
+#   sh sync.sh -diff [GOROOT]   print wstap.patch: steps 1-2 against the
+#                               files here (after editing them)
+#
 # TestForkMatchesGoSource runs steps 1-3 into a temporary directory and fails
 # when the result differs from the committed files.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+mode=sync
+if [ "${1:-}" = "-diff" ]; then
+	mode=diff
+	shift
+fi
 goroot=${1:-$(go env GOROOT)}
-dst=${DST:-.}
+dst=${DST:-$here}
+if [ $mode = diff ]; then
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	mkdir "$tmp/a" "$tmp/b"
+	cp "$here"/*.go "$tmp/b/"
+	dst=$tmp/a
+fi
 shim=github.com/wstap/wstap/internal/renegtls/gotls/internal
 for f in "$goroot"/src/crypto/tls/*.go; do
 	case $f in *_test.go | */generate_cert.go) continue ;; esac
@@ -26,6 +44,13 @@ for f in "$goroot"/src/crypto/tls/*.go; do
 		"$f" >"$dst/$(basename "$f")"
 done
 gofmt -w "$dst"/*.go
-if [ "${NOPATCH:-}" = "" ]; then
-	patch -s -d "$dst" -p1 <"$(dirname "$0")/wstap.patch"
+if [ $mode = diff ]; then
+	cd "$tmp"
+	for f in b/*.go; do
+		n=$(basename "$f")
+		[ -e "a/$n" ] || : >"a/$n"
+		diff -u --label "a/$n" --label "b/$n" "a/$n" "b/$n" || true
+	done
+	exit 0
 fi
+patch -s -d "$dst" -p1 <"$here/wstap.patch"
