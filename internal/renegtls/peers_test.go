@@ -68,14 +68,14 @@ type sServer struct {
 	pool  *x509.CertPool
 }
 
-// startSServer runs openssl s_server with TLS 1.2 only and waits until it
-// accepts connections.
-func startSServer(t testing.TB, extra ...string) *sServer {
+// startSServer runs openssl s_server with args (a version: -tls1_2) and
+// waits until it accepts connections.
+func startSServer(t testing.TB, args ...string) *sServer {
 	t.Helper()
 	openssl := testkit.NeedTool(t, "openssl")
 	certFile, keyFile, pool := testCert(t, t.TempDir())
 	s := &sServer{addr: testkit.FreeAddr(t), out: &testkit.SyncBuffer{}, pool: pool}
-	args := append([]string{"s_server", "-accept", s.addr, "-cert", certFile, "-key", keyFile, "-tls1_2"}, extra...)
+	args = append([]string{"s_server", "-accept", s.addr, "-cert", certFile, "-key", keyFile}, args...)
 	cmd := exec.Command(openssl, args...)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	var err error

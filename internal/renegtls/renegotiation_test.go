@@ -119,7 +119,7 @@ func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsC
 // openssl s_server sends application data during its renegotiation. If a
 // Go release fixes this, the test fails, and the patch can go.
 func TestStdlibFailsOnDataDuringRenegotiation(t *testing.T) {
-	s := startSServer(t)
+	s := startSServer(t, "-tls1_2")
 	tr := renegotiateUnderTraffic(t, s, stdlibClient(s.pool))
 	if tr.err == nil {
 		t.Fatalf("crypto/tls read all %d bytes through a renegotiation under traffic; the patch may no longer be needed", len(tr.sent))
@@ -137,7 +137,7 @@ func TestStdlibFailsOnDataDuringRenegotiation(t *testing.T) {
 // this package's client reads every byte in order, with one accepted
 // renegotiation that held the data sent during it.
 func TestPatchedReadsDataDuringRenegotiation(t *testing.T) {
-	s := startSServer(t)
+	s := startSServer(t, "-tls1_2")
 	var mu sync.Mutex
 	var renegs []Renegotiation
 	tr := renegotiateUnderTraffic(t, s, patchedClient(s.pool, &renegs, &mu))
@@ -166,7 +166,7 @@ func TestPatchedReadsDataDuringRenegotiation(t *testing.T) {
 // client answers the HelloRequest with no_renegotiation, as crypto/tls does,
 // and reports it refused.
 func TestPatchedRefusesWhenConfigured(t *testing.T) {
-	s := startSServer(t)
+	s := startSServer(t, "-tls1_2")
 	var mu sync.Mutex
 	var renegs []Renegotiation
 	dial := func(c net.Conn) (tlsClient, error) {
