@@ -62,6 +62,7 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 // sServer is a real `openssl s_server`: what its stdin receives it sends to
 // the client, and a line "r" alone makes it renegotiate (HelloRequest).
 type sServer struct {
+	cmd   *exec.Cmd
 	addr  string
 	stdin io.WriteCloser
 	out   *testkit.SyncBuffer
@@ -77,6 +78,7 @@ func startSServer(t testing.TB, args ...string) *sServer {
 	s := &sServer{addr: testkit.FreeAddr(t), out: &testkit.SyncBuffer{}, pool: pool}
 	args = append([]string{"s_server", "-accept", s.addr, "-cert", certFile, "-key", keyFile}, args...)
 	cmd := exec.Command(openssl, args...)
+	s.cmd = cmd
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	var err error
 	if s.stdin, err = cmd.StdinPipe(); err != nil {

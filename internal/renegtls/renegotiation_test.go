@@ -48,12 +48,12 @@ type traffic struct {
 	err       error // the client's read error, nil when it read everything
 }
 
-// renegotiateUnderTraffic connects a client to s, has s_server send 40
-// lines, renegotiate after the 10th and keep sending, and returns what the
-// client read. The client's writes are delayed by 300 ms from the
-// renegotiation on (latencyConn), so the 30 or so lines s_server sends
-// before it reads the new ClientHello arrive during the new handshake.
-func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsClient, error)) traffic {
+// renegotiateUnderTraffic connects a client to s, has s_server send 10
+// lines, renegotiate, send `after` lines more and run end (when not nil),
+// and returns what the client read. The client's writes are delayed by
+// 300 ms from the renegotiation on (latencyConn), so the lines s_server
+// sends before it reads the new ClientHello arrive during the new handshake.
+func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsClient, error), after int, end func()) traffic {
 	t.Helper()
 	raw, err := net.Dial("tcp", s.addr)
 	if err != nil {
@@ -86,7 +86,7 @@ func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsC
 			}
 		}
 	}()
-	for i := range 40 {
+	for i := range 10 + after {
 		if i == 10 {
 			lc.delay.Store(int64(300 * time.Millisecond))
 			s.send(t, "r\n", 30*time.Millisecond)
@@ -94,6 +94,9 @@ func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsC
 		line := fmt.Sprintf("line %03d of the stream\n", i)
 		s.send(t, line, 5*time.Millisecond)
 		tr.sent += line
+	}
+	if end != nil {
+		end()
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		mu.Lock()
@@ -108,8 +111,8 @@ func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsC
 	mu.Lock()
 	defer mu.Unlock()
 	tr.got = got.String()
-	if tr.got == tr.sent {
-		tr.err = nil
+	if tr.got == tr.sent && end == nil {
+		tr.err = nil // the error of the Close above
 	}
 	return tr
 }
@@ -120,7 +123,7 @@ func renegotiateUnderTraffic(t *testing.T, s *sServer, dial func(net.Conn) (tlsC
 // Go release fixes this, the test fails, and the patch can go.
 func TestStdlibFailsOnDataDuringRenegotiation(t *testing.T) {
 	s := startSServer(t, "-tls1_2")
-	tr := renegotiateUnderTraffic(t, s, stdlibClient(s.pool))
+	tr := renegotiateUnderTraffic(t, s, stdlibClient(s.pool), 30, nil)
 	if tr.err == nil {
 		t.Fatalf("crypto/tls read all %d bytes through a renegotiation under traffic; the patch may no longer be needed", len(tr.sent))
 	}
@@ -140,7 +143,7 @@ func TestPatchedReadsDataDuringRenegotiation(t *testing.T) {
 	s := startSServer(t, "-tls1_2")
 	var mu sync.Mutex
 	var renegs []Renegotiation
-	tr := renegotiateUnderTraffic(t, s, patchedClient(s.pool, &renegs, &mu))
+	tr := renegotiateUnderTraffic(t, s, patchedClient(s.pool, &renegs, &mu), 30, nil)
 	if tr.err != nil || tr.got != tr.sent {
 		t.Fatalf("read %d of %d bytes, error %v; got %q", len(tr.got), len(tr.sent), tr.err, tr.got)
 	}
@@ -178,7 +181,7 @@ func TestPatchedRefusesWhenConfigured(t *testing.T) {
 			mu.Unlock()
 		}})
 	}
-	tr := renegotiateUnderTraffic(t, s, dial)
+	tr := renegotiateUnderTraffic(t, s, dial, 30, nil)
 	if tr.err == nil || !strings.Contains(tr.err.Error(), "no renegotiation") {
 		t.Fatalf("read error %v, want local error: tls: no renegotiation", tr.err)
 	}
@@ -191,4 +194,30 @@ func TestPatchedRefusesWhenConfigured(t *testing.T) {
 	if !errors.As(renegs[0].Err, &op) {
 		t.Fatalf("refusal error %T, want *net.OpError", renegs[0].Err)
 	}
+}
+
+// TestPatchedServerGoneDuringRenegotiation: s_server sends 5 lines after
+// its HelloRequest and dies before it reads the new ClientHello. The client
+// reads all 15 lines, then the error, and reports the renegotiation failed.
+func TestPatchedServerGoneDuringRenegotiation(t *testing.T) {
+	s := startSServer(t, "-tls1_2")
+	var mu sync.Mutex
+	var renegs []Renegotiation
+	kill := func() {
+		time.Sleep(50 * time.Millisecond)
+		s.cmd.Process.Kill()
+	}
+	tr := renegotiateUnderTraffic(t, s, patchedClient(s.pool, &renegs, &mu), 5, kill)
+	if tr.got != tr.sent {
+		t.Fatalf("read %q before %v, want the %d bytes sent", tr.got, tr.err, len(tr.sent))
+	}
+	if tr.err == nil {
+		t.Fatalf("no error after the server died")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(renegs) != 1 || renegs[0].Outcome != Failed || renegs[0].Err == nil || renegs[0].HeldRecords != 5 {
+		t.Fatalf("renegotiations reported: %+v, want 1 failed that held 5 records", renegs)
+	}
+	t.Logf("read error %v; renegotiation %s after %v: %v (alert %q)", tr.err, renegs[0].Outcome, renegs[0].Duration, renegs[0].Err, renegs[0].Alert)
 }
