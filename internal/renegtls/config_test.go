@@ -44,7 +44,7 @@ func TestConfigCarried(t *testing.T) {
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}, SessionTicketsDisabled: true,
 		MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
 		DynamicRecordSizingDisabled: true, Renegotiation: tls.RenegotiateOnceAsClient, KeyLogWriter: &strings.Builder{},
-		Certificates: []tls.Certificate{{Certificate: [][]byte{{1, 2}}, SupportedSignatureAlgorithms: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}}},
+		Certificates:     []tls.Certificate{{Certificate: [][]byte{{1, 2}}, SupportedSignatureAlgorithms: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}}},
 		VerifyConnection: func(tls.ConnectionState) error { return nil }}
 	f, err := forkConfig(cfg, Options{})
 	if err != nil {

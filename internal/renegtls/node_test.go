@@ -139,4 +139,3 @@ func TestNodeRenegotiationUnderTraffic(t *testing.T) {
 		t.Errorf("%d renegotiations reported holding %d records, want %d holding some", len(renegs), held, nodeConns)
 	}
 }
-
