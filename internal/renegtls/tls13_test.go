@@ -116,40 +116,58 @@ func maskKeyShares(t *testing.T, data cryptobyte.String) cryptobyte.String {
 	return masked
 }
 
-// TestTLS13WithOpenSSL: against `openssl s_server -tls1_3` this package's
-// client negotiates TLS 1.3 and exchanges data both ways, through the
-// unpatched TLS 1.3 code of crypto/tls on the shims (tls13, gcm).
-func TestTLS13WithOpenSSL(t *testing.T) {
-	for _, suite := range []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"} {
-		t.Run(suite, func(t *testing.T) {
-			s := startSServer(t, "-tls1_3", "-ciphersuites", suite)
-			raw, err := net.Dial("tcp", s.addr)
-			if err != nil {
-				t.Fatal(err)
+// TestSuitesWithOpenSSL: against `openssl s_server` this package's client
+// negotiates each TLS 1.3 suite and the TLS 1.2 suites wstap offers by
+// default, and exchanges data both ways: the TLS 1.3 code of crypto/tls on
+// the tls13 and gcm shims, and the TLS 1.2 PRF shim with SHA-256 and SHA-384.
+func TestSuitesWithOpenSSL(t *testing.T) {
+	suites := []struct{ flag, openssl, name string }{
+		{"-tls1_3", "TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"},
+		{"-tls1_3", "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"},
+		{"-tls1_3", "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"},
+		{"-tls1_2", "ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+		{"-tls1_2", "ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+		{"-tls1_2", "ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+		{"-tls1_2", "ECDHE-ECDSA-AES128-SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"},
+	}
+	for _, suite := range suites {
+		t.Run(suite.name, func(t *testing.T) {
+			choose := "-cipher"
+			if suite.flag == "-tls1_3" {
+				choose = "-ciphersuites"
 			}
-			c, err := Client(raw, upstreamConfig(s.pool), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.Handshake(); err != nil {
-				t.Fatalf("TLS 1.3 handshake with openssl: %v\n%s", err, s.out)
-			}
-			st := c.ConnectionState()
-			if st.Version != tls.VersionTLS13 || tls.CipherSuiteName(st.CipherSuite) != suite {
-				t.Fatalf("negotiated %s %s, want TLS 1.3 %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), suite)
-			}
-			io.WriteString(c, "from the client\n")
-			s.send(t, "from the server\n", 0)
-			line := make([]byte, len("from the server\n"))
-			if _, err := io.ReadFull(c, line); err != nil || string(line) != "from the server\n" {
-				t.Fatalf("read %q, %v", line, err)
-			}
-			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.out.String(), "from the client"); time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("s_server did not print the client's line:\n%s", s.out)
-				}
-			}
+			s := startSServer(t, suite.flag, choose, suite.openssl)
+			exchangeLines(t, s, suite.name)
 		})
+	}
+}
+
+// exchangeLines handshakes with s, checks the suite and sends a line each way.
+func exchangeLines(t *testing.T, s *sServer, suite string) {
+	raw, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Client(raw, upstreamConfig(s.pool), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake with openssl: %v\n%s", err, s.out)
+	}
+	if st := c.ConnectionState(); tls.CipherSuiteName(st.CipherSuite) != suite {
+		t.Fatalf("negotiated %s %s, want %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), suite)
+	}
+	io.WriteString(c, "from the client\n")
+	s.send(t, "from the server\n", 0)
+	line := make([]byte, len("from the server\n"))
+	if _, err := io.ReadFull(c, line); err != nil || string(line) != "from the server\n" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.out.String(), "from the client"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("s_server did not print the client's line:\n%s", s.out)
+		}
 	}
 }
