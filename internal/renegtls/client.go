@@ -39,7 +39,7 @@ type Options struct {
 	SessionCache SessionCache
 	// OnRenegotiation, when not nil, is called once per HelloRequest the
 	// server sends after the first handshake, on the goroutine in Read,
-	// when its outcome is known.
+	// when its outcome is known. It may call ConnectionState, not Read.
 	OnRenegotiation func(Renegotiation)
 }
 

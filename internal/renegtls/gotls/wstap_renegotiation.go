@@ -75,7 +75,8 @@ type renegotiation struct {
 
 // SetRenegotiationHook sets f to be called, on the goroutine in Read, once
 // per HelloRequest the server sends after the first handshake, when its
-// outcome is known. Call it before the first Read.
+// outcome is known. Call it before the first Read. f may call
+// ConnectionState but not Read: the input side is locked while it runs.
 func (c *Conn) SetRenegotiationHook(f func(Renegotiation)) {
 	c.reneg.hook = f
 }
