@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 )
 
 // goldenRun is the fixture run dir recorded by "wstap demo" (testdata/rundir/README.md).
-var goldenRun = filepath.Join("..", "testdata", "rundir", "demo")
+var goldenRun = filepath.Join("..", "..", "testdata", "rundir", "demo")
 
 // goldenSummary reads the fixture as "wstap report demo" would from
 // testdata/rundir: the run's dir is named "demo".
@@ -33,7 +33,7 @@ func TestReportGoldenJSON(t *testing.T) {
 	if err := enc.Encode(goldenSummary(t)); err != nil {
 		t.Fatal(err)
 	}
-	compareGolden(t, got.Bytes(), filepath.Join("..", "testdata", "rundir", "demo.report.json"))
+	compareGolden(t, got.Bytes(), filepath.Join("..", "..", "testdata", "rundir", "demo.report.json"))
 }
 
 // TestReportGoldenText: the same for the text report.
@@ -42,7 +42,7 @@ func TestReportGoldenText(t *testing.T) {
 	if err := goldenSummary(t).WriteText(&got); err != nil {
 		t.Fatal(err)
 	}
-	compareGolden(t, got.Bytes(), filepath.Join("..", "testdata", "rundir", "demo.report.txt"))
+	compareGolden(t, got.Bytes(), filepath.Join("..", "..", "testdata", "rundir", "demo.report.txt"))
 }
 
 func compareGolden(t *testing.T, got []byte, path string) {

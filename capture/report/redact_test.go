@@ -1,8 +1,10 @@
-package capture
+package report
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/wstap/wstap/capture"
 )
 
 const testJWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLXNlY3JldA"
@@ -36,7 +38,7 @@ func TestRedactURL(t *testing.T) {
 		{"wss://h/chat?monkey=1", "wss://h/chat?monkey=1"},
 		{"", ""},
 	} {
-		if got := RedactURL(c.in); got != c.want {
+		if got := capture.RedactURL(c.in); got != c.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
@@ -58,17 +60,17 @@ func TestRedactText(t *testing.T) {
 }
 
 func TestRedactRecord(t *testing.T) {
-	r := SessionRecord{
+	r := capture.SessionRecord{
 		Target: "wss://h/chat?access_token=AT-9f8e7d",
-		Handshake: Handshake{
+		Handshake: capture.Handshake{
 			URI:             "/chat?access_token=AT-9f8e7d",
-			RequestHeaders:  []Header{{"Authorization", "Bearer s3cr3t"}, {"Cookie", "sid=c00kie"}},
-			ResponseHeaders: []Header{{"Set-Cookie", "sid=c00kie2; Path=/"}},
+			RequestHeaders:  []capture.Header{{Name: "Authorization", Value: "Bearer s3cr3t"}, {Name: "Cookie", Value: "sid=c00kie"}},
+			ResponseHeaders: []capture.Header{{Name: "Set-Cookie", Value: "sid=c00kie2; Path=/"}},
 		},
-		TLS:      TLSInfo{Client: &TLSLeg{Error: "bad " + testJWT}},
-		Close:    Closes{Client: &CloseFrame{Code: 4001, Reason: "token " + testJWT}},
-		End:      End{Error: "Authorization: Bearer s3cr3t"},
-		Findings: []Finding{{Rule: "x", Detail: `header "Bearer s3cr3t" reused`}},
+		TLS:      capture.TLSInfo{Client: &capture.TLSLeg{Error: "bad " + testJWT}},
+		Close:    capture.Closes{Client: &capture.CloseFrame{Code: 4001, Reason: "token " + testJWT}},
+		End:      capture.End{Error: "Authorization: Bearer s3cr3t"},
+		Findings: []capture.Finding{{Rule: "x", Detail: `header "Bearer s3cr3t" reused`}},
 	}
 	RedactRecord(&r)
 	all := strings.Join([]string{r.Target, r.Handshake.URI, r.Handshake.RequestHeaders[0].Value,

@@ -1,10 +1,12 @@
-package capture
+package report
 
 import (
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // TLS section of the report: what a user needs to confirm or rule out "TLS
@@ -118,7 +120,7 @@ func (s *Summary) openAt(t time.Time) int {
 // defaultOutcome is what wstap does with a renegotiation on a leg: the
 // upstream's is accepted, a client's refused.
 func defaultOutcome(leg string) string {
-	if leg == SideClient {
+	if leg == capture.SideClient {
 		return "refused"
 	}
 	return "accepted"
@@ -127,8 +129,8 @@ func defaultOutcome(leg string) string {
 // summarizeTLS fills s.TLS.
 func (s *Summary) summarizeTLS() {
 	t := &s.TLS
-	legs := map[string]*TLSLegReport{SideClient: &t.Client, SideUpstream: &t.Upstream}
-	causes := map[string]map[string]int{SideClient: {}, SideUpstream: {}}
+	legs := map[string]*TLSLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream}
+	causes := map[string]map[string]int{capture.SideClient: {}, capture.SideUpstream: {}}
 	hsMS := map[string][]float64{}
 	var points []tlsPoint
 	reneg := map[[2]string]int{}
@@ -164,7 +166,7 @@ func (s *Summary) summarizeTLS() {
 		for _, e := range r.Renegotiations {
 			leg, outcome := e.Leg, e.Outcome
 			if leg == "" {
-				leg = SideUpstream
+				leg = capture.SideUpstream
 			}
 			if outcome == "" {
 				outcome = defaultOutcome(leg)
@@ -185,8 +187,8 @@ func (s *Summary) summarizeTLS() {
 			renegotiated := len(evReneg[rec.ID]) > 0
 			for _, lg := range []struct {
 				name string
-				leg  *TLSLeg
-			}{{SideClient, rec.TLS.Client}, {SideUpstream, rec.TLS.Upstream}} {
+				leg  *capture.TLSLeg
+			}{{capture.SideClient, rec.TLS.Client}, {capture.SideUpstream, rec.TLS.Upstream}} {
 				if lg.leg == nil {
 					continue
 				}
@@ -321,7 +323,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 		switch {
 		case p.reneg:
 			b.Renegotiations++
-		case p.leg == SideClient:
+		case p.leg == capture.SideClient:
 			b.ClientHandshakes++
 			if p.failed {
 				b.ClientFailures++
@@ -359,7 +361,7 @@ func (t *TLSReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			n    int
-		}{{SideClient, c.Handshakes}, {SideUpstream, u.Handshakes}} {
+		}{{capture.SideClient, c.Handshakes}, {capture.SideUpstream, u.Handshakes}} {
 			if l.n > 0 {
 				legs = append(legs, plural(l.n, l.name+" handshake", l.name+" handshakes"))
 			}
@@ -369,7 +371,7 @@ func (t *TLSReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			r    TLSLegReport
-		}{{SideClient, c}, {SideUpstream, u}} {
+		}{{capture.SideClient, c}, {capture.SideUpstream, u}} {
 			if l.r.Handshakes > 0 {
 				parts = append(parts, legFailureText(l.name, l.r))
 			}

@@ -1,26 +1,15 @@
-package capture
+package report
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Run-dir file names (DESIGN.md, "Run dir").
-const (
-	SessionsFile = "sessions.jsonl"
-	EventsFile   = "events.jsonl"
-	RunFile      = "run.json"
+	"github.com/wstap/wstap/capture"
 )
 
 // maxTimelineEvents caps the events kept per abnormal session for its timeline.
@@ -30,8 +19,8 @@ const maxTimelineEvents = 1000
 // run.json manifest and the figures the report needs from events.jsonl.
 type Run struct {
 	Dir      string
-	Manifest *RunInfo // run.json; nil when missing or unreadable
-	Sessions []SessionRecord
+	Manifest *capture.RunInfo // run.json; nil when missing or unreadable
+	Sessions []capture.SessionRecord
 	// Timelines holds, by session id, the events of the abnormal sessions in
 	// file order (at most maxTimelineEvents each).
 	Timelines map[string][]LoggedEvent
@@ -50,7 +39,7 @@ type Run struct {
 }
 
 // addCounters sums o into c (merged runs).
-func addCounters(c *Counters, o Counters) {
+func addCounters(c *capture.Counters, o capture.Counters) {
 	c.Sessions += o.Sessions
 	c.Abnormal += o.Abnormal
 	c.Rejected += o.Rejected
@@ -122,29 +111,24 @@ func eventTime(v any) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %v is neither RFC 3339 nor a number", v)
 }
 
-// LoadRun reads a run dir. Missing files and unparsable lines are tolerated
-// and listed in Run.Problems; a dir that is missing or holds none of the run
-// files is an error naming it.
+// LoadRun reads a run dir. Missing files and lines that do not parse are
+// tolerated and listed in Run.Problems; a dir that is missing or is not a
+// run dir is an error naming it.
 func LoadRun(dir string) (*Run, error) {
-	fi, err := os.Stat(dir)
+	d, err := capture.OpenRunDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("run dir %s: not a directory", dir)
+		return nil, err
 	}
 	r := &Run{Dir: dir, Timelines: map[string][]LoggedEvent{},
 		HTTPStatus: map[int]int{}, Rejected: map[string]int{}}
-	found := 0
-	if ok, err := r.loadManifest(); err != nil {
-		return nil, err
-	} else if ok {
-		found++
+	r.loadManifest(d)
+	for _, name := range []string{capture.SessionsFile, capture.EventsFile} {
+		if !d.Has(name) {
+			r.Problems = append(r.Problems, d.Path(name)+": missing")
+		}
 	}
-	if ok, err := r.eachLine(SessionsFile, r.addSession); err != nil {
+	if err := d.Sessions(r.addSession); err != nil {
 		return nil, err
-	} else if ok {
-		found++
 	}
 	abnormal := map[string]bool{}
 	for _, s := range r.Sessions {
@@ -152,98 +136,38 @@ func LoadRun(dir string) (*Run, error) {
 			abnormal[s.ID] = true
 		}
 	}
-	if ok, err := r.eachLine(EventsFile, func(line []byte) error { return r.addEvent(line, abnormal) }); err != nil {
+	err = capture.Lines(d, capture.EventsFile, func(e *LoggedEvent) error {
+		r.addEvent(e, abnormal)
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	} else if ok {
-		found++
 	}
-	if found == 0 {
-		return nil, fmt.Errorf("run dir %s: no %s, %s or %s: not a wstap run dir", dir, SessionsFile, EventsFile, RunFile)
+	if d.Bad.Count > 0 {
+		r.Problems = append(r.Problems, dir+": "+d.Bad.String())
 	}
 	return r, nil
 }
 
-// loadManifest reads run.json; it reports whether the file exists.
-func (r *Run) loadManifest() (bool, error) {
-	name := filepath.Join(r.Dir, RunFile)
-	b, err := os.ReadFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		r.Problems = append(r.Problems, name+": missing")
-		return false, nil
+// loadManifest reads run.json into r.Manifest, what went wrong into r.Problems.
+func (r *Run) loadManifest(d *capture.RunDir) {
+	if !d.Has(capture.RunFile) {
+		r.Problems = append(r.Problems, d.Path(capture.RunFile)+": missing")
+		return
 	}
+	m, err := d.Info()
+	r.Manifest = m
 	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", name, err)
+		r.Problems = append(r.Problems, err.Error())
 	}
-	var m RunInfo
-	err = json.Unmarshal(b, &m)
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		r.Manifest = &m
-	case errors.As(err, &typeErr): // the other fields were read
-		r.Manifest = &m
-		r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", name, err))
-	default:
-		r.Problems = append(r.Problems, fmt.Sprintf("%s: unparsable: %v", name, err))
-	}
-	return true, nil
 }
 
-// eachLine calls fn for every non-empty line of a JSONL file of the run dir
-// and counts the lines fn refuses. It reports whether the file exists.
-func (r *Run) eachLine(file string, fn func([]byte) error) (bool, error) {
-	name := filepath.Join(r.Dir, file)
-	f, err := os.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
-		r.Problems = append(r.Problems, name+": missing")
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	bad, lineNo, firstBad := 0, 0, ""
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			if line = bytes.TrimSpace(line); len(line) > 0 {
-				if perr := fn(line); perr != nil {
-					if bad == 0 {
-						firstBad = fmt.Sprintf(" (first: line %d: %v)", lineNo, perr)
-					}
-					bad++
-				}
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return true, fmt.Errorf("reading %s: %w", name, err)
-		}
-	}
-	if bad > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("%s: %d unparsable lines%s", name, bad, firstBad))
-	}
-	return true, nil
-}
-
-func (r *Run) addSession(line []byte) error {
-	var s SessionRecord
-	if err := json.Unmarshal(line, &s); err != nil {
-		return err
-	}
-	r.Sessions = append(r.Sessions, s)
+func (r *Run) addSession(s *capture.SessionRecord) error {
+	r.Sessions = append(r.Sessions, *s)
 	return nil
 }
 
-func (r *Run) addEvent(line []byte, abnormal map[string]bool) error {
-	var e LoggedEvent
-	if err := json.Unmarshal(line, &e); err != nil {
-		return err
-	}
+func (r *Run) addEvent(e *LoggedEvent, abnormal map[string]bool) {
 	switch e.Event {
 	case "http":
 		r.HTTPStatus[e.Status]++
@@ -253,24 +177,23 @@ func (r *Run) addEvent(line []byte, abnormal map[string]bool) error {
 		r.AcceptErrors++
 	case "tls":
 		if e.Error != "" || e.Alert != "" {
-			r.TLSErrors = append(r.TLSErrors, e)
+			r.TLSErrors = append(r.TLSErrors, *e)
 		}
 	case "tls-renegotiation":
-		r.Renegotiations = append(r.Renegotiations, e)
+		r.Renegotiations = append(r.Renegotiations, *e)
 	}
 	if abnormal[e.Session] && len(r.Timelines[e.Session]) < maxTimelineEvents {
-		r.Timelines[e.Session] = append(r.Timelines[e.Session], e)
+		r.Timelines[e.Session] = append(r.Timelines[e.Session], *e)
 	}
-	return nil
 }
 
 // upgraded reports whether the session got its 101 (only those can end in 1006).
-func upgraded(s *SessionRecord) bool {
+func upgraded(s *capture.SessionRecord) bool {
 	return s.ClientCloseCode != nil || s.Handshake.Status == 101
 }
 
 // endTime is when the session ended: end.at, else start + duration.
-func endTime(s *SessionRecord) time.Time {
+func endTime(s *capture.SessionRecord) time.Time {
 	if !s.End.At.IsZero() {
 		return s.End.At
 	}
@@ -330,9 +253,9 @@ type Summary struct {
 	HTTP     HTTPCounts     `json:"http"`
 	Rejected map[string]int `json:"rejected"`
 	// Counters are the sums of the run.json counters.
-	Counters     Counters `json:"counters"`
-	AcceptErrors int      `json:"accept_error_events"`
-	Problems     []string `json:"problems"`
+	Counters     capture.Counters `json:"counters"`
+	AcceptErrors int              `json:"accept_error_events"`
+	Problems     []string         `json:"problems"`
 
 	runs  []*Run
 	sess  []sessionRef      // every session of every run, in end order
@@ -443,7 +366,7 @@ type StatusCount struct {
 // sessionRef is one session of the merged runs with its merged concurrency.
 type sessionRef struct {
 	run  int
-	rec  *SessionRecord
+	rec  *capture.SessionRecord
 	end  time.Time
 	conc int
 }
@@ -577,7 +500,7 @@ func (s *Summary) countVerdicts() {
 			s.Upgraded++
 		}
 	}
-	for _, v := range Verdicts {
+	for _, v := range capture.Verdicts {
 		s.Verdicts = append(s.Verdicts, VerdictCount{v, n[v]})
 		delete(n, v)
 	}
@@ -595,7 +518,7 @@ func (s *Summary) countVerdicts() {
 // after what silence, and the idle-drop inference.
 func (s *Summary) summarizeDrops() {
 	var silence []float64
-	var recs []SessionRecord
+	var recs []capture.SessionRecord
 	for _, ref := range s.sess {
 		recs = append(recs, *ref.rec)
 		if !ref.rec.Abnormal {
@@ -797,8 +720,8 @@ func (s *Summary) countTLS() {
 			ids[ref.rec.ID] = true
 			for _, l := range []struct {
 				name string
-				leg  *TLSLeg
-			}{{SideClient, ref.rec.TLS.Client}, {SideUpstream, ref.rec.TLS.Upstream}} {
+				leg  *capture.TLSLeg
+			}{{capture.SideClient, ref.rec.TLS.Client}, {capture.SideUpstream, ref.rec.TLS.Upstream}} {
 				if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
 					add(l.name, l.leg.Alert, l.leg.Error)
 				}

@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // WriteText writes the summary a support engineer reads first: what ended
@@ -147,7 +149,7 @@ func (s *Summary) textTLS(t *textWriter) {
 	for _, l := range []struct {
 		name string
 		r    TLSLegReport
-	}{{SideClient, r.Client}, {SideUpstream, r.Upstream}} {
+	}{{capture.SideClient, r.Client}, {capture.SideUpstream, r.Upstream}} {
 		if l.r.Handshakes == 0 {
 			t.printf("  %-8s no TLS handshake\n", l.name)
 			continue
