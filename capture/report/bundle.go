@@ -124,7 +124,7 @@ func lines[T any](b *bundler, name string, redact func(*T) ([]byte, error)) erro
 		return err
 	}
 	if n := b.rd.Bad.Count - before; n > 0 {
-		b.note("%s: %d lines that do not parse left out (they could not be redacted)", name, n)
+		b.note("%s: lines left out because they do not parse (they could not be redacted): %d", name, n)
 	}
 	b.add(name)
 	return nil
