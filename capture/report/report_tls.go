@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -88,10 +89,6 @@ type TLSBand struct {
 	Renegotiations     int       `json:"renegotiations"`
 }
 
-// ClientShare and UpstreamShare are the failure shares of the band.
-func (b TLSBand) ClientShare() float64   { return ratio(b.ClientFailures, b.ClientHandshakes) }
-func (b TLSBand) UpstreamShare() float64 { return ratio(b.UpstreamFailures, b.UpstreamHandshakes) }
-
 func ratio(n, of int) float64 {
 	if of == 0 {
 		return 0
@@ -126,126 +123,181 @@ func defaultOutcome(leg string) string {
 	return "accepted"
 }
 
-// summarizeTLS fills s.TLS.
+// summarizeTLS fills s.TLS: run by run, the renegotiation events, the TLS
+// legs of the session records and the failures no record holds; then the
+// figures of each leg, the renegotiation counts, the bands and the sentence.
 func (s *Summary) summarizeTLS() {
-	t := &s.TLS
-	legs := map[string]*TLSLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream}
-	causes := map[string]map[string]int{capture.SideClient: {}, capture.SideUpstream: {}}
-	hsMS := map[string][]float64{}
-	var points []tlsPoint
-	reneg := map[[2]string]int{}
-	for _, l := range legs {
-		l.AbnormalEnds = map[string]int{}
-	}
-	handshake := func(leg string, at time.Time, failed bool, alert, errText string) {
-		l := legs[leg]
-		if l == nil {
-			return
-		}
-		l.Handshakes++
-		p := tlsPoint{leg: leg, at: at, conc: s.openAt(at), failed: failed}
-		points = append(points, p)
-		if failed {
-			l.Failures++
-			cause := alert
-			if cause == "" {
-				cause = errText
-			}
-			if cause == "" {
-				cause = "(unknown)"
-			}
-			causes[leg][cause]++
-			if l.FirstFailureAt.IsZero() || at.Before(l.FirstFailureAt) {
-				l.FirstFailureAt = at
-			}
-		}
-	}
+	y := newTLSTally(s)
 	for i, r := range s.runs {
-		ids := map[string]bool{}
-		evReneg := map[string]map[string]int{} // session → leg → count
-		for _, e := range r.Renegotiations {
-			leg, outcome := e.Leg, e.Outcome
-			if leg == "" {
-				leg = capture.SideUpstream
-			}
-			if outcome == "" {
-				outcome = defaultOutcome(leg)
-			}
-			reneg[[2]string{leg, outcome}]++
-			points = append(points, tlsPoint{leg: leg, at: e.Time, conc: s.openAt(e.Time), reneg: true})
-			if evReneg[e.Session] == nil {
-				evReneg[e.Session] = map[string]int{}
-			}
-			evReneg[e.Session][leg]++
-		}
-		for _, ref := range s.sess {
-			if ref.run != i {
-				continue
-			}
-			rec := ref.rec
-			ids[rec.ID] = true
-			renegotiated := len(evReneg[rec.ID]) > 0
-			for _, lg := range []struct {
-				name string
-				leg  *capture.TLSLeg
-			}{{capture.SideClient, rec.TLS.Client}, {capture.SideUpstream, rec.TLS.Upstream}} {
-				if lg.leg == nil {
-					continue
-				}
-				l := lg.leg
-				failed := l.Error != "" || l.Alert != ""
-				at := rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
-				if failed && l.HandshakeMS == 0 {
-					at = ref.end
-				}
-				handshake(lg.name, at, failed, l.Alert, l.Error)
-				if !failed {
-					hsMS[lg.name] = append(hsMS[lg.name], l.HandshakeMS)
-					if l.Resumed {
-						legs[lg.name].Resumed++
-					}
-				}
-				if extra := l.Renegotiations - evReneg[rec.ID][lg.name]; extra > 0 {
-					// Events dropped: the record still counts them.
-					reneg[[2]string{lg.name, defaultOutcome(lg.name)}] += extra
-					for range extra {
-						points = append(points, tlsPoint{leg: lg.name, at: ref.end, conc: s.openAt(ref.end), reneg: true})
-					}
-				}
-				if l.Renegotiations > 0 {
-					renegotiated = true
-				}
-				if rec.Abnormal {
-					end := l.End
-					if end == "" {
-						end = "unknown"
-					}
-					legs[lg.name].AbnormalEnds[end]++
-				}
-			}
-			if renegotiated {
-				t.RenegotiatedSessions++
-				if rec.Abnormal {
-					t.RenegotiatedAbnormal++
-				}
-			}
-		}
+		evReneg := y.renegotiationEvents(r)
+		ids := y.records(i, evReneg)
 		for sid := range evReneg {
 			if !ids[sid] {
-				t.RenegotiatedSessions++ // a session without a record
+				s.TLS.RenegotiatedSessions++ // a session without a record
 			}
 		}
-		for _, e := range r.TLSErrors {
-			if e.Session == "" || !ids[e.Session] {
-				handshake(e.Leg, e.Time, true, e.Alert, e.Error)
+		y.unrecordedFailures(r, ids)
+	}
+	y.finishLegs()
+	s.TLS.Renegotiations = y.renegotiationCounts()
+	s.TLS.ByConcurrency, s.TLS.ByTime = s.tlsBands(y.points)
+	s.TLS.Text = s.TLS.sentence()
+}
+
+// tlsTally gathers the handshakes, failures and renegotiations of the
+// merged runs for summarizeTLS.
+type tlsTally struct {
+	s      *Summary
+	legs   map[string]*TLSLegReport
+	causes map[string]map[string]int // leg → failure cause → count
+	hsMS   map[string][]float64      // leg → durations of the successful handshakes
+	points []tlsPoint
+	reneg  map[[2]string]int // {leg, outcome} → renegotiations
+}
+
+func newTLSTally(s *Summary) *tlsTally {
+	t := &s.TLS
+	y := &tlsTally{
+		s:      s,
+		legs:   map[string]*TLSLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream},
+		causes: map[string]map[string]int{capture.SideClient: {}, capture.SideUpstream: {}},
+		hsMS:   map[string][]float64{},
+		reneg:  map[[2]string]int{},
+	}
+	for _, l := range y.legs {
+		l.AbnormalEnds = map[string]int{}
+	}
+	return y
+}
+
+// handshake counts one handshake of leg at time at, and its failure cause:
+// the alert, else the error text.
+func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errText string) {
+	l := y.legs[leg]
+	if l == nil {
+		return
+	}
+	l.Handshakes++
+	y.points = append(y.points, tlsPoint{leg: leg, at: at, conc: y.s.openAt(at), failed: failed})
+	if !failed {
+		return
+	}
+	l.Failures++
+	cause := alert
+	if cause == "" {
+		cause = errText
+	}
+	if cause == "" {
+		cause = "(unknown)"
+	}
+	y.causes[leg][cause]++
+	if l.FirstFailureAt.IsZero() || at.Before(l.FirstFailureAt) {
+		l.FirstFailureAt = at
+	}
+}
+
+// renegotiationEvents counts the "tls-renegotiation" events of run r and
+// returns them by session and leg.
+func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
+	evReneg := map[string]map[string]int{} // session → leg → count
+	for _, e := range r.Renegotiations {
+		leg, outcome := e.Leg, e.Outcome
+		if leg == "" {
+			leg = capture.SideUpstream
+		}
+		if outcome == "" {
+			outcome = defaultOutcome(leg)
+		}
+		y.reneg[[2]string{leg, outcome}]++
+		y.points = append(y.points, tlsPoint{leg: leg, at: e.Time, conc: y.s.openAt(e.Time), reneg: true})
+		if evReneg[e.Session] == nil {
+			evReneg[e.Session] = map[string]int{}
+		}
+		evReneg[e.Session][leg]++
+	}
+	return evReneg
+}
+
+// records counts the TLS legs of the session records of run number run and
+// the sessions that renegotiated; it returns the ids of the records.
+func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[string]bool {
+	ids := map[string]bool{}
+	for _, ref := range y.s.sess {
+		if ref.run != run {
+			continue
+		}
+		rec := ref.rec
+		ids[rec.ID] = true
+		renegotiated := len(evReneg[rec.ID]) > 0
+		for _, lg := range []struct {
+			name string
+			leg  *capture.TLSLeg
+		}{{capture.SideClient, rec.TLS.Client}, {capture.SideUpstream, rec.TLS.Upstream}} {
+			if lg.leg != nil && y.recordLeg(ref, lg.name, lg.leg, evReneg[rec.ID][lg.name]) {
+				renegotiated = true
+			}
+		}
+		if renegotiated {
+			y.s.TLS.RenegotiatedSessions++
+			if rec.Abnormal {
+				y.s.TLS.RenegotiatedAbnormal++
 			}
 		}
 	}
-	var failConc = map[string][]float64{}
-	var failC = map[string][]int{}
-	var allC = map[string][]int{}
-	var allF = map[string][]bool{}
-	for _, p := range points {
+	return ids
+}
+
+// recordLeg counts one TLS leg of a session record: its handshake (a failure
+// without a duration is placed at the session's end), its resumption, the
+// renegotiations beyond the evRenegs the events showed (events dropped: the
+// record still counts them) and, for a 1006 session, how its TLS ended. It
+// reports whether the leg renegotiated.
+func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evRenegs int) bool {
+	failed := l.Error != "" || l.Alert != ""
+	at := ref.rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
+	if failed && l.HandshakeMS == 0 {
+		at = ref.end
+	}
+	y.handshake(name, at, failed, l.Alert, l.Error)
+	if !failed {
+		y.hsMS[name] = append(y.hsMS[name], l.HandshakeMS)
+		if l.Resumed {
+			y.legs[name].Resumed++
+		}
+	}
+	if extra := l.Renegotiations - evRenegs; extra > 0 {
+		y.reneg[[2]string{name, defaultOutcome(name)}] += extra
+		for range extra {
+			y.points = append(y.points, tlsPoint{leg: name, at: ref.end, conc: y.s.openAt(ref.end), reneg: true})
+		}
+	}
+	if ref.rec.Abnormal {
+		end := l.End
+		if end == "" {
+			end = "unknown"
+		}
+		y.legs[name].AbnormalEnds[end]++
+	}
+	return l.Renegotiations > 0
+}
+
+// unrecordedFailures counts the failed handshakes of run r that no session
+// record holds (a TLS error before any request).
+func (y *tlsTally) unrecordedFailures(r *Run, ids map[string]bool) {
+	for _, e := range r.TLSErrors {
+		if e.Session == "" || !ids[e.Session] {
+			y.handshake(e.Leg, e.Time, true, e.Alert, e.Error)
+		}
+	}
+}
+
+// finishLegs computes each leg's shares, quantiles, failure concurrency,
+// threshold and causes from what was gathered.
+func (y *tlsTally) finishLegs() {
+	failConc := map[string][]float64{}
+	allC := map[string][]int{}
+	allF := map[string][]bool{}
+	for _, p := range y.points {
 		if p.reneg {
 			continue
 		}
@@ -253,39 +305,38 @@ func (s *Summary) summarizeTLS() {
 		allF[p.leg] = append(allF[p.leg], p.failed)
 		if p.failed {
 			failConc[p.leg] = append(failConc[p.leg], float64(p.conc))
-			failC[p.leg] = append(failC[p.leg], p.conc)
 		}
 	}
-	for name, l := range legs {
+	for name, l := range y.legs {
 		l.FailureShare = ratio(l.Failures, l.Handshakes)
-		l.HandshakeMS = quantilesOf(hsMS[name])
+		l.HandshakeMS = quantilesOf(y.hsMS[name])
 		l.ResumedShare = ratio(l.Resumed, l.Handshakes-l.Failures)
 		l.FailureConcurrency = quantilesOf(failConc[name])
-		if len(failC[name]) > 0 {
-			l.MinFailureConc = failC[name][0]
-			for _, c := range failC[name] {
-				l.MinFailureConc = min(l.MinFailureConc, c)
-			}
+		if fc := failConc[name]; len(fc) > 0 {
+			l.MinFailureConc = int(slices.Min(fc))
 		}
 		l.Threshold = EstimateThreshold(allC[name], allF[name])
 		l.Causes = []TLSCause{}
-		for _, c := range sortedCounts(causes[name]) {
+		for _, c := range sortedCounts(y.causes[name]) {
 			l.Causes = append(l.Causes, TLSCause{c.Verdict, c.Count})
 		}
 	}
-	t.Renegotiations = []TLSRenegotiationCount{}
-	for k, n := range reneg {
-		t.Renegotiations = append(t.Renegotiations, TLSRenegotiationCount{k[0], k[1], n})
+}
+
+// renegotiationCounts lists the renegotiations by leg, then outcome.
+func (y *tlsTally) renegotiationCounts() []TLSRenegotiationCount {
+	out := []TLSRenegotiationCount{}
+	for k, n := range y.reneg {
+		out = append(out, TLSRenegotiationCount{k[0], k[1], n})
 	}
-	sort.Slice(t.Renegotiations, func(i, j int) bool {
-		a, b := t.Renegotiations[i], t.Renegotiations[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if a.Leg != b.Leg {
 			return a.Leg < b.Leg
 		}
 		return a.Outcome < b.Outcome
 	})
-	t.ByConcurrency, t.ByTime = s.tlsBands(points)
-	t.Text = t.sentence()
+	return out
 }
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
