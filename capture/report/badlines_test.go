@@ -53,7 +53,7 @@ func TestBadLinesOnePolicy(t *testing.T) {
 		t.Fatalf("WriteBundle: %v", err)
 	}
 	checkBad(t, "bundle", d.Bad, dir)
-	readme := string(untar(t, out.Bytes())[BundleReadme])
+	readme := string(untar(t, out.Bytes())[bundleReadme])
 	for _, want := range []string{"sessions.jsonl: lines left out because they do not parse (they could not be redacted): 1", "events.jsonl: lines left out because they do not parse (they could not be redacted): 1"} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("README.txt does not say %q:\n%s", want, readme)

@@ -29,11 +29,11 @@ type BundleOptions struct {
 
 // Bundle file names.
 const (
-	BundleReadme  = "README.txt"
-	BundleHAR     = "session.har"
-	BundleSummary = "summary.txt"
-	BundleJSON    = "summary.json"
-	BundleReport  = "report.html"
+	bundleReadme  = "README.txt"
+	bundleHAR     = "session.har"
+	bundleSummary = "summary.txt"
+	bundleJSON    = "summary.json"
+	bundleReport  = "report.html"
 )
 
 // WriteBundle writes the evidence bundle of the run in dir to out as a
@@ -80,7 +80,7 @@ func (b *bundler) note(format string, a ...any) {
 // sessions writes sessions.jsonl with every record redacted.
 func (b *bundler) sessions() error {
 	return lines(b, capture.SessionsFile, func(r *capture.SessionRecord) ([]byte, error) {
-		RedactRecord(r)
+		redactRecord(r)
 		return json.Marshal(r)
 	})
 }
@@ -88,7 +88,7 @@ func (b *bundler) sessions() error {
 // events writes events.jsonl redacted, message data dropped unless asked.
 func (b *bundler) events() error {
 	return lines(b, capture.EventsFile, func(line *json.RawMessage) ([]byte, error) {
-		return RedactJSONLine(*line, b.opts.IncludePayloads)
+		return redactJSONLine(*line, b.opts.IncludePayloads)
 	})
 }
 
@@ -140,7 +140,7 @@ func (b *bundler) run() error {
 	if err != nil {
 		return err
 	}
-	red, err := RedactJSONLine(raw, false)
+	red, err := redactJSONLine(raw, false)
 	if err != nil {
 		b.note("%s: not JSON, left out: %v", capture.RunFile, err)
 		return nil
@@ -187,7 +187,7 @@ func captureFiles(dir string) []string {
 
 // har writes session.har (payloads only when asked).
 func (b *bundler) har() error {
-	f, err := os.Create(filepath.Join(b.tmp, BundleHAR))
+	f, err := os.Create(filepath.Join(b.tmp, bundleHAR))
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (b *bundler) har() error {
 	if err != nil {
 		return err
 	}
-	b.add(BundleHAR)
+	b.add(bundleHAR)
 	return nil
 }
 
@@ -219,12 +219,12 @@ func (b *bundler) reports() error {
 	if err := s.WriteText(&text); err != nil {
 		return fmt.Errorf("summary.txt: %w", err)
 	}
-	b.write(BundleSummary, text.Bytes())
+	b.write(bundleSummary, text.Bytes())
 	if h, ok := any(s).(interface{ WriteHTML(io.Writer) error }); ok {
 		if err := h.WriteHTML(&html); err != nil {
 			return fmt.Errorf("report.html: %w", err)
 		}
-		b.write(BundleReport, html.Bytes())
+		b.write(bundleReport, html.Bytes())
 	} else {
 		b.note("report.html: this wstap build cannot write it; run 'wstap report' on the redacted files")
 	}
@@ -238,7 +238,7 @@ func (b *bundler) reports() error {
 	if err != nil {
 		return fmt.Errorf("summary.json: %w", err)
 	}
-	b.write(BundleJSON, js.Bytes())
+	b.write(bundleJSON, js.Bytes())
 	return nil
 }
 
@@ -247,7 +247,7 @@ func (b *bundler) reports() error {
 func (b *bundler) write(name string, data []byte) {
 	text := strings.ReplaceAll(string(data), b.tmp, b.dir)
 	b.files = append(b.files, name)
-	b.mem = append(b.mem, memFile{name, []byte(RedactText(text))})
+	b.mem = append(b.mem, memFile{name, []byte(redactText(text))})
 }
 
 // keylog copies keylog.txt only when asked.
@@ -300,8 +300,8 @@ func (b *bundler) readme() error {
 			fmt.Fprintf(&w, "  - %s\n", n)
 		}
 	}
-	b.mem = append(b.mem, memFile{BundleReadme, []byte(w.String())})
-	b.files = append([]string{BundleReadme}, b.files...)
+	b.mem = append(b.mem, memFile{bundleReadme, []byte(w.String())})
+	b.files = append([]string{bundleReadme}, b.files...)
 	return nil
 }
 

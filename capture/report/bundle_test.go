@@ -348,8 +348,8 @@ func makeBundle(t *testing.T, dir string, opts BundleOptions) map[string][]byte 
 func TestBundleRedacts(t *testing.T) {
 	dir := writeTestRun(t)
 	files := makeBundle(t, dir, BundleOptions{})
-	for _, name := range []string{BundleReadme, capture.SessionsFile, capture.EventsFile, capture.RunFile, BundleHAR,
-		capture.PcapFile, BundleSummary, BundleJSON} {
+	for _, name := range []string{bundleReadme, capture.SessionsFile, capture.EventsFile, capture.RunFile, bundleHAR,
+		capture.PcapFile, bundleSummary, bundleJSON} {
 		if len(files[name]) == 0 {
 			t.Errorf("bundle has no %s (files: %v)", name, keys(files))
 		}
@@ -373,8 +373,8 @@ func TestBundleRedacts(t *testing.T) {
 	if n := bytes.Count(files[capture.EventsFile], []byte("\n")); n != len(testEvents()) {
 		t.Errorf("events.jsonl has %d lines, want %d", n, len(testEvents()))
 	}
-	if !bytes.Contains(files[BundleReadme], []byte("tshark -r capture.pcapng -Y websocket")) {
-		t.Errorf("README.txt does not say how to open the capture:\n%s", files[BundleReadme])
+	if !bytes.Contains(files[bundleReadme], []byte("tshark -r capture.pcapng -Y websocket")) {
+		t.Errorf("README.txt does not say how to open the capture:\n%s", files[bundleReadme])
 	}
 
 	orig, err := os.ReadFile(filepath.Join(dir, capture.PcapFile))

@@ -290,7 +290,7 @@ func harMessageOf(ev *harEvent, payloads bool) harMessage {
 	if payloads && ev.Data != nil {
 		m.Data = *ev.Data
 		if ev.Opcode == 1 {
-			m.Data = RedactText(m.Data)
+			m.Data = redactText(m.Data)
 		}
 	}
 	return m
@@ -300,7 +300,7 @@ func harControlOf(ev *harEvent) harMessage {
 	m := harMessage{Type: harDirection(ev.Dir), Time: harEpochSeconds(ev.Time), Len: ev.Len}
 	switch ev.Event {
 	case "close":
-		m.Opcode, m.Code, m.Reason = 8, ev.Code, RedactText(ev.Reason)
+		m.Opcode, m.Code, m.Reason = 8, ev.Code, redactText(ev.Reason)
 	case "ping":
 		m.Opcode = 9
 	case "pong":
@@ -404,7 +404,7 @@ func harUnescape(s string) string {
 func harHeaders(hs []capture.Header) []harNV {
 	out := make([]harNV, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, harNV{Name: h.Name, Value: RedactHeaderValue(h.Name, h.Value)})
+		out = append(out, harNV{Name: h.Name, Value: redactHeaderValue(h.Name, h.Value)})
 	}
 	return out
 }

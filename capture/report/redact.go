@@ -12,14 +12,14 @@ import (
 	"github.com/wstap/wstap/capture"
 )
 
-// RedactHeaderValue returns the value of header name with its secret parts
+// redactHeaderValue returns the value of header name with its secret parts
 // replaced: the credentials of Authorization and Proxy-Authorization (the
 // scheme is kept: "Bearer [redacted]"), every cookie value of Cookie
 // ("session=[redacted]; theme=[redacted]"), the cookie value of Set-Cookie
 // (its attributes are kept), the whole value of headers whose name is
 // secret-like (X-Api-Key, X-Auth-Token), token-like query values of
 // URL-valued headers, and JWT-shaped strings and bearer tokens anywhere.
-func RedactHeaderValue(name, value string) string {
+func redactHeaderValue(name, value string) string {
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case "authorization", "proxy-authorization":
 		return redactCredentials(value)
@@ -28,12 +28,12 @@ func RedactHeaderValue(name, value string) string {
 	case "set-cookie":
 		return redactCookies(value, "; ", true)
 	case "location", "referer", "origin", "content-location", "link":
-		return RedactText(capture.RedactURL(value))
+		return redactText(capture.RedactURL(value))
 	}
 	if capture.IsSecretName(name) {
 		return capture.Redacted
 	}
-	return RedactText(value)
+	return redactText(value)
 }
 
 // redactCredentials keeps the scheme of an Authorization value.
@@ -90,11 +90,11 @@ func redactJWT(s string) string {
 	return jwtRE.ReplaceAllString(s, capture.Redacted)
 }
 
-// RedactText replaces secrets inside free text, JSON or HTML: JWT-shaped
+// redactText replaces secrets inside free text, JSON or HTML: JWT-shaped
 // strings, credentials after Bearer/Basic/Digest/Negotiate, the values of
 // sensitive headers written as text ("Authorization: ...", "Cookie: ..."),
 // and the values of secret-named pairs (access_token=..., "password": "...").
-func RedactText(s string) string {
+func redactText(s string) string {
 	if s == "" {
 		return s
 	}
@@ -104,7 +104,7 @@ func RedactText(s string) string {
 		if strings.TrimSpace(g[3]) == "" || strings.HasSuffix(g[3], capture.Redacted) {
 			return m
 		}
-		return g[1] + g[2] + RedactHeaderValue(g[1], g[3])
+		return g[1] + g[2] + redactHeaderValue(g[1], g[3])
 	})
 	s = schemeRE.ReplaceAllStringFunc(s, func(m string) string {
 		g := schemeRE.FindStringSubmatch(m)
@@ -127,45 +127,45 @@ func RedactText(s string) string {
 	return s
 }
 
-// RedactHeaders redacts a header list in place.
-func RedactHeaders(hs []capture.Header) {
+// redactHeaders redacts a header list in place.
+func redactHeaders(hs []capture.Header) {
 	for i := range hs {
-		hs[i].Value = RedactHeaderValue(hs[i].Name, hs[i].Value)
+		hs[i].Value = redactHeaderValue(hs[i].Name, hs[i].Value)
 	}
 }
 
-// RedactRecord removes the secrets of a session record in place: the target
+// redactRecord removes the secrets of a session record in place: the target
 // and request URI, the upgrade headers both ways, and any secret quoted in
 // errors, close reasons and findings.
-func RedactRecord(r *capture.SessionRecord) {
+func redactRecord(r *capture.SessionRecord) {
 	r.Target = capture.RedactURL(r.Target)
 	r.Handshake.URI = capture.RedactURL(r.Handshake.URI)
-	RedactHeaders(r.Handshake.RequestHeaders)
-	RedactHeaders(r.Handshake.ResponseHeaders)
-	r.Handshake.Subprotocol = RedactText(r.Handshake.Subprotocol)
+	redactHeaders(r.Handshake.RequestHeaders)
+	redactHeaders(r.Handshake.ResponseHeaders)
+	r.Handshake.Subprotocol = redactText(r.Handshake.Subprotocol)
 	for _, leg := range []*capture.TLSLeg{r.TLS.Client, r.TLS.Upstream} {
 		if leg != nil {
-			leg.Error = RedactText(leg.Error)
+			leg.Error = redactText(leg.Error)
 		}
 	}
 	for _, c := range []*capture.CloseFrame{r.Close.Client, r.Close.Upstream} {
 		if c != nil {
-			c.Reason = RedactText(c.Reason)
+			c.Reason = redactText(c.Reason)
 		}
 	}
-	r.End.Error = RedactText(r.End.Error)
-	r.Keepalive.LastAppClose = RedactText(r.Keepalive.LastAppClose)
+	r.End.Error = redactText(r.End.Error)
+	r.Keepalive.LastAppClose = redactText(r.Keepalive.LastAppClose)
 	for i := range r.Findings {
-		r.Findings[i].Detail = RedactText(r.Findings[i].Detail)
+		r.Findings[i].Detail = redactText(r.Findings[i].Detail)
 	}
 }
 
-// RedactJSONLine redacts one JSON line of events.jsonl or run.json, keeping
+// redactJSONLine redacts one JSON line of events.jsonl or run.json, keeping
 // the order of its members: header values (members named like a header and
 // {"name","value"} pairs), URLs, secret-named members, command-line args and
 // secrets in any other string. Message data ("data" and "payload" members) is
 // dropped unless keepPayloads, and then only its text secrets are redacted.
-func RedactJSONLine(line []byte, keepPayloads bool) ([]byte, error) {
+func redactJSONLine(line []byte, keepPayloads bool) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	v, err := redactDecode(dec)
@@ -289,13 +289,13 @@ func redactJSON(key string, v any, keepPayloads bool) any {
 	case string:
 		switch {
 		case redactSensitiveHeader(lk):
-			return RedactHeaderValue(key, t)
+			return redactHeaderValue(key, t)
 		case redactURLKeys[lk]:
-			return RedactText(capture.RedactURL(t))
+			return redactText(capture.RedactURL(t))
 		case capture.IsSecretName(lk) && t != "":
 			return capture.Redacted
 		}
-		return RedactText(t)
+		return redactText(t)
 	case []any:
 		if lk == "args" {
 			return redactArgs(t)
@@ -328,11 +328,11 @@ func redactMembers(key string, obj redactObj, keepPayloads bool) redactObj {
 			continue
 		case lk == "data" || lk == "payload":
 			if s, ok := m.Value.(string); ok {
-				m.Value = RedactText(s)
+				m.Value = redactText(s)
 			}
 		case lk == "value" && name != "":
 			if s, ok := m.Value.(string); ok {
-				m.Value = RedactHeaderValue(name, s)
+				m.Value = redactHeaderValue(name, s)
 			} else {
 				m.Value = redactJSON(m.Key, m.Value, keepPayloads)
 			}
@@ -350,7 +350,7 @@ func redactMembers(key string, obj redactObj, keepPayloads bool) redactObj {
 func redactHeaderJSON(name string, v any) any {
 	switch t := v.(type) {
 	case string:
-		return RedactHeaderValue(name, t)
+		return redactHeaderValue(name, t)
 	case []any:
 		for i := range t {
 			t[i] = redactHeaderJSON(name, t[i])
@@ -392,7 +392,7 @@ func redactArgs(args []any) []any {
 				continue
 			}
 		}
-		args[i] = RedactText(capture.RedactURL(s))
+		args[i] = redactText(capture.RedactURL(s))
 	}
 	return args
 }

@@ -22,7 +22,7 @@ func TestRedactHeaderValue(t *testing.T) {
 		{"Referer", "https://app/x?token=abc&lang=en", "https://app/x?token=[redacted]&lang=en"},
 		{"Host", "chat.example.com", "chat.example.com"},
 	} {
-		if got := RedactHeaderValue(c.name, c.in); got != c.want {
+		if got := redactHeaderValue(c.name, c.in); got != c.want {
 			t.Errorf("RedactHeaderValue(%q, %q) = %q, want %q", c.name, c.in, got, c.want)
 		}
 	}
@@ -37,7 +37,7 @@ func TestRedactText(t *testing.T) {
 		{"header bearer%20abc", "header bearer%20[redacted]"},
 		{"no secrets here: room=1", "no secrets here: room=1"},
 	} {
-		if got := RedactText(c.in); got != c.want {
+		if got := redactText(c.in); got != c.want {
 			t.Errorf("RedactText(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
@@ -56,7 +56,7 @@ func TestRedactRecord(t *testing.T) {
 		End:      capture.End{Error: "Authorization: Bearer s3cr3t"},
 		Findings: []capture.Finding{{Rule: "x", Detail: `header "Bearer s3cr3t" reused`}},
 	}
-	RedactRecord(&r)
+	redactRecord(&r)
 	all := strings.Join([]string{r.Target, r.Handshake.URI, r.Handshake.RequestHeaders[0].Value,
 		r.Handshake.RequestHeaders[1].Value, r.Handshake.ResponseHeaders[0].Value, r.TLS.Client.Error,
 		r.Close.Client.Reason, r.End.Error, r.Findings[0].Detail}, "\n")
@@ -73,7 +73,7 @@ func TestRedactRecord(t *testing.T) {
 func TestRedactJSONLine(t *testing.T) {
 	in := `{"time":"2026-01-02T03:04:05Z","level":"info","session":"s1","event":"message","dir":"client_to_upstream","opcode":1,"len":12,"data":"secret text",` +
 		`"headers":{"Authorization":["Bearer s3cr3t"]},"request_headers":[{"name":"Cookie","value":"a=b1"}],"url":"/x?token=t0k","big":12345678901234567890}`
-	got, err := RedactJSONLine([]byte(in), false)
+	got, err := redactJSONLine([]byte(in), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,21 +82,21 @@ func TestRedactJSONLine(t *testing.T) {
 	if string(got) != want {
 		t.Errorf("RedactJSONLine =\n%s\nwant\n%s", got, want)
 	}
-	kept, err := RedactJSONLine([]byte(`{"data":"hello `+testJWT+`"}`), true)
+	kept, err := redactJSONLine([]byte(`{"data":"hello `+testJWT+`"}`), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(kept) != `{"data":"hello [redacted]"}` {
 		t.Errorf("with payloads: %s", kept)
 	}
-	args, err := RedactJSONLine([]byte(`{"args":["proxy","--token","T1","--password=P1","--upstream","wss://h/?key=K1"]}`), false)
+	args, err := redactJSONLine([]byte(`{"args":["proxy","--token","T1","--password=P1","--upstream","wss://h/?key=K1"]}`), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(args) != `{"args":["proxy","--token","[redacted]","--password=[redacted]","--upstream","wss://h/?key=[redacted]"]}` {
 		t.Errorf("args: %s", args)
 	}
-	if _, err := RedactJSONLine([]byte(`{"a":1} x`), false); err == nil {
+	if _, err := redactJSONLine([]byte(`{"a":1} x`), false); err == nil {
 		t.Error("trailing garbage accepted")
 	}
 }

@@ -68,7 +68,7 @@ type htmlView struct {
 // tlsLegView is one row of the TLS legs table.
 type tlsLegView struct {
 	Name string
-	R    TLSLegReport
+	R    tlsLegReport
 }
 
 // Chart geometry, in SVG user units.
@@ -446,7 +446,7 @@ func (s *Summary) abnormalRows() ([]abnormalRow, int) {
 
 // sessionTimeline draws one session: handshake, pings and pongs each way,
 // close frames, the last frame, the silence after it and the TCP end.
-func sessionTimeline(r *capture.SessionRecord, end time.Time, events []LoggedEvent) *svgChart {
+func sessionTimeline(r *capture.SessionRecord, end time.Time, events []loggedEvent) *svgChart {
 	c := &svgChart{W: 420, H: 40, Left: 6, Right: 414, Top: 6, Bottom: 34}
 	span := float64(end.Sub(r.Start))
 	x := linear(0, max(span, 1), c.Left, c.Right)
@@ -509,10 +509,10 @@ func dirText(clientSent bool) string {
 }
 
 // sortedCounts lists a count map largest first, for the template.
-func sortedCounts(m map[string]int) []VerdictCount {
-	var out []VerdictCount
+func sortedCounts(m map[string]int) []verdictCount {
+	var out []verdictCount
 	for k, v := range m {
-		out = append(out, VerdictCount{k, v})
+		out = append(out, verdictCount{k, v})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Count != out[j].Count {

@@ -335,7 +335,7 @@ func TestReportThresholdNone(t *testing.T) {
 		conc = append(conc, 1+rng.IntN(300))
 		drop = append(drop, rng.IntN(10) == 0)
 	}
-	if th := EstimateThreshold(conc, drop); th != nil {
+	if th := estimateThreshold(conc, drop); th != nil {
 		t.Errorf("threshold %+v for drops independent of concurrency", th)
 	}
 }
@@ -429,7 +429,7 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 	if u.Failures != 0 || u.Handshakes != len(tr.recs)-failures {
 		t.Errorf("upstream: %d of %d failed, want 0 of %d", u.Failures, u.Handshakes, len(tr.recs)-failures)
 	}
-	if len(c.Causes) != 1 || c.Causes[0] != (TLSCause{"unknown_ca", failures}) {
+	if len(c.Causes) != 1 || c.Causes[0] != (tlsCause{"unknown_ca", failures}) {
 		t.Errorf("client causes %+v", c.Causes)
 	}
 	if c.Resumed != resumed || c.HandshakeMS.N != len(tr.recs)-failures || c.HandshakeMS.P50 < 5 || c.HandshakeMS.Max > 25 ||
@@ -451,7 +451,7 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 	}
 	// Bands: no failure in a band below 150, all of them above; the sums
 	// of the bands and of the time buckets are the totals.
-	sum := func(bs []TLSBand) (hs, fails int) {
+	sum := func(bs []tlsBand) (hs, fails int) {
 		for _, b := range bs {
 			hs += b.ClientHandshakes
 			fails += b.ClientFailures
@@ -466,7 +466,7 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 			t.Errorf("band %s: %d failures", b.Label, b.ClientFailures)
 		}
 	}
-	for _, bs := range [][]TLSBand{s.TLS.ByConcurrency, s.TLS.ByTime} {
+	for _, bs := range [][]tlsBand{s.TLS.ByConcurrency, s.TLS.ByTime} {
 		if hs, fails := sum(bs); hs != c.Handshakes || fails != failures {
 			t.Errorf("bands sum to %d failures of %d handshakes, want %d of %d", fails, hs, failures, c.Handshakes)
 		}
@@ -535,7 +535,7 @@ func TestReportTLSNone(t *testing.T) {
 		r.TLS.Upstream.End = "tcp"
 	}
 	s = Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "reneg"))))
-	wantReneg := []TLSRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
+	wantReneg := []tlsRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
 	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 3 || s.TLS.RenegotiatedAbnormal != 1 {
 		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 3 (1)", s.TLS.Renegotiations,
 			s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal, wantReneg)

@@ -19,64 +19,64 @@ const tlsTimeBuckets = 10
 // tlsMaxCauses caps the failure causes listed per leg.
 const tlsMaxCauses = 8
 
-// TLSReport is the TLS ledger of the merged runs.
-type TLSReport struct {
+// tlsReport is the TLS ledger of the merged runs.
+type tlsReport struct {
 	// Text is the one-sentence conclusion.
 	Text     string       `json:"text"`
-	Client   TLSLegReport `json:"client"`
-	Upstream TLSLegReport `json:"upstream"`
+	Client   tlsLegReport `json:"client"`
+	Upstream tlsLegReport `json:"upstream"`
 	// Renegotiations counts renegotiations by leg and outcome (accepted,
 	// refused), from "tls-renegotiation" events and the session records.
-	Renegotiations       []TLSRenegotiationCount `json:"renegotiations"`
+	Renegotiations       []tlsRenegotiationCount `json:"renegotiations"`
 	RenegotiatedSessions int                     `json:"renegotiated_sessions"`
 	// RenegotiatedAbnormal: of those sessions, how many ended in 1006.
 	RenegotiatedAbnormal int `json:"renegotiated_abnormal"`
 	// ByConcurrency: handshakes, failures and renegotiations by the number
 	// of upgraded sessions open (all runs merged) when they happened.
-	ByConcurrency []TLSBand `json:"by_concurrency"`
+	ByConcurrency []tlsBand `json:"by_concurrency"`
 	// ByTime: the same by tenth of the run.
-	ByTime []TLSBand `json:"by_time"`
+	ByTime []tlsBand `json:"by_time"`
 }
 
-// TLSLegReport is the TLS of one leg over all sessions.
-type TLSLegReport struct {
+// tlsLegReport is the TLS of one leg over all sessions.
+type tlsLegReport struct {
 	Handshakes   int        `json:"handshakes"`
 	Failures     int        `json:"failures"`
 	FailureShare float64    `json:"failure_share"`
-	Causes       []TLSCause `json:"failures_by_cause"`
+	Causes       []tlsCause `json:"failures_by_cause"`
 	// HandshakeMS: the duration of the successful handshakes.
-	HandshakeMS  Quantiles `json:"handshake_ms"`
+	HandshakeMS  quantiles `json:"handshake_ms"`
 	Resumed      int       `json:"resumed"`
 	ResumedShare float64   `json:"resumed_share"` // of the successful handshakes
 	// FailureConcurrency: the open sessions at each failure.
-	FailureConcurrency Quantiles `json:"failure_concurrency"`
+	FailureConcurrency quantiles `json:"failure_concurrency"`
 	MinFailureConc     int       `json:"min_failure_concurrency"`
 	FirstFailureAt     time.Time `json:"first_failure_at,omitzero"`
 	// Threshold: the concurrency above which this leg's failures
-	// concentrate (as for 1006, see Threshold); nil when they do not.
-	Threshold *Threshold `json:"threshold"`
+	// concentrate (as for 1006, see threshold); nil when they do not.
+	Threshold *threshold `json:"threshold"`
 	// AbnormalEnds: how this leg's TLS ended in the sessions that ended in
 	// 1006: "close_notify", "tcp" (a bare TCP end), "unknown".
 	AbnormalEnds map[string]int `json:"abnormal_ends"`
 }
 
-// TLSCause counts the failures of a leg with one alert (or, without an
+// tlsCause counts the failures of a leg with one alert (or, without an
 // alert, one error).
-type TLSCause struct {
+type tlsCause struct {
 	Cause string `json:"cause"`
 	Count int    `json:"count"`
 }
 
-// TLSRenegotiationCount counts renegotiations on one leg with one outcome.
-type TLSRenegotiationCount struct {
+// tlsRenegotiationCount counts renegotiations on one leg with one outcome.
+type tlsRenegotiationCount struct {
 	Leg     string `json:"leg"`
 	Outcome string `json:"outcome"`
 	Count   int    `json:"count"`
 }
 
-// TLSBand is one concurrency band (Low–High open sessions) or one stretch of
+// tlsBand is one concurrency band (Low–High open sessions) or one stretch of
 // time (From–To) with the TLS events in it.
-type TLSBand struct {
+type tlsBand struct {
 	Label              string    `json:"label"`
 	Low                int       `json:"low,omitempty"`
 	High               int       `json:"high,omitempty"`
@@ -148,7 +148,7 @@ func (s *Summary) summarizeTLS() {
 // merged runs for summarizeTLS.
 type tlsTally struct {
 	s      *Summary
-	legs   map[string]*TLSLegReport
+	legs   map[string]*tlsLegReport
 	causes map[string]map[string]int // leg → failure cause → count
 	hsMS   map[string][]float64      // leg → durations of the successful handshakes
 	points []tlsPoint
@@ -159,7 +159,7 @@ func newTLSTally(s *Summary) *tlsTally {
 	t := &s.TLS
 	y := &tlsTally{
 		s:      s,
-		legs:   map[string]*TLSLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream},
+		legs:   map[string]*tlsLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream},
 		causes: map[string]map[string]int{capture.SideClient: {}, capture.SideUpstream: {}},
 		hsMS:   map[string][]float64{},
 		reneg:  map[[2]string]int{},
@@ -315,19 +315,19 @@ func (y *tlsTally) finishLegs() {
 		if fc := failConc[name]; len(fc) > 0 {
 			l.MinFailureConc = int(slices.Min(fc))
 		}
-		l.Threshold = EstimateThreshold(allC[name], allF[name])
-		l.Causes = []TLSCause{}
+		l.Threshold = estimateThreshold(allC[name], allF[name])
+		l.Causes = []tlsCause{}
 		for _, c := range sortedCounts(y.causes[name]) {
-			l.Causes = append(l.Causes, TLSCause{c.Verdict, c.Count})
+			l.Causes = append(l.Causes, tlsCause{c.Verdict, c.Count})
 		}
 	}
 }
 
 // renegotiationCounts lists the renegotiations by leg, then outcome.
-func (y *tlsTally) renegotiationCounts() []TLSRenegotiationCount {
-	out := []TLSRenegotiationCount{}
+func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
+	out := []tlsRenegotiationCount{}
 	for k, n := range y.reneg {
-		out = append(out, TLSRenegotiationCount{k[0], k[1], n})
+		out = append(out, tlsRenegotiationCount{k[0], k[1], n})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -341,8 +341,8 @@ func (y *tlsTally) renegotiationCounts() []TLSRenegotiationCount {
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
 // the drops-against-concurrency chart) and by tenth of the run.
-func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
-	byConc, byTime = []TLSBand{}, []TLSBand{}
+func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
+	byConc, byTime = []tlsBand{}, []tlsBand{}
 	if len(points) == 0 {
 		return byConc, byTime
 	}
@@ -359,7 +359,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 	}
 	step := max(1, int(niceStep(yMax(float64(hi+1)), 5)))
 	for lo := 0; lo <= hi; lo += step {
-		byConc = append(byConc, TLSBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
+		byConc = append(byConc, tlsBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
 	}
 	span := to.Sub(from)
 	n := tlsTimeBuckets
@@ -368,9 +368,9 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 	}
 	for i := range n {
 		a, b := from.Add(span*time.Duration(i)/time.Duration(n)), from.Add(span*time.Duration(i+1)/time.Duration(n))
-		byTime = append(byTime, TLSBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
+		byTime = append(byTime, tlsBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
 	}
-	add := func(b *TLSBand, p tlsPoint) {
+	add := func(b *tlsBand, p tlsPoint) {
 		switch {
 		case p.reneg:
 			b.Renegotiations++
@@ -401,7 +401,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 // handshakes and 5,000 upstream handshakes; no renegotiation", or "TLS: 37
 // of 5,000 client handshakes failed (unknown_ca 37), all above 1,150 open
 // sessions; 0 of 5,000 upstream handshakes failed; no renegotiation".
-func (t *TLSReport) sentence() string {
+func (t *tlsReport) sentence() string {
 	c, u := t.Client, t.Upstream
 	var parts []string
 	switch {
@@ -421,7 +421,7 @@ func (t *TLSReport) sentence() string {
 	default:
 		for _, l := range []struct {
 			name string
-			r    TLSLegReport
+			r    tlsLegReport
 		}{{capture.SideClient, c}, {capture.SideUpstream, u}} {
 			if l.r.Handshakes > 0 {
 				parts = append(parts, legFailureText(l.name, l.r))
@@ -446,7 +446,7 @@ func (t *TLSReport) sentence() string {
 
 // legFailureText: "37 of 5,000 client handshakes failed (unknown_ca 37),
 // all above 1,150 open sessions".
-func legFailureText(leg string, l TLSLegReport) string {
+func legFailureText(leg string, l tlsLegReport) string {
 	text := fmt.Sprintf("%s of %s %s handshakes failed", groupInt(l.Failures), groupInt(l.Handshakes), leg)
 	if l.Handshakes == 1 {
 		text = fmt.Sprintf("%s of 1 %s handshake failed", groupInt(l.Failures), leg)
