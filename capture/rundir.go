@@ -149,9 +149,9 @@ func (b BadLines) String() string {
 	if b.Count == 0 {
 		return ""
 	}
-	noun := "lines"
+	what := "lines that do not parse"
 	if b.Count == 1 {
-		noun = "line"
+		what = "line that does not parse"
 	}
-	return fmt.Sprintf("%d %s that do not parse left out (%s)", b.Count, noun, strings.Join(b.Examples, "; "))
+	return fmt.Sprintf("%d %s left out (%s)", b.Count, what, strings.Join(b.Examples, "; "))
 }

@@ -185,7 +185,11 @@ func sortedRules(byRule map[string]*ruleCount) []ruleCount {
 func printAudit(w io.Writer, sum *auditSummary) {
 	fmt.Fprintf(w, "%d sessions in %d run dir(s), %d with findings", sum.Sessions, len(sum.RunDirs), sum.SessionsWithFindings)
 	if sum.SkippedLines > 0 {
-		fmt.Fprintf(w, ", %d unparsable lines skipped", sum.SkippedLines)
+		noun := "lines"
+		if sum.SkippedLines == 1 {
+			noun = "line"
+		}
+		fmt.Fprintf(w, ", %d unparsable %s skipped", sum.SkippedLines, noun)
 	}
 	fmt.Fprintln(w)
 	if len(sum.Rules) == 0 {
