@@ -15,10 +15,6 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// PcapFile is the name of the first capture file in a run dir; rotation
-// continues with capture-0002.pcapng, capture-0003.pcapng and on.
-const PcapFile = "capture.pcapng"
-
 // pcapInterfaceDescription explains the synthetic packets to whoever opens the file.
 const pcapInterfaceDescription = "wstap decrypted relay: each session leg is a synthetic TCP conversation; " +
 	"server ports are written as 80 so that Wireshark decodes WebSocket; the real addresses are in the SYN comments"

@@ -1,7 +1,9 @@
-// Package capture writes down everything wstap sees: the event log, the
-// session records, the decrypted pcapng, the TLS key log, the report and the
-// evidence bundle. The relay hands it work through bounded queues and never
-// waits on the disk (docs/records.md, rule 6).
+// Package capture writes down everything wstap sees while the proxy runs: the
+// event log, the session records, the decrypted pcapng, the TLS key log. The
+// relay hands it work through bounded queues and never waits on the disk
+// (docs/records.md, rule 6). It also holds the one reader of a run dir
+// (rundir.go); what is read back afterwards — the report, HAR, evidence
+// bundle — lives in capture/report, which imports capture, never the other way.
 package capture
 
 import "time"

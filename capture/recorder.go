@@ -100,10 +100,10 @@ func OpenRecorder(dir string, info RunInfo, queue int, stderr io.Writer) (*Recor
 	}
 	r := &Recorder{dir: dir, info: info, events: make(chan Event, queue), done: make(chan struct{}), stderr: stderr}
 	var err error
-	if r.evFile, err = os.OpenFile(filepath.Join(dir, "events.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	if r.evFile, err = os.OpenFile(filepath.Join(dir, EventsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		return nil, fmt.Errorf("opening events.jsonl: %w", err)
 	}
-	if r.sessFile, err = os.OpenFile(filepath.Join(dir, "sessions.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	if r.sessFile, err = os.OpenFile(filepath.Join(dir, SessionsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		r.evFile.Close()
 		return nil, fmt.Errorf("opening sessions.jsonl: %w", err)
 	}
@@ -252,17 +252,17 @@ func (r *Recorder) writeRunJSON() error {
 	if err != nil {
 		return fmt.Errorf("encoding run.json: %w", err)
 	}
-	tmp := filepath.Join(r.dir, "run.json.tmp")
+	tmp := filepath.Join(r.dir, RunFile+".tmp")
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		// A full disk: rewrite run.json in place, in the blocks it frees,
 		// so the counters of what was lost still reach the disk.
 		os.Remove(tmp)
-		if e := os.WriteFile(filepath.Join(r.dir, "run.json"), append(b, '\n'), 0o644); e != nil {
+		if e := os.WriteFile(filepath.Join(r.dir, RunFile), append(b, '\n'), 0o644); e != nil {
 			return fmt.Errorf("writing run.json: %w", err)
 		}
 		return nil
 	}
-	if err := os.Rename(tmp, filepath.Join(r.dir, "run.json")); err != nil {
+	if err := os.Rename(tmp, filepath.Join(r.dir, RunFile)); err != nil {
 		return fmt.Errorf("writing run.json: %w", err)
 	}
 	return nil

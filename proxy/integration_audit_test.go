@@ -15,6 +15,7 @@ import (
 	cws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 )
 
 // Live tests of issue 4 (handshake audit and keep-alive ledger): real
@@ -327,11 +328,11 @@ func TestIntegrationIdleDropInference(t *testing.T) {
 	}
 	sort.Float64s(silences)
 	t.Logf("silence before the drop (ms): %v", silences)
-	var idleInf *capture.Inference
-	infs := capture.InferIdleDrops(recs)
+	var idleInf *report.Inference
+	infs := report.InferIdleDrops(recs)
 	for i := range infs {
 		t.Logf("inference: %s", infs[i].Text)
-		if infs[i].Kind == capture.InferIdleTimeout {
+		if infs[i].Kind == report.InferIdleTimeout {
 			idleInf = &infs[i]
 		}
 	}
@@ -357,7 +358,7 @@ func TestIntegrationIdleDropInference(t *testing.T) {
 		t.Errorf("inference counts %d of %d, want most of %d", idleInf.Count, idleInf.Of, sessions)
 	}
 	for _, inf := range infs {
-		if inf.Kind == capture.InferSessionLifetime {
+		if inf.Kind == report.InferSessionLifetime {
 			t.Errorf("the idle timeout also reads as a session lifetime: %q", inf.Text)
 		}
 	}

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -90,44 +90,43 @@ func (c *checker) checkSamples() {
 			spare[0], spare[len(spare)-1], spare[len(spare)/2], spread, tol, minActive, c.o.sessions))
 }
 
-// checkRecords reads sessions.jsonl: every session the clients connected is
-// recorded exactly once, ids are unique, the byte counters equal the
-// clients', and each fault has the verdict it should.
+// checkRecords reads sessions.jsonl (path, in the run dir) through the run
+// dir reader: every session the clients connected is recorded exactly once,
+// ids are unique, the byte counters equal the clients', and each fault has
+// the verdict it should.
 func (c *checker) checkRecords(path string) error {
-	f, err := os.Open(path)
+	d, err := capture.OpenRunDir(filepath.Dir(path))
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", path, err)
+		return err
 	}
-	defer f.Close()
 	byPath := map[string][]*capture.SessionRecord{}
 	ids := map[string]int{}
-	var lines, bad int
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		lines++
-		r := &capture.SessionRecord{}
-		if err := json.Unmarshal(sc.Bytes(), r); err != nil {
-			bad++
-			continue
-		}
+	records := 0
+	err = d.Sessions(func(r *capture.SessionRecord) error {
+		records++
 		ids[r.ID]++
 		p := r.Target
 		if u, err := url.Parse(r.Target); err == nil {
 			p = u.Path
 		}
 		byPath[p] = append(byPath[p], r)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
+	lines, bad := records+d.Bad.Count, d.Bad.Count
 	dupIDs := 0
 	for _, n := range ids {
 		if n > 1 {
 			dupIDs++
 		}
 	}
-	c.add("jsonl", bad == 0 && dupIDs == 0, fmt.Sprintf("%d lines, %d unparsable, %d ids used more than once", lines, bad, dupIDs))
+	detail := fmt.Sprintf("%d lines, %d unparsable, %d ids used more than once", lines, bad, dupIDs)
+	if bad > 0 {
+		detail += "; " + d.Bad.String()
+	}
+	c.add("jsonl", bad == 0 && dupIDs == 0, detail)
 
 	c.fl.mu.Lock()
 	defer c.fl.mu.Unlock()

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,8 +22,8 @@ const auditHelp = `Usage: wstap audit [--json] RUN_DIR...
 Reads RUN_DIR/sessions.jsonl and prints, for every rule that fired (handshake
 audit, frames, keep-alive), its severity, how many sessions it fired on, up to
 3 example session ids and one example detail; errors first, then warnings,
-then notes, most frequent first. Lines that do not parse are skipped and
-counted. Several run dirs are counted together; their example ids are then
+then notes, most frequent first. Lines that do not parse are left out,
+counted and quoted with their file and line. Several run dirs are counted together; their example ids are then
 prefixed with the run dir's name. A path to a sessions.jsonl file works too.
 
 Examples:
@@ -55,6 +53,7 @@ type auditSummary struct {
 	Sessions             int         `json:"sessions"`
 	SessionsWithFindings int         `json:"sessions_with_findings"`
 	SkippedLines         int         `json:"skipped_lines"`
+	SkippedExamples      []string    `json:"skipped_examples,omitempty"`
 	Rules                []ruleCount `json:"rules"`
 }
 
@@ -76,14 +75,19 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		if len(dirs) > 1 {
 			prefix = filepath.Base(filepath.Clean(dir)) + "/"
 		}
-		path := sessionsFile(dir)
-		skipped, err := auditFile(path, prefix, &sum, byRule)
+		var bad capture.BadLines
+		err := auditSessions(dir, &bad, func(rec *capture.SessionRecord) error {
+			countSession(rec, prefix, &sum, byRule)
+			return nil
+		})
 		if err != nil {
 			fmt.Fprintf(stderr, "wstap audit: %v\n", err)
 			return 1
 		}
-		if skipped > 0 {
-			fmt.Fprintf(stderr, "wstap audit: %s: skipped %d unparsable lines\n", path, skipped)
+		if bad.Count > 0 {
+			fmt.Fprintf(stderr, "wstap audit: %s: %s\n", dir, bad)
+			sum.SkippedLines += bad.Count
+			sum.SkippedExamples = append(sum.SkippedExamples, bad.Examples...)
 		}
 	}
 	sum.Rules = sortedRules(byRule)
@@ -101,42 +105,22 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// sessionsFile is RUN_DIR/sessions.jsonl, or arg itself when it is a file.
-func sessionsFile(arg string) string {
+// auditSessions streams the records of a run dir, or of arg itself when it
+// is a file (a sessions.jsonl copied elsewhere), into fn.
+func auditSessions(arg string, bad *capture.BadLines, fn func(*capture.SessionRecord) error) error {
 	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
-		return arg
+		return capture.ReadJSONL(arg, bad, fn)
 	}
-	return filepath.Join(arg, "sessions.jsonl")
-}
-
-// auditFile adds the findings of every session record of path to sum and
-// byRule and returns how many lines did not parse.
-func auditFile(path, prefix string, sum *auditSummary, byRule map[string]*ruleCount) (skipped int, err error) {
-	f, err := os.Open(path)
+	d, err := capture.OpenRunDir(arg)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	for {
-		line, err := r.ReadBytes('\n')
-		if line = bytes.TrimSpace(line); len(line) > 0 {
-			var rec capture.SessionRecord
-			if json.Unmarshal(line, &rec) != nil {
-				skipped++
-			} else {
-				countSession(&rec, prefix, sum, byRule)
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return skipped, fmt.Errorf("reading %s: %w", path, err)
-		}
+	if !d.Has(capture.SessionsFile) {
+		return fmt.Errorf("run dir %s: no %s", arg, capture.SessionsFile)
 	}
-	sum.SkippedLines += skipped
-	return skipped, nil
+	err = d.Sessions(fn)
+	*bad = d.Bad
+	return err
 }
 
 // countSession adds one record's findings, each rule counted once per
@@ -201,7 +185,11 @@ func sortedRules(byRule map[string]*ruleCount) []ruleCount {
 func printAudit(w io.Writer, sum *auditSummary) {
 	fmt.Fprintf(w, "%d sessions in %d run dir(s), %d with findings", sum.Sessions, len(sum.RunDirs), sum.SessionsWithFindings)
 	if sum.SkippedLines > 0 {
-		fmt.Fprintf(w, ", %d unparsable lines skipped", sum.SkippedLines)
+		noun := "lines"
+		if sum.SkippedLines == 1 {
+			noun = "line"
+		}
+		fmt.Fprintf(w, ", %d unparsable %s skipped", sum.SkippedLines, noun)
 	}
 	fmt.Fprintln(w)
 	if len(sum.Rules) == 0 {

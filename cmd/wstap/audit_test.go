@@ -67,8 +67,11 @@ func TestAuditCommandText(t *testing.T) {
 	if !strings.HasPrefix(text, "6 sessions in 1 run dir(s), 5 with findings, 2 unparsable lines skipped\n") {
 		t.Errorf("summary line:\n%s", text)
 	}
-	if !strings.Contains(errb.String(), filepath.Join(dir, "sessions.jsonl")+": skipped 2 unparsable lines") {
-		t.Errorf("stderr %q does not name the file and the skipped lines", errb.String())
+	sessions := filepath.Join(dir, "sessions.jsonl")
+	for _, want := range []string{"2 lines that do not parse left out", sessions + ":7: ", sessions + ":9: "} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr %q does not say %q", errb.String(), want)
+		}
 	}
 	// Errors first, the most frequent first; then warnings, then notes.
 	order := []string{"key-format", "accept-mismatch", "subprotocol-ignored", "compression-offered"}
@@ -136,6 +139,10 @@ func TestAuditCommandNoFindings(t *testing.T) {
 
 func TestAuditCommandErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
+	noSessions := t.TempDir()
+	if err := os.WriteFile(filepath.Join(noSessions, "run.json"), []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -143,7 +150,9 @@ func TestAuditCommandErrors(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"missing file", []string{missing}, 1, "", filepath.Join(missing, "sessions.jsonl")},
+		{"missing run dir", []string{missing}, 1, "", "run dir " + missing},
+		{"no sessions.jsonl", []string{noSessions}, 1, "", "run dir " + noSessions + ": no sessions.jsonl"},
+		{"missing file", []string{filepath.Join(noSessions, "run.json"), missing + ".jsonl"}, 1, "", missing + ".jsonl"},
 		{"no run dir", nil, 2, "", "no RUN_DIR given"},
 		{"unknown flag", []string{"--bogus"}, 2, "", "-bogus"},
 		{"help", []string{"--help"}, 0, "Examples:\n  wstap audit wstap-runs/", ""},

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 )
 
 func init() {
@@ -39,7 +40,7 @@ Flags:
 func runBundle(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bundle", flag.ContinueOnError)
 	out := fs.String("o", "", "write the bundle to `FILE.tar.gz` (- for stdout)")
-	var opts capture.BundleOptions
+	var opts report.BundleOptions
 	fs.BoolVar(&opts.IncludePayloads, "include-payloads", false, "keep message data in the capture, events.jsonl and session.har")
 	fs.BoolVar(&opts.IncludeKeylog, "include-keylog", false, "add keylog.txt, which decrypts any recording of the run's TLS sessions")
 	dirs, code, ok := parseWithOperands(fs, "bundle", bundleHelp, args, stdout, stderr)
@@ -54,11 +55,15 @@ func runBundle(args []string, stdout, stderr io.Writer) int {
 	case *out == "":
 		return usageError(stderr, "bundle", "-o FILE.tar.gz is required")
 	}
-	err := writeOutput(*out, stdout, func(w io.Writer) error { return capture.WriteBundle(dirs[0], w, opts) })
+	d, err := capture.OpenRunDir(dirs[0])
+	if err == nil {
+		err = writeOutput(*out, stdout, func(w io.Writer) error { return report.WriteBundle(d, w, opts) })
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wstap bundle: %v\n", err)
 		return 1
 	}
+	warnBadLines(stderr, "bundle", d)
 	if *out != "-" {
 		fmt.Fprintf(stderr, "wstap bundle: wrote %s\n", *out)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 	"github.com/wstap/wstap/cmd/wstap/internal/load"
 	"github.com/wstap/wstap/cmd/wstap/internal/platform"
 )
@@ -189,11 +190,11 @@ func with(c load.Config, f func(*load.Config)) load.Config {
 
 // writeDemoReport prints the summary and writes report.html and a bundle.
 func writeDemoReport(dir string, stdout io.Writer) error {
-	run, err := capture.LoadRun(dir)
+	run, err := report.LoadRun(dir)
 	if err != nil {
 		return err
 	}
-	sum := capture.Summarize(run)
+	sum := report.Summarize(run)
 	if err := sum.WriteText(stdout); err != nil {
 		return err
 	}
@@ -214,7 +215,11 @@ func writeDemoReport(dir string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := capture.WriteBundle(dir, bf, capture.BundleOptions{}); err != nil {
+	d, err := capture.OpenRunDir(dir)
+	if err == nil {
+		err = report.WriteBundle(d, bf, report.BundleOptions{})
+	}
+	if err != nil {
 		bf.Close()
 		return fmt.Errorf("writing %s: %w", bundle, err)
 	}

@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 	"golang.org/x/sys/unix"
 )
 
@@ -257,7 +257,7 @@ func proxyCapacity(h hostReadings, asked int64) capacity {
 			Detail: fmt.Sprintf("MemAvailable %s at about %d KiB per wss session with recording", sizeKiB(h.MemAvailableKiB), proxySessionBytes>>10),
 			raise: func(goal int64) []string {
 				return []string{fmt.Sprintf("free or add memory (%s for %s sessions), or split the sessions over several proxies: 'wstap report DIR1 DIR2' merges their runs",
-					sizeKiB(uint64(goal*proxySessionBytes>>10)), capture.Thousands(goal))}
+					sizeKiB(uint64(goal*proxySessionBytes>>10)), report.Thousands(goal))}
 			}})
 	}
 	if n := h.portRange(); n > 0 {
@@ -446,7 +446,7 @@ func (r doctorReport) writeText(w io.Writer) {
 	row("open files", fmt.Sprintf("soft %s, hard %s", limitText(h.NofileSoft), limitText(h.NofileHard)), "ulimit -Sn, ulimit -Hn")
 	row("fs.file-max", limitText(h.FileMax), "/proc/sys/fs/file-max")
 	row("fs.nr_open", limitText(h.NrOpen), "/proc/sys/fs/nr_open")
-	row("ephemeral ports", fmt.Sprintf("%d-%d (%s ports)", h.PortLow, h.PortHigh, capture.Thousands(h.portRange())), "/proc/sys/net/ipv4/ip_local_port_range")
+	row("ephemeral ports", fmt.Sprintf("%d-%d (%s ports)", h.PortLow, h.PortHigh, report.Thousands(h.portRange())), "/proc/sys/net/ipv4/ip_local_port_range")
 	row("net.core.somaxconn", limitText(h.Somaxconn), "/proc/sys/net/core/somaxconn")
 	row("tcp_max_syn_backlog", limitText(h.SynBacklog), "/proc/sys/net/ipv4/tcp_max_syn_backlog")
 	if h.ConntrackMax != nil {
@@ -459,7 +459,7 @@ func (r doctorReport) writeText(w io.Writer) {
 		fmt.Fprintf(w, "  could not read: %s\n", u)
 	}
 	for _, c := range []capacity{r.Proxy, r.Load} {
-		fmt.Fprintf(w, "\nAs a %s: about %s sessions, bound by %s\n", c.Role, capture.Thousands(c.Sessions), c.Binding)
+		fmt.Fprintf(w, "\nAs a %s: about %s sessions, bound by %s\n", c.Role, report.Thousands(c.Sessions), c.Binding)
 		for _, b := range c.Bounds {
 			mark := "  "
 			if b.Name == c.Binding {
@@ -468,20 +468,20 @@ func (r doctorReport) writeText(w io.Writer) {
 			if b.Fits != nil && !*b.Fits {
 				mark = "!!"
 			}
-			fmt.Fprintf(w, "  %s %-40s %12s   %s\n", mark, b.Name, capture.Thousands(b.Sessions), b.Detail)
+			fmt.Fprintf(w, "  %s %-40s %12s   %s\n", mark, b.Name, report.Thousands(b.Sessions), b.Detail)
 		}
 		for _, a := range c.Advice {
 			fmt.Fprintf(w, "  note: %s\n", a)
 		}
 		if r.Asked > 0 {
 			if *c.Fits {
-				fmt.Fprintf(w, "  %s sessions fit.\n", capture.Thousands(r.Asked))
+				fmt.Fprintf(w, "  %s sessions fit.\n", report.Thousands(r.Asked))
 				continue
 			}
-			fmt.Fprintf(w, "  %s sessions do NOT fit. Raise:\n", capture.Thousands(r.Asked))
+			fmt.Fprintf(w, "  %s sessions do NOT fit. Raise:\n", report.Thousands(r.Asked))
 			for _, b := range c.Bounds {
 				if !*b.Fits {
-					fmt.Fprintf(w, "    %s (%s now):\n", b.Name, capture.Thousands(b.Sessions))
+					fmt.Fprintf(w, "    %s (%s now):\n", b.Name, report.Thousands(b.Sessions))
 					for _, cmd := range b.Raise {
 						fmt.Fprintf(w, "      %s\n", cmd)
 					}
@@ -495,7 +495,7 @@ func (r doctorReport) writeText(w io.Writer) {
 				if c.Next != "" {
 					next = ", where " + c.Next + " binds next"
 				}
-				fmt.Fprintf(w, "  To raise it to %s sessions%s ('--sessions N' aims at N):\n", capture.Thousands(c.RaiseTo), next)
+				fmt.Fprintf(w, "  To raise it to %s sessions%s ('--sessions N' aims at N):\n", report.Thousands(c.RaiseTo), next)
 				for _, cmd := range b.Raise {
 					fmt.Fprintf(w, "      %s\n", cmd)
 				}
@@ -512,7 +512,7 @@ func limitText(v uint64) string {
 	if v >= math.MaxInt64 {
 		return "unlimited"
 	}
-	return capture.Thousands(int64(v))
+	return report.Thousands(int64(v))
 }
 
 // sizeKiB formats a KiB figure as MiB or GiB.

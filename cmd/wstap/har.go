@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 )
 
 func init() {
@@ -35,9 +36,9 @@ Flags:
 func runHAR(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("har", flag.ContinueOnError)
 	out := fs.String("o", "", "write the HAR to `FILE.har` (- for stdout)")
-	var opts capture.HAROptions
+	var opts report.HAROptions
 	fs.BoolVar(&opts.IncludePayloads, "include-payloads", false, "keep message data (text secrets still redacted)")
-	fs.IntVar(&opts.MaxMessages, "har-max-messages", capture.DefaultHARMaxMessages, "keep at most `N` messages (and N control frames) per session; -1: all")
+	fs.IntVar(&opts.MaxMessages, "har-max-messages", report.DefaultHARMaxMessages, "keep at most `N` messages (and N control frames) per session; -1: all")
 	dirs, code, ok := parseWithOperands(fs, "har", harHelp, args, stdout, stderr)
 	if !ok {
 		return code
@@ -52,11 +53,15 @@ func runHAR(args []string, stdout, stderr io.Writer) int {
 	case opts.MaxMessages == 0:
 		return usageError(stderr, "har", "--har-max-messages 0 would keep no message; use -1 for all")
 	}
-	err := writeOutput(*out, stdout, func(w io.Writer) error { return capture.WriteHAR(w, dirs[0], opts) })
+	d, err := capture.OpenRunDir(dirs[0])
+	if err == nil {
+		err = writeOutput(*out, stdout, func(w io.Writer) error { return report.WriteHAR(w, d, opts) })
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wstap har: %v\n", err)
 		return 1
 	}
+	warnBadLines(stderr, "har", d)
 	if *out != "-" {
 		fmt.Fprintf(stderr, "wstap har: wrote %s\n", *out)
 	}

@@ -180,7 +180,7 @@ func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 		cfg.Tap = p
 		rec.PacketsDropped = p.Dropped
 	}
-	kl, err := os.OpenFile(filepath.Join(dir, "keylog.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	kl, err := os.OpenFile(filepath.Join(dir, capture.KeylogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		r.closeRecording()
 		return nil, fmt.Errorf("--out: %w", err)

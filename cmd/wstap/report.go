@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 )
 
 func init() {
@@ -51,16 +52,16 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	if len(dirs) == 0 {
 		return usageError(stderr, "report", "no RUN_DIR given")
 	}
-	runs := make([]*capture.Run, 0, len(dirs))
+	runs := make([]*report.Run, 0, len(dirs))
 	for _, d := range dirs {
-		r, err := capture.LoadRun(d)
+		r, err := report.LoadRun(d)
 		if err != nil {
 			fmt.Fprintf(stderr, "wstap report: %v\n", err)
 			return 1
 		}
 		runs = append(runs, r)
 	}
-	s := capture.Summarize(runs...)
+	s := report.Summarize(runs...)
 
 	out := *htmlPath
 	if out == "" {
@@ -92,8 +93,16 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// warnBadLines says on stderr how many lines of the run dir's JSONL files
+// did not parse and were left out, quoting the first with file and line.
+func warnBadLines(stderr io.Writer, cmd string, d *capture.RunDir) {
+	if d.Bad.Count > 0 {
+		fmt.Fprintf(stderr, "wstap %s: WARNING: %s: %s\n", cmd, d.Dir, d.Bad)
+	}
+}
+
 // writeReportHTML writes the page whole: to a temporary file, then renamed.
-func writeReportHTML(s *capture.Summary, path string) error {
+func writeReportHTML(s *report.Summary, path string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.html")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 )
 
 // writeReportRun writes a run dir of n sessions, every third one dropped by
@@ -93,7 +94,7 @@ func TestReportCommandMerge(t *testing.T) {
 	if code := run([]string{"report", a, b, "--json", "--html", page}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var s capture.Summary
+	var s report.Summary
 	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout.String())
 	}

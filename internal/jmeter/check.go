@@ -8,7 +8,7 @@ import (
 )
 
 // LatePong is the gap between reads from which answering pings counts as
-// late: wstap report's --late-pong default (DESIGN.md).
+// late: wstap report's --late-pong default (docs/records.md).
 const LatePong = 5 * time.Second
 
 // The rules, ids exact (issue 14).

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 )
 
 // The plugin's defaults when a sampler leaves a timeout out
@@ -145,13 +145,13 @@ func header(hs []Header, name string) (Value, bool) {
 }
 
 // Shown is the header's value fit to print: credentials redacted as in a
-// bundle (capture.RedactHeaderValue), except where the value is a JMeter
+// bundle (report.RedactHeaderValue), except where the value is a JMeter
 // variable, which holds no secret of its own.
 func (h Header) Shown() string {
 	if h.Value.IsVariable() {
 		return string(h.Value)
 	}
-	return capture.RedactHeaderValue(h.Name, string(h.Value))
+	return report.RedactHeaderValue(h.Name, string(h.Value))
 }
 
 // MarshalJSON writes the header with its value as Shown.

@@ -1,19 +1,18 @@
-package capture
+package report
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // DefaultHARMaxMessages caps the messages (and, separately, the control
@@ -35,12 +34,14 @@ type HAROptions struct {
 // imports: one entry per session with _resourceType "websocket", Chrome's
 // _webSocketMessages from the "message" events, ping, pong and close frames
 // in _webSocketControlFrames, and one entry per non-WebSocket request of the
-// "http" events. Header values, URLs and text secrets are redacted.
-func WriteHAR(w io.Writer, dir string, opts HAROptions) error {
-	if err := checkRunDir(dir); err != nil {
-		return err
-	}
-	recs, err := harRecords(filepath.Join(dir, "sessions.jsonl"))
+// "http" events. Header values, URLs and text secrets are redacted. Lines
+// that do not parse are left out and counted in d.Bad.
+func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
+	var recs []capture.SessionRecord
+	err := d.Sessions(func(r *capture.SessionRecord) error {
+		recs = append(recs, *r)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func WriteHAR(w io.Writer, dir string, opts HAROptions) error {
 		entries = append(entries, e)
 		byID[recs[i].ID] = e
 	}
-	httpEntries, err := harAddEvents(filepath.Join(dir, "events.jsonl"), byID, max, opts.IncludePayloads)
+	httpEntries, err := harAddEvents(d, byID, max, opts.IncludePayloads)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func WriteHAR(w io.Writer, dir string, opts HAROptions) error {
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].start.Before(entries[j].start) })
 	doc := harDoc{Log: harLog{
 		Version: "1.2",
-		Creator: harCreator{Name: "wstap", Version: harRunVersion(dir)},
+		Creator: harCreator{Name: "wstap", Version: harRunVersion(d)},
 		Entries: entries,
 	}}
 	enc := json.NewEncoder(w)
@@ -181,59 +182,14 @@ type harSession struct {
 	EndHow            string `json:"end_how"`
 }
 
-// harRecords reads sessions.jsonl; a missing file is an empty run.
-func harRecords(path string) ([]SessionRecord, error) {
-	var recs []SessionRecord
-	err := eachLine(path, func(n int, line []byte) error {
-		if len(strings.TrimSpace(string(line))) == 0 {
-			return nil
-		}
-		var r SessionRecord
-		if err := json.Unmarshal(line, &r); err != nil {
-			return fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		recs = append(recs, r)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return recs, nil
-}
-
-// eachLine calls fn with each line of the JSONL file at path, numbered from
-// 1, until fn returns an error; a missing file has no lines. A line may be
-// up to 64 MiB long.
-func eachLine(path string, fn func(n int, line []byte) error) error {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		if err := fn(n, sc.Bytes()); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	return nil
-}
-
 // harSessionEntry builds the HAR entry of a session record, redacted.
-func harSessionEntry(r *SessionRecord) *harEntry {
+func harSessionEntry(r *capture.SessionRecord) *harEntry {
 	h := r.Handshake
 	reqHeaders := harHeaders(h.RequestHeaders)
 	respHeaders := harHeaders(h.ResponseHeaders)
-	target := RedactURL(r.Target)
+	target := capture.RedactURL(r.Target)
 	if target == "" {
-		target = RedactURL("ws://" + harHeaderValue(h.RequestHeaders, "Host") + h.URI)
+		target = capture.RedactURL("ws://" + harHeaderValue(h.RequestHeaders, "Host") + h.URI)
 	}
 	u := harURL(target)
 	e := &harEntry{
@@ -257,7 +213,7 @@ func harSessionEntry(r *SessionRecord) *harEntry {
 			Cookies:     harResponseCookies(respHeaders),
 			Headers:     respHeaders,
 			Content:     harContent{MimeType: harOr(harHeaderValue(h.ResponseHeaders, "Content-Type"), "x-unknown")},
-			RedirectURL: RedactURL(harHeaderValue(h.ResponseHeaders, "Location")),
+			RedirectURL: capture.RedactURL(harHeaderValue(h.ResponseHeaders, "Location")),
 			HeadersSize: -1,
 			BodySize:    -1,
 		},
@@ -299,28 +255,19 @@ type harEvent struct {
 }
 
 // harAddEvents streams events.jsonl into the session entries and returns the
-// entries of non-WebSocket requests. A missing file adds nothing; lines that
-// are not JSON are skipped (a killed proxy may leave none, but a truncated
-// copy might).
-func harAddEvents(path string, byID map[string]*harEntry, max int, payloads bool) ([]*harEntry, error) {
+// entries of non-WebSocket requests. A missing file adds nothing.
+func harAddEvents(d *capture.RunDir, byID map[string]*harEntry, max int, payloads bool) ([]*harEntry, error) {
 	var extra []*harEntry
-	err := eachLine(path, func(_ int, line []byte) error {
-		if !harContainsAny(line, `"message"`, `"ping"`, `"pong"`, `"close"`, `"http"`) {
-			return nil
-		}
-		var ev harEvent
-		if json.Unmarshal(line, &ev) != nil {
-			return nil
-		}
+	err := capture.Lines(d, capture.EventsFile, func(ev *harEvent) error {
 		e := byID[ev.Session]
 		switch {
 		case ev.Event == "http" && e == nil:
-			extra = append(extra, harHTTPEntry(&ev))
+			extra = append(extra, harHTTPEntry(ev))
 		case e == nil:
 		case ev.Event == "message":
-			harAddCapped(e.Messages, &e.MessagesOmitted, max, harMessageOf(&ev, payloads))
+			harAddCapped(e.Messages, &e.MessagesOmitted, max, harMessageOf(ev, payloads))
 		case ev.Event == "ping" || ev.Event == "pong" || ev.Event == "close":
-			harAddCapped(e.ControlFrames, &e.ControlsOmitted, max, harControlOf(&ev))
+			harAddCapped(e.ControlFrames, &e.ControlsOmitted, max, harControlOf(ev))
 		}
 		return nil
 	})
@@ -328,16 +275,6 @@ func harAddEvents(path string, byID map[string]*harEntry, max int, payloads bool
 		return nil, err
 	}
 	return extra, nil
-}
-
-func harContainsAny(line []byte, subs ...string) bool {
-	s := string(line)
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
 }
 
 func harAddCapped(list *[]harMessage, omitted *int, max int, m harMessage) {
@@ -353,7 +290,7 @@ func harMessageOf(ev *harEvent, payloads bool) harMessage {
 	if payloads && ev.Data != nil {
 		m.Data = *ev.Data
 		if ev.Opcode == 1 {
-			m.Data = RedactText(m.Data)
+			m.Data = redactText(m.Data)
 		}
 	}
 	return m
@@ -363,7 +300,7 @@ func harControlOf(ev *harEvent) harMessage {
 	m := harMessage{Type: harDirection(ev.Dir), Time: harEpochSeconds(ev.Time), Len: ev.Len}
 	switch ev.Event {
 	case "close":
-		m.Opcode, m.Code, m.Reason = 8, ev.Code, RedactText(ev.Reason)
+		m.Opcode, m.Code, m.Reason = 8, ev.Code, redactText(ev.Reason)
 	case "ping":
 		m.Opcode = 9
 	case "pong":
@@ -384,7 +321,7 @@ func harDirection(dir string) string {
 func harHTTPEntry(ev *harEvent) *harEntry {
 	end, _ := harTime(ev.Time)
 	start := end.Add(-time.Duration(ev.LatencyMS * float64(time.Millisecond)))
-	u := RedactURL(ev.URL)
+	u := capture.RedactURL(ev.URL)
 	return &harEntry{
 		start:           start,
 		StartedDateTime: start.Format(time.RFC3339Nano),
@@ -464,7 +401,7 @@ func harUnescape(s string) string {
 	return s
 }
 
-func harHeaders(hs []Header) []harNV {
+func harHeaders(hs []capture.Header) []harNV {
 	out := make([]harNV, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, harNV{Name: h.Name, Value: RedactHeaderValue(h.Name, h.Value)})
@@ -473,7 +410,7 @@ func harHeaders(hs []Header) []harNV {
 }
 
 // harHeaderValue is the first value of the named header, unredacted.
-func harHeaderValue(hs []Header, name string) string {
+func harHeaderValue(hs []capture.Header, name string) string {
 	for _, h := range hs {
 		if strings.EqualFold(h.Name, name) {
 			return h.Value
@@ -525,18 +462,15 @@ func harResponseCookies(hs []harNV) []harCookie {
 }
 
 // harRunVersion is the wstap version recorded in run.json, or "dev".
-func harRunVersion(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
-	if err != nil {
+func harRunVersion(d *capture.RunDir) string {
+	if !d.Has(capture.RunFile) {
 		return "dev"
 	}
-	var run struct {
-		Version string `json:"version"`
-	}
-	if json.Unmarshal(b, &run) != nil || run.Version == "" {
+	m, _ := d.Info()
+	if m == nil || m.Version == "" {
 		return "dev"
 	}
-	return run.Version
+	return m.Version
 }
 
 func harOr(s, def string) string {

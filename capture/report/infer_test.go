@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"math"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // TestInferIdle: 50 upstream drops after 2 s ±5% of silence, plus outliers,
@@ -13,17 +15,17 @@ import (
 func TestInferIdle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 6))
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	var recs []SessionRecord
+	var recs []capture.SessionRecord
 	for i := range 50 {
 		silence := 2000 * (0.95 + 0.1*rng.Float64())
 		dur := 3000 + 20000*rng.Float64() // ages spread: no lifetime cluster
-		recs = append(recs, synthRecord(i, t0, dur, VerdictAbnormalUp, 10, silence))
+		recs = append(recs, synthRecord(i, t0, dur, capture.VerdictAbnormalUp, 10, silence))
 	}
 	for i, silence := range []float64{1200, 9000, 15000, 45000} { // outliers
-		recs = append(recs, synthRecord(100+i, t0, 60000, VerdictAbnormalUp, 10, silence))
+		recs = append(recs, synthRecord(100+i, t0, 60000, capture.VerdictAbnormalUp, 10, silence))
 	}
 	for i := range 20 { // clean sessions do not count
-		recs = append(recs, synthRecord(200+i, t0, 5000, VerdictClean, 10, 4000))
+		recs = append(recs, synthRecord(200+i, t0, 5000, capture.VerdictClean, 10, 4000))
 	}
 	inf := InferIdleDrops(recs)
 	if len(inf) != 1 || inf[0].Kind != InferIdleTimeout {
@@ -44,13 +46,13 @@ func TestInferIdle(t *testing.T) {
 // TestInferMixed: idle drops beside as many drops made at once by a session
 // cap (the demo's story) still name the idle timeout, and say what was left out.
 func TestInferMixed(t *testing.T) {
-	var recs []SessionRecord
+	var recs []capture.SessionRecord
 	for i := range 40 {
-		recs = append(recs, synthRecord(i, testT0, 5000, VerdictAbnormalUp, 10, 5000+float64(i)))
-		recs = append(recs, synthRecord(100+i, testT0, 20, VerdictAbnormalUp, 151, 20))
+		recs = append(recs, synthRecord(i, testT0, 5000, capture.VerdictAbnormalUp, 10, 5000+float64(i)))
+		recs = append(recs, synthRecord(100+i, testT0, 20, capture.VerdictAbnormalUp, 151, 20))
 	}
 	for i := range 5 {
-		recs = append(recs, synthRecord(200+i, testT0, 9000, VerdictAbnormalUp, 10, 2000))
+		recs = append(recs, synthRecord(200+i, testT0, 9000, capture.VerdictAbnormalUp, 10, 2000))
 	}
 	inf := InferIdleDrops(recs)
 	want := "40 of the 45 sessions the upstream dropped after 1 s or more of silence (of 85 drops) had been silent 5.0 s: an idle timeout near 5.0 s"
@@ -64,11 +66,11 @@ func TestInferMixed(t *testing.T) {
 func TestInferLifetime(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	var recs []SessionRecord
+	var recs []capture.SessionRecord
 	for i := range 30 {
 		dur := 300000 * (0.99 + 0.02*rng.Float64())
 		silence := 1000 + 20000*rng.Float64()
-		recs = append(recs, synthRecord(i, t0, dur, VerdictClosedUpstream, 10, silence))
+		recs = append(recs, synthRecord(i, t0, dur, capture.VerdictClosedUpstream, 10, silence))
 	}
 	inf := InferIdleDrops(recs)
 	if len(inf) != 1 || inf[0].Kind != InferSessionLifetime {
@@ -83,16 +85,16 @@ func TestInferLifetime(t *testing.T) {
 // give no inference.
 func TestInferNone(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
-	var scattered, few, client []SessionRecord
+	var scattered, few, client []capture.SessionRecord
 	for i := range 20 {
 		v := 1000 * math.Pow(1.5, float64(i)) // each 50% apart: no ±10% cluster of 10
-		scattered = append(scattered, synthRecord(i, t0, v*3, VerdictAbnormalUp, 10, v))
-		client = append(client, synthRecord(i, t0, 9000, VerdictAbnormalClient, 10, 2000))
+		scattered = append(scattered, synthRecord(i, t0, v*3, capture.VerdictAbnormalUp, 10, v))
+		client = append(client, synthRecord(i, t0, 9000, capture.VerdictAbnormalClient, 10, 2000))
 	}
 	for i := range 2 {
-		few = append(few, synthRecord(i, t0, 9000, VerdictAbnormalUp, 10, 2000))
+		few = append(few, synthRecord(i, t0, 9000, capture.VerdictAbnormalUp, 10, 2000))
 	}
-	for name, recs := range map[string][]SessionRecord{"scattered": scattered, "few": few, "client": client} {
+	for name, recs := range map[string][]capture.SessionRecord{"scattered": scattered, "few": few, "client": client} {
 		if inf := InferIdleDrops(recs); len(inf) != 0 {
 			t.Errorf("%s: inferences = %+v, want none", name, inf)
 		}

@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 var testT0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -18,45 +20,45 @@ var testT0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 // synthRecord builds a session record as the recorder writes it: session i
 // started at start, lasted durMS, ended with verdict at concurrency conc
 // after silenceMS without frames.
-func synthRecord(i int, start time.Time, durMS float64, verdict string, conc int, silenceMS float64) SessionRecord {
+func synthRecord(i int, start time.Time, durMS float64, verdict string, conc int, silenceMS float64) capture.SessionRecord {
 	end := start.Add(time.Duration(durMS * float64(time.Millisecond)))
-	r := SessionRecord{
+	r := capture.SessionRecord{
 		ID:         fmt.Sprintf("s%05d", i),
 		ClientAddr: fmt.Sprintf("127.0.0.1:%d", 40000+i),
 		Target:     "wss://chat.example.com:443/socket?token=REDACTED",
 		Start:      start,
 		DurationMS: durMS,
-		Handshake:  Handshake{Status: 101, Subprotocol: "chat", LatencyMS: 12},
-		Keepalive: Keepalive{ClientPings: int64(durMS / 20000), UpstreamPings: int64(durMS / 30000),
+		Handshake:  capture.Handshake{Status: 101, Subprotocol: "chat", LatencyMS: 12},
+		Keepalive: capture.Keepalive{ClientPings: int64(durMS / 20000), UpstreamPings: int64(durMS / 30000),
 			SilenceBeforeEnd: silenceMS, ClientSilenceBeforeEndMS: silenceMS, MaxSilenceMS: silenceMS},
 		Verdict:         verdict,
 		ConcurrentAtEnd: conc,
-		End:             End{At: end, First: SideClient, How: HowCloseHandshake},
+		End:             capture.End{At: end, First: capture.SideClient, How: capture.HowCloseHandshake},
 	}
 	if r.Keepalive.ClientPings >= 2 {
-		r.Keepalive.ClientPingIntervalMS = &Interval{Min: 19800, P50: 20000, Max: 20300}
-		r.Keepalive.UpstreamPongRTTMS = &RTT{P50: 3, Max: 9}
+		r.Keepalive.ClientPingIntervalMS = &capture.Interval{Min: 19800, P50: 20000, Max: 20300}
+		r.Keepalive.UpstreamPongRTTMS = &capture.RTT{P50: 3, Max: 9}
 	}
 	code := 1000
-	cc := &CloseFrame{Code: 1000, At: end}
+	cc := &capture.CloseFrame{Code: 1000, At: end}
 	switch verdict {
-	case VerdictClean:
-		r.Close = Closes{Client: cc, Upstream: cc}
-	case VerdictClosedUpstream:
-		r.Close = Closes{Upstream: &CloseFrame{Code: 1001, Reason: "idle", At: end}}
-		r.End.First, code = SideUpstream, 1001
-	case VerdictAbnormalUp:
-		r.End.First, r.End.How, code, r.Abnormal = SideUpstream, HowEOF, 1006, true
-	case VerdictAbnormalClient:
-		r.End.First, r.End.How, code, r.Abnormal = SideClient, HowReset, 1006, true
-	case VerdictRejected:
-		r.Handshake.Status, r.End.How, r.End.First = 429, HowHandshakeRejects, SideUpstream
-		r.Keepalive = Keepalive{}
+	case capture.VerdictClean:
+		r.Close = capture.Closes{Client: cc, Upstream: cc}
+	case capture.VerdictClosedUpstream:
+		r.Close = capture.Closes{Upstream: &capture.CloseFrame{Code: 1001, Reason: "idle", At: end}}
+		r.End.First, code = capture.SideUpstream, 1001
+	case capture.VerdictAbnormalUp:
+		r.End.First, r.End.How, code, r.Abnormal = capture.SideUpstream, capture.HowEOF, 1006, true
+	case capture.VerdictAbnormalClient:
+		r.End.First, r.End.How, code, r.Abnormal = capture.SideClient, capture.HowReset, 1006, true
+	case capture.VerdictRejected:
+		r.Handshake.Status, r.End.How, r.End.First = 429, capture.HowHandshakeRejects, capture.SideUpstream
+		r.Keepalive = capture.Keepalive{}
 		return r
-	case VerdictTLSClient:
-		r.Handshake.Status, r.End.How = 0, HowTLSError
-		r.TLS.Client = &TLSLeg{Version: "TLS 1.3", Error: "remote error: tls: bad certificate", Alert: "bad_certificate"}
-		r.Keepalive = Keepalive{}
+	case capture.VerdictTLSClient:
+		r.Handshake.Status, r.End.How = 0, capture.HowTLSError
+		r.TLS.Client = &capture.TLSLeg{Version: "TLS 1.3", Error: "remote error: tls: bad certificate", Alert: "bad_certificate"}
+		r.Keepalive = capture.Keepalive{}
 		return r
 	}
 	r.ClientCloseCode, r.UpstreamCloseCode = &code, &code
@@ -65,7 +67,7 @@ func synthRecord(i int, start time.Time, durMS float64, verdict string, conc int
 
 // testRun is the content of a synthetic run dir.
 type testRun struct {
-	recs     []SessionRecord
+	recs     []capture.SessionRecord
 	events   []map[string]any
 	manifest map[string]any
 	garbage  int // unparsable lines appended to sessions.jsonl
@@ -95,13 +97,13 @@ func (tr testRun) write(t *testing.T, dir string) string {
 		}
 		eb.Write(append(b, '\n'))
 	}
-	files := map[string][]byte{SessionsFile: sb.Bytes(), EventsFile: eb.Bytes()}
+	files := map[string][]byte{capture.SessionsFile: sb.Bytes(), capture.EventsFile: eb.Bytes()}
 	if tr.manifest != nil {
 		b, err := json.Marshal(tr.manifest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[RunFile] = b
+		files[capture.RunFile] = b
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
@@ -124,18 +126,18 @@ func ev(at time.Time, session, event string, kv ...any) map[string]any {
 // non-WebSocket requests with 429s, TLS failures and findings.
 func mixedRun(seed uint64, start time.Time) testRun {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	verdicts := []string{VerdictClean, VerdictClean, VerdictClean, VerdictAbnormalUp, VerdictAbnormalUp,
-		VerdictClosedUpstream, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient}
+	verdicts := []string{capture.VerdictClean, capture.VerdictClean, capture.VerdictClean, capture.VerdictAbnormalUp, capture.VerdictAbnormalUp,
+		capture.VerdictClosedUpstream, capture.VerdictAbnormalClient, capture.VerdictRejected, capture.VerdictTLSClient}
 	var tr testRun
 	for i := range 40 + rng.IntN(40) {
 		st := start.Add(time.Duration(i) * 500 * time.Millisecond)
 		v := verdicts[rng.IntN(len(verdicts))]
 		r := synthRecord(int(seed)*1000+i, st, 30000+60000*rng.Float64(), v, 1+rng.IntN(50), 1000+60000*rng.Float64())
 		if rng.IntN(4) == 0 {
-			r.Findings = append(r.Findings, Finding{Rule: "subprotocol-none-offered", Severity: SevInfo, Detail: "no Sec-WebSocket-Protocol"})
+			r.Findings = append(r.Findings, capture.Finding{Rule: "subprotocol-none-offered", Severity: capture.SevInfo, Detail: "no Sec-WebSocket-Protocol"})
 		}
-		if v == VerdictAbnormalUp && rng.IntN(2) == 0 {
-			r.Findings = append(r.Findings, Finding{Rule: "no-keepalive", Severity: SevWarn, Detail: "no ping or data from the client in its last 60 s"})
+		if v == capture.VerdictAbnormalUp && rng.IntN(2) == 0 {
+			r.Findings = append(r.Findings, capture.Finding{Rule: "no-keepalive", Severity: capture.SevWarn, Detail: "no ping or data from the client in its last 60 s"})
 		}
 		tr.recs = append(tr.recs, r)
 		tr.events = append(tr.events, ev(st.Add(12*time.Millisecond), r.ID, "handshake", "status", r.Handshake.Status, "latency_ms", 12))
@@ -182,7 +184,7 @@ func TestReportMerge(t *testing.T) {
 	}{
 		{"abnormal", sm.Abnormal, sa.Abnormal, sb.Abnormal},
 		{"upgraded", sm.Upgraded, sa.Upgraded, sb.Upgraded},
-		{"dropped by upstream", sm.DroppedBy[SideUpstream], sa.DroppedBy[SideUpstream], sb.DroppedBy[SideUpstream]},
+		{"dropped by upstream", sm.DroppedBy[capture.SideUpstream], sa.DroppedBy[capture.SideUpstream], sb.DroppedBy[capture.SideUpstream]},
 		{"http requests", sm.HTTP.Requests, sa.HTTP.Requests, sb.HTTP.Requests},
 		{"429", sm.HTTP.Throttled, sa.HTTP.Throttled, sb.HTTP.Throttled},
 		{"rejected", sm.Rejected["header-timeout"], sa.Rejected["header-timeout"], sb.Rejected["header-timeout"]},
@@ -201,7 +203,8 @@ func TestReportMerge(t *testing.T) {
 	if sa.Abnormal == 0 || sa.HTTP.Throttled == 0 || tlsTotal(sa) == 0 || ruleTotal(sa) == 0 {
 		t.Fatalf("synthetic run too thin: %+v", sa)
 	}
-	if len(sa.Problems) != 1 || !strings.Contains(sa.Problems[0], "sessions.jsonl: 2 unparsable lines") {
+	if len(sa.Problems) != 1 || !strings.Contains(sa.Problems[0], "2 lines that do not parse left out") ||
+		!strings.Contains(sa.Problems[0], "sessions.jsonl:63: ") {
 		t.Errorf("problems = %q, want the 2 torn lines of sessions.jsonl", sa.Problems)
 	}
 	if !sm.Start.Equal(sa.Start) || !sm.End.Equal(maxTime(sa.End, sb.End)) {
@@ -275,9 +278,9 @@ func cappedRuns(capLevel, nRuns int) []testRun {
 	}
 	runs := make([]testRun, nRuns)
 	for i, s := range spans {
-		v, silence := VerdictClean, 500.0
+		v, silence := capture.VerdictClean, 500.0
 		if open(s.end, -1) > capLevel {
-			v, silence = VerdictAbnormalUp, 2000*rng.Float64()
+			v, silence = capture.VerdictAbnormalUp, 2000*rng.Float64()
 		}
 		dur := float64(s.end.Sub(s.start).Milliseconds())
 		r := synthRecord(i, s.start, dur, v, open(s.end, i%nRuns), silence)
@@ -332,7 +335,7 @@ func TestReportThresholdNone(t *testing.T) {
 		conc = append(conc, 1+rng.IntN(300))
 		drop = append(drop, rng.IntN(10) == 0)
 	}
-	if th := EstimateThreshold(conc, drop); th != nil {
+	if th := estimateThreshold(conc, drop); th != nil {
 		t.Errorf("threshold %+v for drops independent of concurrency", th)
 	}
 }
@@ -341,7 +344,7 @@ func TestReportThresholdNone(t *testing.T) {
 // dir without run files is an error naming it.
 func TestReportLoad(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, SessionsFile), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, capture.SessionsFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := loadTestRun(t, dir)
@@ -353,14 +356,15 @@ func TestReportLoad(t *testing.T) {
 {"time":1795860000500,"level":"info","event":"http","status":429}
 {"time":"yesterday","level":"info","event":"http","status":200}
 {"time":"2026-11-28T10:00:01Z","lev`
-	if err := os.WriteFile(filepath.Join(dir, EventsFile), []byte(events), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, capture.EventsFile), []byte(events), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r = loadTestRun(t, dir)
 	if r.HTTPStatus[429] != 2 || r.HTTPStatus[200] != 0 {
 		t.Errorf("http statuses = %v, want two 429s", r.HTTPStatus)
 	}
-	if len(r.Problems) != 2 || !strings.Contains(r.Problems[1], "events.jsonl: 2 unparsable lines (first: line 3:") {
+	if len(r.Problems) != 2 || !strings.Contains(r.Problems[1], "2 lines that do not parse left out (") ||
+		!strings.Contains(r.Problems[1], "events.jsonl:3: ") {
 		t.Errorf("problems = %q, want run.json missing and 2 bad event lines", r.Problems)
 	}
 	for _, bad := range []string{filepath.Join(dir, "nope"), t.TempDir()} {
@@ -389,8 +393,8 @@ func tlsRun(failAbove int) (tr testRun, failures, resumed int) {
 			}
 		}
 		if failAbove >= 0 && open > failAbove && rng.IntN(3) == 0 {
-			r := synthRecord(i, st, hsMS, VerdictTLSClient, open, 0)
-			r.TLS.Client = &TLSLeg{Version: "TLS 1.3", SNI: "chat.example.com", HandshakeMS: hsMS,
+			r := synthRecord(i, st, hsMS, capture.VerdictTLSClient, open, 0)
+			r.TLS.Client = &capture.TLSLeg{Version: "TLS 1.3", SNI: "chat.example.com", HandshakeMS: hsMS,
 				Error: "remote error: tls: unknown certificate authority", Alert: "unknown_ca"}
 			tr.recs = append(tr.recs, r)
 			tr.events = append(tr.events, ev(at, r.ID, "tls", "leg", "client", "error", r.TLS.Client.Error, "alert", "unknown_ca"))
@@ -398,10 +402,10 @@ func tlsRun(failAbove int) (tr testRun, failures, resumed int) {
 			continue
 		}
 		dur := 10000 + 30000*rng.Float64()
-		r := synthRecord(i, st, dur, VerdictClean, open+1, 500)
-		r.TLS.Client = &TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example.com",
+		r := synthRecord(i, st, dur, capture.VerdictClean, open+1, 500)
+		r.TLS.Client = &capture.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example.com",
 			HandshakeMS: hsMS, Resumed: i%4 == 0, End: "close_notify"}
-		r.TLS.Upstream = &TLSLeg{Version: "TLS 1.2", Cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+		r.TLS.Upstream = &capture.TLSLeg{Version: "TLS 1.2", Cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
 			SNI: "chat.example.com", HandshakeMS: 2 * hsMS, End: "close_notify"}
 		if i%4 == 0 {
 			resumed++
@@ -425,7 +429,7 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 	if u.Failures != 0 || u.Handshakes != len(tr.recs)-failures {
 		t.Errorf("upstream: %d of %d failed, want 0 of %d", u.Failures, u.Handshakes, len(tr.recs)-failures)
 	}
-	if len(c.Causes) != 1 || c.Causes[0] != (TLSCause{"unknown_ca", failures}) {
+	if len(c.Causes) != 1 || c.Causes[0] != (tlsCause{"unknown_ca", failures}) {
 		t.Errorf("client causes %+v", c.Causes)
 	}
 	if c.Resumed != resumed || c.HandshakeMS.N != len(tr.recs)-failures || c.HandshakeMS.P50 < 5 || c.HandshakeMS.Max > 25 ||
@@ -447,7 +451,7 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 	}
 	// Bands: no failure in a band below 150, all of them above; the sums
 	// of the bands and of the time buckets are the totals.
-	sum := func(bs []TLSBand) (hs, fails int) {
+	sum := func(bs []tlsBand) (hs, fails int) {
 		for _, b := range bs {
 			hs += b.ClientHandshakes
 			fails += b.ClientFailures
@@ -462,7 +466,7 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 			t.Errorf("band %s: %d failures", b.Label, b.ClientFailures)
 		}
 	}
-	for _, bs := range [][]TLSBand{s.TLS.ByConcurrency, s.TLS.ByTime} {
+	for _, bs := range [][]tlsBand{s.TLS.ByConcurrency, s.TLS.ByTime} {
 		if hs, fails := sum(bs); hs != c.Handshakes || fails != failures {
 			t.Errorf("bands sum to %d failures of %d handshakes, want %d of %d", fails, hs, failures, c.Handshakes)
 		}
@@ -527,11 +531,11 @@ func TestReportTLSNone(t *testing.T) {
 	tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "client", "outcome", "refused"))
 	for _, i := range []int{20, 40} {
 		r := &tr.recs[i]
-		r.Abnormal, r.Verdict = true, VerdictAbnormalUp
+		r.Abnormal, r.Verdict = true, capture.VerdictAbnormalUp
 		r.TLS.Upstream.End = "tcp"
 	}
 	s = Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "reneg"))))
-	wantReneg := []TLSRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
+	wantReneg := []tlsRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
 	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 3 || s.TLS.RenegotiatedAbnormal != 1 {
 		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 3 (1)", s.TLS.Renegotiations,
 			s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal, wantReneg)

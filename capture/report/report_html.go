@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	_ "embed"
@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 //go:embed report_html.tmpl
@@ -44,7 +46,7 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 	v.Charts = []*svgChart{s.openChart(), s.concurrencyChart(), s.silenceChart(), s.pingChart()}
 	v.Rows, v.RowsOf = s.abnormalRows()
 	v.MultiRun = len(s.Runs) > 1
-	v.TLSLegs = []tlsLegView{{SideClient, s.TLS.Client}, {SideUpstream, s.TLS.Upstream}}
+	v.TLSLegs = []tlsLegView{{capture.SideClient, s.TLS.Client}, {capture.SideUpstream, s.TLS.Upstream}}
 	if err := reportHTML.Execute(w, v); err != nil {
 		return fmt.Errorf("writing report.html: %w", err)
 	}
@@ -66,7 +68,7 @@ type htmlView struct {
 // tlsLegView is one row of the TLS legs table.
 type tlsLegView struct {
 	Name string
-	R    TLSLegReport
+	R    tlsLegReport
 }
 
 // Chart geometry, in SVG user units.
@@ -419,7 +421,7 @@ func secondsAxis(ms float64) string {
 // abnormalRow is one row of the abnormal sessions table.
 type abnormalRow struct {
 	Run      int
-	Rec      *SessionRecord
+	Rec      *capture.SessionRecord
 	End      time.Time
 	Conc     int
 	Timeline *svgChart
@@ -444,7 +446,7 @@ func (s *Summary) abnormalRows() ([]abnormalRow, int) {
 
 // sessionTimeline draws one session: handshake, pings and pongs each way,
 // close frames, the last frame, the silence after it and the TCP end.
-func sessionTimeline(r *SessionRecord, end time.Time, events []LoggedEvent) *svgChart {
+func sessionTimeline(r *capture.SessionRecord, end time.Time, events []loggedEvent) *svgChart {
 	c := &svgChart{W: 420, H: 40, Left: 6, Right: 414, Top: 6, Bottom: 34}
 	span := float64(end.Sub(r.Start))
 	x := linear(0, max(span, 1), c.Left, c.Right)
@@ -479,7 +481,7 @@ func sessionTimeline(r *SessionRecord, end time.Time, events []LoggedEvent) *svg
 		}
 	}
 	for _, cf := range []struct {
-		f  *CloseFrame
+		f  *capture.CloseFrame
 		by string
 	}{{r.Close.Client, "client"}, {r.Close.Upstream, "upstream"}} {
 		if cf.f != nil {
@@ -507,10 +509,10 @@ func dirText(clientSent bool) string {
 }
 
 // sortedCounts lists a count map largest first, for the template.
-func sortedCounts(m map[string]int) []VerdictCount {
-	var out []VerdictCount
+func sortedCounts(m map[string]int) []verdictCount {
+	var out []verdictCount
 	for k, v := range m {
-		out = append(out, VerdictCount{k, v})
+		out = append(out, verdictCount{k, v})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Count != out[j].Count {

@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"archive/tar"
@@ -23,6 +23,8 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/wstap/wstap/internal/testkit"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // Secrets the test run's clients and platform sent; none may survive a bundle.
@@ -51,35 +53,35 @@ var testStart = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
 // testRecords are the sessions of the test run: an upgraded session whose
 // client sent every kind of secret, and a session the platform refused.
-func testRecords() []SessionRecord {
+func testRecords() []capture.SessionRecord {
 	code := 1000
-	return []SessionRecord{{
+	return []capture.SessionRecord{{
 		ID: "s1", ClientAddr: "10.0.0.1:40000", UpstreamAddr: "10.0.0.2:80",
 		Target: "ws://chat.example.com:80/chat?room=1&access_token=" + secretQuery,
 		Start:  testStart, DurationMS: 5000,
-		Handshake: Handshake{Status: 101, Method: "GET", Proto: "HTTP/1.1",
+		Handshake: capture.Handshake{Status: 101, Method: "GET", Proto: "HTTP/1.1",
 			URI: "/chat?room=1&access_token=" + secretQuery, LatencyMS: 12.5,
-			RequestHeaders: []Header{{"Host", "chat.example.com"}, {"Upgrade", "websocket"},
-				{"Authorization", "Bearer " + secretBearer}, {"Cookie", "sid=" + secretCookie + "; theme=dark"},
-				{"Sec-WebSocket-Protocol", "chat, " + testJWT}},
-			ResponseHeaders: []Header{{"Upgrade", "websocket"}, {"Set-Cookie", "srv=" + secretSetCookie + "; Path=/; HttpOnly"}},
+			RequestHeaders: []capture.Header{{Name: "Host", Value: "chat.example.com"}, {Name: "Upgrade", Value: "websocket"},
+				{Name: "Authorization", Value: "Bearer " + secretBearer}, {Name: "Cookie", Value: "sid=" + secretCookie + "; theme=dark"},
+				{Name: "Sec-WebSocket-Protocol", Value: "chat, " + testJWT}},
+			ResponseHeaders: []capture.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Set-Cookie", Value: "srv=" + secretSetCookie + "; Path=/; HttpOnly"}},
 			Subprotocol:     "chat"},
-		Frames: Frames{
-			ClientToUpstream: DirFrames{Frames: 5, Text: 2, Binary: 1, Continuation: 1, Ping: 1, Close: 1},
-			UpstreamToClient: DirFrames{Frames: 3, Text: 1, Pong: 1, Close: 1}},
-		Close: Closes{Client: &CloseFrame{Code: 1000, Reason: "bye", At: testStart.Add(4 * time.Second)},
-			Upstream: &CloseFrame{Code: 1000, At: testStart.Add(4 * time.Second)}},
-		End:             End{At: testStart.Add(5 * time.Second), First: SideClient, How: HowCloseHandshake},
-		ClientCloseCode: &code, UpstreamCloseCode: &code, Verdict: VerdictClean, ConcurrentAtEnd: 2,
-		Findings: []Finding{{Rule: "token-in-query", Severity: SevWarn, Detail: "access_token=" + secretQuery + " in the URL"}},
+		Frames: capture.Frames{
+			ClientToUpstream: capture.DirFrames{Frames: 5, Text: 2, Binary: 1, Continuation: 1, Ping: 1, Close: 1},
+			UpstreamToClient: capture.DirFrames{Frames: 3, Text: 1, Pong: 1, Close: 1}},
+		Close: capture.Closes{Client: &capture.CloseFrame{Code: 1000, Reason: "bye", At: testStart.Add(4 * time.Second)},
+			Upstream: &capture.CloseFrame{Code: 1000, At: testStart.Add(4 * time.Second)}},
+		End:             capture.End{At: testStart.Add(5 * time.Second), First: capture.SideClient, How: capture.HowCloseHandshake},
+		ClientCloseCode: &code, UpstreamCloseCode: &code, Verdict: capture.VerdictClean, ConcurrentAtEnd: 2,
+		Findings: []capture.Finding{{Rule: "token-in-query", Severity: capture.SevWarn, Detail: "access_token=" + secretQuery + " in the URL"}},
 	}, {
 		ID: "s2", ClientAddr: "10.0.0.3:40001", UpstreamAddr: "10.0.0.2:80",
 		Target: "ws://chat.example.com:80/chat?token=" + secretQuery,
 		Start:  testStart.Add(time.Second), DurationMS: 20,
-		Handshake: Handshake{Status: 401, Method: "GET", Proto: "HTTP/1.1", URI: "/chat?token=" + secretQuery,
-			RequestHeaders: []Header{{"Authorization", "Bearer " + secretBearer}}},
-		End:     End{At: testStart.Add(time.Second + 20*time.Millisecond), First: SideUpstream, How: HowHandshakeRejects},
-		Verdict: VerdictRejected, ConcurrentAtEnd: 1,
+		Handshake: capture.Handshake{Status: 401, Method: "GET", Proto: "HTTP/1.1", URI: "/chat?token=" + secretQuery,
+			RequestHeaders: []capture.Header{{Name: "Authorization", Value: "Bearer " + secretBearer}}},
+		End:     capture.End{At: testStart.Add(time.Second + 20*time.Millisecond), First: capture.SideUpstream, How: capture.HowHandshakeRejects},
+		Verdict: capture.VerdictRejected, ConcurrentAtEnd: 1,
 	}}
 }
 
@@ -136,8 +138,8 @@ func writeTestRun(t *testing.T) string {
 	run := `{"version":"test-1.0","args":["proxy","--upstream","ws://chat.example.com/?access_token=` + secretQuery +
 		`","--token","` + secretBearer + `"],"start":"2026-03-01T10:00:00Z"}`
 	files := map[string][]byte{
-		SessionsFile: sessions.Bytes(), EventsFile: events.Bytes(), RunFile: []byte(run),
-		KeylogFile: []byte("CLIENT_RANDOM 0011 " + secretKeylog + "\n"), PcapFile: testCapture(t),
+		capture.SessionsFile: sessions.Bytes(), capture.EventsFile: events.Bytes(), capture.RunFile: []byte(run),
+		capture.KeylogFile: []byte("CLIENT_RANDOM 0011 " + secretKeylog + "\n"), capture.PcapFile: testCapture(t),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
@@ -301,7 +303,7 @@ func splitCapture(t *testing.T, dir string, n int) {
 		}
 		pkts, times = append(pkts, data), append(times, ci.Timestamp)
 	}
-	for name, part := range map[string][2]int{PcapFile: {0, n}, "capture-0002.pcapng": {n, len(pkts)}} {
+	for name, part := range map[string][2]int{capture.PcapFile: {0, n}, "capture-0002.pcapng": {n, len(pkts)}} {
 		data := testPcapng(t, pkts[part[0]:part[1]], times[part[0]:part[1]])
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -337,7 +339,7 @@ func untar(t *testing.T, data []byte) map[string][]byte {
 func makeBundle(t *testing.T, dir string, opts BundleOptions) map[string][]byte {
 	t.Helper()
 	var out bytes.Buffer
-	if err := WriteBundle(dir, &out, opts); err != nil {
+	if err := WriteBundle(openRun(t, dir), &out, opts); err != nil {
 		t.Fatalf("WriteBundle: %v", err)
 	}
 	return untar(t, out.Bytes())
@@ -346,14 +348,14 @@ func makeBundle(t *testing.T, dir string, opts BundleOptions) map[string][]byte 
 func TestBundleRedacts(t *testing.T) {
 	dir := writeTestRun(t)
 	files := makeBundle(t, dir, BundleOptions{})
-	for _, name := range []string{BundleReadme, SessionsFile, EventsFile, RunFile, BundleHAR,
-		PcapFile, BundleSummary, BundleJSON} {
+	for _, name := range []string{bundleReadme, capture.SessionsFile, capture.EventsFile, capture.RunFile, bundleHAR,
+		capture.PcapFile, bundleSummary, bundleJSON} {
 		if len(files[name]) == 0 {
 			t.Errorf("bundle has no %s (files: %v)", name, keys(files))
 		}
 	}
-	if _, ok := files[KeylogFile]; ok {
-		t.Errorf("bundle has %s without IncludeKeylog", KeylogFile)
+	if _, ok := files[capture.KeylogFile]; ok {
+		t.Errorf("bundle has %s without IncludeKeylog", capture.KeylogFile)
 	}
 	for name, data := range files {
 		for _, s := range bundleSecrets() {
@@ -362,34 +364,34 @@ func TestBundleRedacts(t *testing.T) {
 			}
 		}
 	}
-	if !bytes.Contains(files[SessionsFile], []byte(`"Bearer [redacted]"`)) {
-		t.Errorf("sessions.jsonl lost the Authorization scheme:\n%s", files[SessionsFile])
+	if !bytes.Contains(files[capture.SessionsFile], []byte(`"Bearer [redacted]"`)) {
+		t.Errorf("sessions.jsonl lost the Authorization scheme:\n%s", files[capture.SessionsFile])
 	}
-	if bytes.Contains(files[EventsFile], []byte(`"data"`)) {
-		t.Errorf("events.jsonl kept message data:\n%s", files[EventsFile])
+	if bytes.Contains(files[capture.EventsFile], []byte(`"data"`)) {
+		t.Errorf("events.jsonl kept message data:\n%s", files[capture.EventsFile])
 	}
-	if n := bytes.Count(files[EventsFile], []byte("\n")); n != len(testEvents()) {
+	if n := bytes.Count(files[capture.EventsFile], []byte("\n")); n != len(testEvents()) {
 		t.Errorf("events.jsonl has %d lines, want %d", n, len(testEvents()))
 	}
-	if !bytes.Contains(files[BundleReadme], []byte("tshark -r capture.pcapng -Y websocket")) {
-		t.Errorf("README.txt does not say how to open the capture:\n%s", files[BundleReadme])
+	if !bytes.Contains(files[bundleReadme], []byte("tshark -r capture.pcapng -Y websocket")) {
+		t.Errorf("README.txt does not say how to open the capture:\n%s", files[bundleReadme])
 	}
 
-	orig, err := os.ReadFile(filepath.Join(dir, PcapFile))
+	orig, err := os.ReadFile(filepath.Join(dir, capture.PcapFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	red := files[PcapFile]
+	red := files[capture.PcapFile]
 	if len(red) != len(orig) {
 		t.Errorf("redacted capture is %d bytes, the original %d: lengths must be kept", len(red), len(orig))
 	}
 	checkRedactedFrames(t, readStreams(t, orig), readStreams(t, red))
 
-	capFile := filepath.Join(t.TempDir(), PcapFile)
+	capFile := filepath.Join(t.TempDir(), capture.PcapFile)
 	if err := os.WriteFile(capFile, red, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	origOut := tsharkDump(t, filepath.Join(dir, PcapFile))
+	origOut := tsharkDump(t, filepath.Join(dir, capture.PcapFile))
 	if !strings.Contains(origOut, secretText) {
 		t.Fatalf("tshark does not show the payload secret in the original capture; the check below would prove nothing:\n%s", origOut)
 	}
@@ -407,13 +409,13 @@ func TestBundleRedacts(t *testing.T) {
 func TestBundleIncludeOptions(t *testing.T) {
 	dir := writeTestRun(t)
 	files := makeBundle(t, dir, BundleOptions{IncludePayloads: true, IncludeKeylog: true})
-	if !bytes.Contains(files[KeylogFile], []byte(secretKeylog)) {
-		t.Errorf("IncludeKeylog: keylog.txt missing or changed: %q", files[KeylogFile])
+	if !bytes.Contains(files[capture.KeylogFile], []byte(secretKeylog)) {
+		t.Errorf("IncludeKeylog: keylog.txt missing or changed: %q", files[capture.KeylogFile])
 	}
-	if !bytes.Contains(files[PcapFile], []byte(secretServer)) {
+	if !bytes.Contains(files[capture.PcapFile], []byte(secretServer)) {
 		t.Error("IncludePayloads: the server's unmasked payload is not in the capture")
 	}
-	if !bytes.Contains(files[EventsFile], []byte(secretServer)) {
+	if !bytes.Contains(files[capture.EventsFile], []byte(secretServer)) {
 		t.Error("IncludePayloads: events.jsonl lost the message data")
 	}
 	for name, data := range files {
@@ -432,7 +434,7 @@ func TestBundleRotatedCapture(t *testing.T) {
 	if len(files["capture-0002.pcapng"]) == 0 {
 		t.Fatalf("bundle lacks capture-0002.pcapng: %v", keys(files))
 	}
-	for _, name := range []string{PcapFile, "capture-0002.pcapng"} {
+	for _, name := range []string{capture.PcapFile, "capture-0002.pcapng"} {
 		for _, s := range bundleSecrets() {
 			if bytes.Contains(files[name], []byte(s)) {
 				t.Errorf("%s contains %q", name, s)
@@ -440,7 +442,7 @@ func TestBundleRotatedCapture(t *testing.T) {
 		}
 	}
 	orig := readStreams(t, testCapture(t))
-	got := readStreams(t, files[PcapFile])
+	got := readStreams(t, files[capture.PcapFile])
 	for k, v := range readStreams(t, files["capture-0002.pcapng"]) {
 		got[k] = append(got[k], v...)
 	}
@@ -452,16 +454,14 @@ func TestBundleRotatedCapture(t *testing.T) {
 	checkRedactedFrames(t, orig, got)
 }
 
-func TestBundleRunDirErrors(t *testing.T) {
-	var out bytes.Buffer
-	missing := filepath.Join(t.TempDir(), "nope")
-	if err := WriteBundle(missing, &out, BundleOptions{}); err == nil || !strings.Contains(err.Error(), missing) {
-		t.Errorf("missing run dir: err = %v, want one naming %s", err, missing)
+// openRun opens dir with the run dir reader.
+func openRun(t *testing.T, dir string) *capture.RunDir {
+	t.Helper()
+	d, err := capture.OpenRunDir(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	empty := t.TempDir()
-	if err := WriteBundle(empty, &out, BundleOptions{}); err == nil || !strings.Contains(err.Error(), "not a wstap run dir") {
-		t.Errorf("empty dir: err = %v", err)
-	}
+	return d
 }
 
 // checkRedactedFrames compares the TCP streams of an original and a redacted

@@ -1,4 +1,4 @@
-package capture
+package report
 
 // This file rewrites the pcapng files of a run for the evidence bundle
 // (docs/records.md, "The evidence bundle"): every payload byte of a text, binary or continuation
@@ -22,6 +22,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // pcapFill is the byte every hidden payload byte reads as once unmasked.
@@ -578,7 +580,7 @@ func redactHeaderBlock(b []byte) []byte {
 		case "set-cookie":
 			fillCookies(value, true)
 		default:
-			if IsSecretName(name) {
+			if capture.IsSecretName(name) {
 				fillNonSpace(value)
 			} else {
 				fillSecretSpans(value)
@@ -630,7 +632,7 @@ func fillSecretSpans(b []byte) {
 		fillNonSpace(b[m[6]:m[7]])
 	}
 	for _, m := range kvRE.FindAllSubmatchIndex(b, -1) {
-		if IsSecretName(redactUnescape(string(b[m[2]:m[3]]))) {
+		if capture.IsSecretParam(string(b[m[2]:m[3]])) {
 			fillNonSpace(b[m[4]:m[5]])
 		}
 	}

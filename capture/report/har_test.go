@@ -1,17 +1,19 @@
-package capture
+package report
 
 import (
 	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // harJSON writes the HAR of dir and decodes it generically, as a validator would.
 func harJSON(t *testing.T, dir string, opts HAROptions) (map[string]any, []byte) {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := WriteHAR(&buf, dir, opts); err != nil {
+	if err := WriteHAR(&buf, openRun(t, dir), opts); err != nil {
 		t.Fatalf("WriteHAR: %v", err)
 	}
 	var doc map[string]any
@@ -67,7 +69,7 @@ func TestHARRequiredFields(t *testing.T) {
 	if len(entries) != 3 {
 		t.Fatalf("%d entries, want 3 (2 sessions, 1 REST call)", len(entries))
 	}
-	recs := map[string]SessionRecord{}
+	recs := map[string]capture.SessionRecord{}
 	for _, r := range testRecords() {
 		recs[r.ID] = r
 	}

@@ -1,26 +1,15 @@
-package capture
+package report
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Run-dir file names (docs/records.md, "The run dir").
-const (
-	SessionsFile = "sessions.jsonl"
-	EventsFile   = "events.jsonl"
-	RunFile      = "run.json"
+	"github.com/wstap/wstap/capture"
 )
 
 // maxTimelineEvents caps the events kept per abnormal session for its timeline.
@@ -30,19 +19,19 @@ const maxTimelineEvents = 1000
 // run.json manifest and the figures the report needs from events.jsonl.
 type Run struct {
 	Dir      string
-	Manifest *RunInfo // run.json; nil when missing or unreadable
-	Sessions []SessionRecord
+	Manifest *capture.RunInfo // run.json; nil when missing or unreadable
+	Sessions []capture.SessionRecord
 	// Timelines holds, by session id, the events of the abnormal sessions in
 	// file order (at most maxTimelineEvents each).
-	Timelines map[string][]LoggedEvent
+	Timelines map[string][]loggedEvent
 	// HTTPStatus counts the non-WebSocket requests by status ("http" events).
 	HTTPStatus map[int]int
 	// Rejected counts the requests wstap refused itself, by reason.
 	Rejected map[string]int
 	// TLSErrors are the "tls" events that carry an error or an alert.
-	TLSErrors []LoggedEvent
+	TLSErrors []loggedEvent
 	// Renegotiations are the "tls-renegotiation" events.
-	Renegotiations []LoggedEvent
+	Renegotiations []loggedEvent
 	// AcceptErrors counts "accept-error" events.
 	AcceptErrors int
 	// Problems says what could not be read: missing files, unparsable lines.
@@ -50,7 +39,7 @@ type Run struct {
 }
 
 // addCounters sums o into c (merged runs).
-func addCounters(c *Counters, o Counters) {
+func addCounters(c *capture.Counters, o capture.Counters) {
 	c.Sessions += o.Sessions
 	c.Abnormal += o.Abnormal
 	c.Rejected += o.Rejected
@@ -61,8 +50,8 @@ func addCounters(c *Counters, o Counters) {
 	c.SessionsLost += o.SessionsLost
 }
 
-// LoggedEvent is one line of events.jsonl with the fields the report uses.
-type LoggedEvent struct {
+// loggedEvent is one line of events.jsonl with the fields the report uses.
+type loggedEvent struct {
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Session string    `json:"session"`
@@ -88,8 +77,8 @@ type LoggedEvent struct {
 }
 
 // UnmarshalJSON reads an events.jsonl line; see eventTime for "time".
-func (e *LoggedEvent) UnmarshalJSON(b []byte) error {
-	type plain LoggedEvent // without this method
+func (e *loggedEvent) UnmarshalJSON(b []byte) error {
+	type plain loggedEvent // without this method
 	var v struct {
 		plain
 		Time any `json:"time"`
@@ -101,7 +90,7 @@ func (e *LoggedEvent) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	*e = LoggedEvent(v.plain)
+	*e = loggedEvent(v.plain)
 	e.Time = t
 	return nil
 }
@@ -122,29 +111,24 @@ func eventTime(v any) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %v is neither RFC 3339 nor a number", v)
 }
 
-// LoadRun reads a run dir. Missing files and unparsable lines are tolerated
-// and listed in Run.Problems; a dir that is missing or holds none of the run
-// files is an error naming it.
+// LoadRun reads a run dir. Missing files and lines that do not parse are
+// tolerated and listed in Run.Problems; a dir that is missing or is not a
+// run dir is an error naming it.
 func LoadRun(dir string) (*Run, error) {
-	fi, err := os.Stat(dir)
+	d, err := capture.OpenRunDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", dir, err)
+		return nil, err
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("run dir %s: not a directory", dir)
-	}
-	r := &Run{Dir: dir, Timelines: map[string][]LoggedEvent{},
+	r := &Run{Dir: dir, Timelines: map[string][]loggedEvent{},
 		HTTPStatus: map[int]int{}, Rejected: map[string]int{}}
-	found := 0
-	if ok, err := r.loadManifest(); err != nil {
-		return nil, err
-	} else if ok {
-		found++
+	r.loadManifest(d)
+	for _, name := range []string{capture.SessionsFile, capture.EventsFile} {
+		if !d.Has(name) {
+			r.Problems = append(r.Problems, d.Path(name)+": missing")
+		}
 	}
-	if ok, err := r.eachLine(SessionsFile, r.addSession); err != nil {
+	if err := d.Sessions(r.addSession); err != nil {
 		return nil, err
-	} else if ok {
-		found++
 	}
 	abnormal := map[string]bool{}
 	for _, s := range r.Sessions {
@@ -152,98 +136,38 @@ func LoadRun(dir string) (*Run, error) {
 			abnormal[s.ID] = true
 		}
 	}
-	if ok, err := r.eachLine(EventsFile, func(line []byte) error { return r.addEvent(line, abnormal) }); err != nil {
+	err = capture.Lines(d, capture.EventsFile, func(e *loggedEvent) error {
+		r.addEvent(e, abnormal)
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	} else if ok {
-		found++
 	}
-	if found == 0 {
-		return nil, fmt.Errorf("run dir %s: no %s, %s or %s: not a wstap run dir", dir, SessionsFile, EventsFile, RunFile)
+	if d.Bad.Count > 0 {
+		r.Problems = append(r.Problems, dir+": "+d.Bad.String())
 	}
 	return r, nil
 }
 
-// loadManifest reads run.json; it reports whether the file exists.
-func (r *Run) loadManifest() (bool, error) {
-	name := filepath.Join(r.Dir, RunFile)
-	b, err := os.ReadFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		r.Problems = append(r.Problems, name+": missing")
-		return false, nil
+// loadManifest reads run.json into r.Manifest, what went wrong into r.Problems.
+func (r *Run) loadManifest(d *capture.RunDir) {
+	if !d.Has(capture.RunFile) {
+		r.Problems = append(r.Problems, d.Path(capture.RunFile)+": missing")
+		return
 	}
+	m, err := d.Info()
+	r.Manifest = m
 	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", name, err)
+		r.Problems = append(r.Problems, err.Error())
 	}
-	var m RunInfo
-	err = json.Unmarshal(b, &m)
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		r.Manifest = &m
-	case errors.As(err, &typeErr): // the other fields were read
-		r.Manifest = &m
-		r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", name, err))
-	default:
-		r.Problems = append(r.Problems, fmt.Sprintf("%s: unparsable: %v", name, err))
-	}
-	return true, nil
 }
 
-// eachLine calls fn for every non-empty line of a JSONL file of the run dir
-// and counts the lines fn refuses. It reports whether the file exists.
-func (r *Run) eachLine(file string, fn func([]byte) error) (bool, error) {
-	name := filepath.Join(r.Dir, file)
-	f, err := os.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
-		r.Problems = append(r.Problems, name+": missing")
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	bad, lineNo, firstBad := 0, 0, ""
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			lineNo++
-			if line = bytes.TrimSpace(line); len(line) > 0 {
-				if perr := fn(line); perr != nil {
-					if bad == 0 {
-						firstBad = fmt.Sprintf(" (first: line %d: %v)", lineNo, perr)
-					}
-					bad++
-				}
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return true, fmt.Errorf("reading %s: %w", name, err)
-		}
-	}
-	if bad > 0 {
-		r.Problems = append(r.Problems, fmt.Sprintf("%s: %d unparsable lines%s", name, bad, firstBad))
-	}
-	return true, nil
-}
-
-func (r *Run) addSession(line []byte) error {
-	var s SessionRecord
-	if err := json.Unmarshal(line, &s); err != nil {
-		return err
-	}
-	r.Sessions = append(r.Sessions, s)
+func (r *Run) addSession(s *capture.SessionRecord) error {
+	r.Sessions = append(r.Sessions, *s)
 	return nil
 }
 
-func (r *Run) addEvent(line []byte, abnormal map[string]bool) error {
-	var e LoggedEvent
-	if err := json.Unmarshal(line, &e); err != nil {
-		return err
-	}
+func (r *Run) addEvent(e *loggedEvent, abnormal map[string]bool) {
 	switch e.Event {
 	case "http":
 		r.HTTPStatus[e.Status]++
@@ -253,24 +177,23 @@ func (r *Run) addEvent(line []byte, abnormal map[string]bool) error {
 		r.AcceptErrors++
 	case "tls":
 		if e.Error != "" || e.Alert != "" {
-			r.TLSErrors = append(r.TLSErrors, e)
+			r.TLSErrors = append(r.TLSErrors, *e)
 		}
 	case "tls-renegotiation":
-		r.Renegotiations = append(r.Renegotiations, e)
+		r.Renegotiations = append(r.Renegotiations, *e)
 	}
 	if abnormal[e.Session] && len(r.Timelines[e.Session]) < maxTimelineEvents {
-		r.Timelines[e.Session] = append(r.Timelines[e.Session], e)
+		r.Timelines[e.Session] = append(r.Timelines[e.Session], *e)
 	}
-	return nil
 }
 
 // upgraded reports whether the session got its 101 (only those can end in 1006).
-func upgraded(s *SessionRecord) bool {
+func upgraded(s *capture.SessionRecord) bool {
 	return s.ClientCloseCode != nil || s.Handshake.Status == 101
 }
 
 // endTime is when the session ended: end.at, else start + duration.
-func endTime(s *SessionRecord) time.Time {
+func endTime(s *capture.SessionRecord) time.Time {
 	if !s.End.At.IsZero() {
 		return s.End.At
 	}
@@ -301,13 +224,13 @@ func Thousands(n int64) string {
 // Summary is the report of one or more runs merged on wall-clock time. It
 // marshals as the `wstap report --json` document.
 type Summary struct {
-	Runs     []RunSummary `json:"runs"`
+	Runs     []runSummary `json:"runs"`
 	Start    time.Time    `json:"start"`
 	End      time.Time    `json:"end"`
 	Sessions int          `json:"sessions"`
 	// Upgraded counts the sessions that got a 101: only they can end in 1006.
 	Upgraded int            `json:"upgraded"`
-	Verdicts []VerdictCount `json:"verdicts"`
+	Verdicts []verdictCount `json:"verdicts"`
 
 	// Abnormal counts the sessions whose client saw 1006; AbnormalShare is
 	// their share of the upgraded sessions.
@@ -318,29 +241,29 @@ type Summary struct {
 	DroppedBy  map[string]int `json:"dropped_by"`
 	DroppedHow map[string]int `json:"dropped_how"`
 
-	Concurrency       Concurrency `json:"concurrency"`
-	SilenceBeforeDrop Quantiles   `json:"silence_before_drop_ms"`
+	Concurrency       concurrency `json:"concurrency"`
+	SilenceBeforeDrop quantiles   `json:"silence_before_drop_ms"`
 	Inferences        []Inference `json:"inferences"`
-	Keepalive         Keepalives  `json:"keepalive"`
-	Findings          []RuleCount `json:"findings"`
-	TLSFailures       []TLSCount  `json:"tls_failures"`
+	Keepalive         keepalives  `json:"keepalive"`
+	Findings          []ruleCount `json:"findings"`
+	TLSFailures       []tlsCount  `json:"tls_failures"`
 	// TLS is the TLS section: handshakes, failures by cause, concurrency
 	// and time, renegotiations, and how the TLS of the 1006 sessions ended.
-	TLS      TLSReport      `json:"tls"`
-	HTTP     HTTPCounts     `json:"http"`
+	TLS      tlsReport      `json:"tls"`
+	HTTP     httpCounts     `json:"http"`
 	Rejected map[string]int `json:"rejected"`
 	// Counters are the sums of the run.json counters.
-	Counters     Counters `json:"counters"`
-	AcceptErrors int      `json:"accept_error_events"`
-	Problems     []string `json:"problems"`
+	Counters     capture.Counters `json:"counters"`
+	AcceptErrors int              `json:"accept_error_events"`
+	Problems     []string         `json:"problems"`
 
 	runs  []*Run
 	sess  []sessionRef      // every session of every run, in end order
 	steps []concurrencyStep // open upgraded sessions over time, all runs
 }
 
-// RunSummary names one merged run.
-type RunSummary struct {
+// runSummary names one merged run.
+type runSummary struct {
 	Dir      string    `json:"dir"`
 	Version  string    `json:"version,omitempty"`
 	Mode     string    `json:"mode,omitempty"`
@@ -351,35 +274,35 @@ type RunSummary struct {
 	Sessions int       `json:"sessions"`
 }
 
-// VerdictCount is the number of sessions with one verdict.
-type VerdictCount struct {
+// verdictCount is the number of sessions with one verdict.
+type verdictCount struct {
 	Verdict string `json:"verdict"`
 	Count   int    `json:"count"`
 }
 
-// Quantiles summarises a sample.
-type Quantiles struct {
+// quantiles summarises a sample.
+type quantiles struct {
 	N   int     `json:"n"`
 	P50 float64 `json:"p50"`
 	P90 float64 `json:"p90"`
 	Max float64 `json:"max"`
 }
 
-// Concurrency is how many upgraded sessions were open, merged across runs.
-type Concurrency struct {
+// concurrency is how many upgraded sessions were open, merged across runs.
+type concurrency struct {
 	Peak        int       `json:"peak"`
 	FirstDropAt time.Time `json:"first_drop_at,omitzero"`
 	// AtFirstDrop is the concurrency when the first 1006 session ended.
 	AtFirstDrop int        `json:"at_first_drop"`
-	Threshold   *Threshold `json:"threshold"`
+	Threshold   *threshold `json:"threshold"`
 }
 
-// Threshold is the concurrency level that best separates the sessions that
+// threshold is the concurrency level that best separates the sessions that
 // ended in 1006 from those that did not: the split of concurrent_at_end that
 // maximises the difference between the share of drops above it and the share
 // of other sessions above it (Youden's J, the Kolmogorov–Smirnov distance of
 // the two groups). It stays nil unless drops concentrate above the level.
-type Threshold struct {
+type threshold struct {
 	Level      int     `json:"level"`
 	Below      int     `json:"below"`
 	BelowDrops int     `json:"below_drops"`
@@ -388,54 +311,54 @@ type Threshold struct {
 	Separation float64 `json:"separation"`
 }
 
-// Keepalives is the keep-alive ledger of the run, per direction.
-type Keepalives struct {
-	ClientToUpstream DirKeepalive `json:"client_to_upstream"`
-	UpstreamToClient DirKeepalive `json:"upstream_to_client"`
+// keepalives is the keep-alive ledger of the run, per direction.
+type keepalives struct {
+	ClientToUpstream dirKeepalive `json:"client_to_upstream"`
+	UpstreamToClient dirKeepalive `json:"upstream_to_client"`
 	// LatePongs and NoKeepalive count the sessions with those findings.
 	LatePongs       int   `json:"late_pong_sessions"`
 	NoKeepalive     int   `json:"no_keepalive_sessions"`
 	UnansweredPings int64 `json:"unanswered_pings"`
 }
 
-// DirKeepalive is the ping rhythm of pings sent one way and how the other
+// dirKeepalive is the ping rhythm of pings sent one way and how the other
 // side answered them.
-type DirKeepalive struct {
+type dirKeepalive struct {
 	Pings           int64 `json:"pings"`
 	SessionsPinging int   `json:"sessions_pinging"`
 	SessionsSilent  int   `json:"sessions_without_pings"`
 	// IntervalMS: over sessions, their median ping interval.
-	IntervalMS Quantiles `json:"interval_ms"`
+	IntervalMS quantiles `json:"interval_ms"`
 	// PongRTTMS: over sessions, their median pong round trip (Max is the
 	// largest single round trip).
-	PongRTTMS Quantiles `json:"pong_rtt_ms"`
+	PongRTTMS quantiles `json:"pong_rtt_ms"`
 }
 
-// RuleCount counts the sessions with a finding of one rule.
-type RuleCount struct {
+// ruleCount counts the sessions with a finding of one rule.
+type ruleCount struct {
 	Rule     string   `json:"rule"`
 	Severity string   `json:"severity"`
 	Count    int      `json:"count"`
 	Examples []string `json:"examples"`
 }
 
-// TLSCount counts the TLS failures of one leg with one alert.
-type TLSCount struct {
+// tlsCount counts the TLS failures of one leg with one alert.
+type tlsCount struct {
 	Leg     string `json:"leg"`
 	Alert   string `json:"alert"`
 	Count   int    `json:"count"`
 	Example string `json:"example_error"`
 }
 
-// HTTPCounts counts the non-WebSocket requests by status.
-type HTTPCounts struct {
+// httpCounts counts the non-WebSocket requests by status.
+type httpCounts struct {
 	Requests  int           `json:"requests"`
-	ByStatus  []StatusCount `json:"by_status"`
+	ByStatus  []statusCount `json:"by_status"`
 	Throttled int           `json:"throttled_429"`
 }
 
-// StatusCount is the number of requests answered with one status.
-type StatusCount struct {
+// statusCount is the number of requests answered with one status.
+type statusCount struct {
 	Status int `json:"status"`
 	Count  int `json:"count"`
 }
@@ -443,7 +366,7 @@ type StatusCount struct {
 // sessionRef is one session of the merged runs with its merged concurrency.
 type sessionRef struct {
 	run  int
-	rec  *SessionRecord
+	rec  *capture.SessionRecord
 	end  time.Time
 	conc int
 }
@@ -458,8 +381,8 @@ type concurrencyStep struct {
 // replayed from the start and end times of the sessions of every run.
 func Summarize(runs ...*Run) *Summary {
 	s := &Summary{runs: runs, DroppedBy: map[string]int{}, DroppedHow: map[string]int{},
-		Rejected: map[string]int{}, Findings: []RuleCount{}, TLSFailures: []TLSCount{},
-		HTTP: HTTPCounts{ByStatus: []StatusCount{}}, Problems: []string{}}
+		Rejected: map[string]int{}, Findings: []ruleCount{}, TLSFailures: []tlsCount{},
+		HTTP: httpCounts{ByStatus: []statusCount{}}, Problems: []string{}}
 	s.collect()
 	s.mergeConcurrency()
 	s.countVerdicts()
@@ -475,7 +398,7 @@ func Summarize(runs ...*Run) *Summary {
 // collect lists the runs and their sessions and sums the run-level counters.
 func (s *Summary) collect() {
 	for i, r := range s.runs {
-		rs := RunSummary{Dir: r.Dir, Sessions: len(r.Sessions)}
+		rs := runSummary{Dir: r.Dir, Sessions: len(r.Sessions)}
 		if m := r.Manifest; m != nil {
 			rs.Version, rs.Mode, rs.Upstream, rs.Host = m.Version, m.Mode, m.Upstream, m.Host
 			rs.Start = m.Start
@@ -577,8 +500,8 @@ func (s *Summary) countVerdicts() {
 			s.Upgraded++
 		}
 	}
-	for _, v := range Verdicts {
-		s.Verdicts = append(s.Verdicts, VerdictCount{v, n[v]})
+	for _, v := range capture.Verdicts {
+		s.Verdicts = append(s.Verdicts, verdictCount{v, n[v]})
 		delete(n, v)
 	}
 	var other []string
@@ -587,7 +510,7 @@ func (s *Summary) countVerdicts() {
 	}
 	sort.Strings(other)
 	for _, v := range other {
-		s.Verdicts = append(s.Verdicts, VerdictCount{v, n[v]})
+		s.Verdicts = append(s.Verdicts, verdictCount{v, n[v]})
 	}
 }
 
@@ -595,7 +518,7 @@ func (s *Summary) countVerdicts() {
 // after what silence, and the idle-drop inference.
 func (s *Summary) summarizeDrops() {
 	var silence []float64
-	var recs []SessionRecord
+	var recs []capture.SessionRecord
 	for _, ref := range s.sess {
 		recs = append(recs, *ref.rec)
 		if !ref.rec.Abnormal {
@@ -622,15 +545,15 @@ func (s *Summary) summarizeDrops() {
 			drop = append(drop, ref.rec.Abnormal)
 		}
 	}
-	s.Concurrency.Threshold = EstimateThreshold(conc, drop)
+	s.Concurrency.Threshold = estimateThreshold(conc, drop)
 }
 
-// EstimateThreshold finds the concurrency level above which drops
-// concentrate (see Threshold). conc[i] is a session's concurrency at its end,
+// estimateThreshold finds the concurrency level above which drops
+// concentrate (see threshold). conc[i] is a session's concurrency at its end,
 // drop[i] whether it ended in 1006. It returns nil when there are fewer than
 // three drops, when the split is no better than chance, or when the drop rate
 // above the split is not at least twice the rate below it.
-func EstimateThreshold(conc []int, drop []bool) *Threshold {
+func estimateThreshold(conc []int, drop []bool) *threshold {
 	type point struct {
 		c    int
 		drop bool
@@ -648,7 +571,7 @@ func EstimateThreshold(conc []int, drop []bool) *Threshold {
 		return nil
 	}
 	sort.Slice(pts, func(i, j int) bool { return pts[i].c < pts[j].c })
-	var best *Threshold
+	var best *threshold
 	belowDrops, below := 0, 0
 	for i := 0; i < len(pts)-1; i++ {
 		below++
@@ -661,7 +584,7 @@ func EstimateThreshold(conc []int, drop []bool) *Threshold {
 		// J = share of drops above − share of other sessions above.
 		j := float64(drops-belowDrops)/float64(drops) - float64(others-(below-belowDrops))/float64(others)
 		if best == nil || j > best.Separation {
-			best = &Threshold{Level: pts[i].c, Below: below, BelowDrops: belowDrops,
+			best = &threshold{Level: pts[i].c, Below: below, BelowDrops: belowDrops,
 				Above: len(pts) - below, AboveDrops: drops - belowDrops, Separation: j}
 		}
 	}
@@ -736,7 +659,7 @@ func (s *Summary) summarizeKeepalive() {
 
 // countFindings counts sessions per finding rule, with example session ids.
 func (s *Summary) countFindings() {
-	byRule := map[string]*RuleCount{}
+	byRule := map[string]*ruleCount{}
 	for _, ref := range s.sess {
 		seen := map[string]bool{}
 		for _, f := range ref.rec.Findings {
@@ -746,7 +669,7 @@ func (s *Summary) countFindings() {
 			seen[f.Rule] = true
 			rc := byRule[f.Rule]
 			if rc == nil {
-				rc = &RuleCount{Rule: f.Rule, Severity: f.Severity}
+				rc = &ruleCount{Rule: f.Rule, Severity: f.Severity}
 				byRule[f.Rule] = rc
 			}
 			rc.Count++
@@ -777,14 +700,14 @@ func (s *Summary) countFindings() {
 // and from "tls" events of sessions that have no record.
 func (s *Summary) countTLS() {
 	type key struct{ leg, alert string }
-	n := map[key]*TLSCount{}
+	n := map[key]*tlsCount{}
 	add := func(leg, alert, errText string) {
 		if alert == "" {
 			alert = "(none)"
 		}
 		k := key{leg, alert}
 		if n[k] == nil {
-			n[k] = &TLSCount{Leg: leg, Alert: alert, Example: errText}
+			n[k] = &tlsCount{Leg: leg, Alert: alert, Example: errText}
 		}
 		n[k].Count++
 	}
@@ -797,8 +720,8 @@ func (s *Summary) countTLS() {
 			ids[ref.rec.ID] = true
 			for _, l := range []struct {
 				name string
-				leg  *TLSLeg
-			}{{SideClient, ref.rec.TLS.Client}, {SideUpstream, ref.rec.TLS.Upstream}} {
+				leg  *capture.TLSLeg
+			}{{capture.SideClient, ref.rec.TLS.Client}, {capture.SideUpstream, ref.rec.TLS.Upstream}} {
 				if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
 					add(l.name, l.leg.Alert, l.leg.Error)
 				}
@@ -831,20 +754,20 @@ func (s *Summary) countHTTP() {
 		}
 	}
 	for st, c := range n {
-		s.HTTP.ByStatus = append(s.HTTP.ByStatus, StatusCount{st, c})
+		s.HTTP.ByStatus = append(s.HTTP.ByStatus, statusCount{st, c})
 	}
 	sort.Slice(s.HTTP.ByStatus, func(i, j int) bool { return s.HTTP.ByStatus[i].Status < s.HTTP.ByStatus[j].Status })
 	s.HTTP.Throttled = n[429]
 }
 
 // quantilesOf summarises a sample (linear interpolation between ranks).
-func quantilesOf(v []float64) Quantiles {
+func quantilesOf(v []float64) quantiles {
 	if len(v) == 0 {
-		return Quantiles{}
+		return quantiles{}
 	}
 	v = append([]float64(nil), v...)
 	sort.Float64s(v)
-	return Quantiles{N: len(v), P50: rankValue(v, 0.5), P90: rankValue(v, 0.9), Max: v[len(v)-1]}
+	return quantiles{N: len(v), P50: rankValue(v, 0.5), P90: rankValue(v, 0.9), Max: v[len(v)-1]}
 }
 
 // rankValue is the q-quantile of sorted v.

@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // WriteText writes the summary a support engineer reads first: what ended
@@ -112,7 +114,7 @@ func (s *Summary) ConcurrencyText() string {
 func (s *Summary) textKeepalive(t *textWriter) {
 	k := s.Keepalive
 	t.printf("\nKeep-alive\n")
-	dir := func(name, answerer string, d DirKeepalive) {
+	dir := func(name, answerer string, d dirKeepalive) {
 		t.printf("  %s: %s pings from %s sessions (%s sent none)", name, groupInt(int(d.Pings)),
 			groupInt(d.SessionsPinging), groupInt(d.SessionsSilent))
 		if d.IntervalMS.N > 0 {
@@ -146,8 +148,8 @@ func (s *Summary) textTLS(t *textWriter) {
 	t.printf("\n%s\n", r.Text)
 	for _, l := range []struct {
 		name string
-		r    TLSLegReport
-	}{{SideClient, r.Client}, {SideUpstream, r.Upstream}} {
+		r    tlsLegReport
+	}{{capture.SideClient, r.Client}, {capture.SideUpstream, r.Upstream}} {
 		if l.r.Handshakes == 0 {
 			t.printf("  %-8s no TLS handshake\n", l.name)
 			continue
@@ -175,7 +177,7 @@ func (s *Summary) textTLS(t *textWriter) {
 		t.printf("  renegotiations: %s; in %s sessions, %s of them ended in 1006\n", strings.Join(by, ", "),
 			groupInt(r.RenegotiatedSessions), groupInt(r.RenegotiatedAbnormal))
 	}
-	bands := func(title string, bs []TLSBand) {
+	bands := func(title string, bs []tlsBand) {
 		if len(bs) == 0 {
 			return
 		}

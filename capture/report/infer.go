@@ -1,8 +1,10 @@
-package capture
+package report
 
 import (
 	"fmt"
 	"sort"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // Inference kinds.
@@ -45,10 +47,10 @@ const (
 // before the end — both directions silent, or the client silent — or at one
 // session age: "41 of 44 sessions dropped by the upstream had been silent
 // 58–61 s: an idle timeout near 60 s".
-func InferIdleDrops(recs []SessionRecord) []Inference {
-	var drops []*SessionRecord
+func InferIdleDrops(recs []capture.SessionRecord) []Inference {
+	var drops []*capture.SessionRecord
 	for i := range recs {
-		if v := recs[i].Verdict; v == VerdictAbnormalUp || v == VerdictClosedUpstream {
+		if v := recs[i].Verdict; v == capture.VerdictAbnormalUp || v == capture.VerdictClosedUpstream {
 			drops = append(drops, &recs[i])
 		}
 	}
@@ -56,8 +58,8 @@ func InferIdleDrops(recs []SessionRecord) []Inference {
 		return nil
 	}
 	var out []Inference
-	silent := valuesOf(drops, func(r *SessionRecord) float64 { return r.Keepalive.SilenceBeforeEnd })
-	clientSilent := valuesOf(drops, func(r *SessionRecord) float64 { return r.Keepalive.ClientSilenceBeforeEndMS })
+	silent := valuesOf(drops, func(r *capture.SessionRecord) float64 { return r.Keepalive.SilenceBeforeEnd })
+	clientSilent := valuesOf(drops, func(r *capture.SessionRecord) float64 { return r.Keepalive.ClientSilenceBeforeEndMS })
 	idle, okIdle := findCluster(silent)
 	what := "had been silent"
 	if c, ok := findCluster(clientSilent); ok && (!okIdle || c.count > idle.count) {
@@ -69,7 +71,7 @@ func InferIdleDrops(recs []SessionRecord) []Inference {
 			Text: fmt.Sprintf("%s %s %s: an idle timeout near %s",
 				dropsText(idle, len(drops), "after 1 s or more of silence"), what, spanText(idle.low, idle.high), secondsText(idle.median))})
 	}
-	ages := valuesOf(drops, func(r *SessionRecord) float64 { return r.DurationMS })
+	ages := valuesOf(drops, func(r *capture.SessionRecord) float64 { return r.DurationMS })
 	if life, ok := findCluster(ages); ok && !(okIdle && (silentLife(drops, life) || idleExplains(drops, life, idle))) {
 		out = append(out, Inference{Kind: InferSessionLifetime, Count: life.count, Of: life.of,
 			LowMS: life.low, HighMS: life.high, EstimateMS: life.median,
@@ -90,7 +92,7 @@ func dropsText(c cluster, drops int, after string) string {
 		groupInt(c.count), groupInt(c.of), after, groupInt(drops))
 }
 
-func valuesOf(recs []*SessionRecord, f func(*SessionRecord) float64) []float64 {
+func valuesOf(recs []*capture.SessionRecord, f func(*capture.SessionRecord) float64) []float64 {
 	v := make([]float64, len(recs))
 	for i, r := range recs {
 		v[i] = f(r)
@@ -100,7 +102,7 @@ func valuesOf(recs []*SessionRecord, f func(*SessionRecord) float64) []float64 {
 
 // silentLife reports whether the sessions of an age cluster were silent for
 // most of their life, so that the idle timeout explains their age.
-func silentLife(drops []*SessionRecord, c cluster) bool {
+func silentLife(drops []*capture.SessionRecord, c cluster) bool {
 	var share []float64
 	for _, r := range drops {
 		if r.DurationMS >= c.low && r.DurationMS <= c.high && r.DurationMS > 0 {
@@ -114,7 +116,7 @@ func silentLife(drops []*SessionRecord, c cluster) bool {
 // idleExplains reports whether most sessions of an age cluster had a silence
 // in the idle cluster: each ended the idle timeout after its last frame, and
 // their ages gather only because their last frames came early in their life.
-func idleExplains(drops []*SessionRecord, life, idle cluster) bool {
+func idleExplains(drops []*capture.SessionRecord, life, idle cluster) bool {
 	in, n := 0, 0
 	for _, r := range drops {
 		if r.DurationMS < life.low || r.DurationMS > life.high {

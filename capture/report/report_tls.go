@@ -1,10 +1,13 @@
-package capture
+package report
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // TLS section of the report: what a user needs to confirm or rule out "TLS
@@ -16,64 +19,64 @@ const tlsTimeBuckets = 10
 // tlsMaxCauses caps the failure causes listed per leg.
 const tlsMaxCauses = 8
 
-// TLSReport is the TLS ledger of the merged runs.
-type TLSReport struct {
+// tlsReport is the TLS ledger of the merged runs.
+type tlsReport struct {
 	// Text is the one-sentence conclusion.
 	Text     string       `json:"text"`
-	Client   TLSLegReport `json:"client"`
-	Upstream TLSLegReport `json:"upstream"`
+	Client   tlsLegReport `json:"client"`
+	Upstream tlsLegReport `json:"upstream"`
 	// Renegotiations counts renegotiations by leg and outcome (accepted,
 	// refused), from "tls-renegotiation" events and the session records.
-	Renegotiations       []TLSRenegotiationCount `json:"renegotiations"`
+	Renegotiations       []tlsRenegotiationCount `json:"renegotiations"`
 	RenegotiatedSessions int                     `json:"renegotiated_sessions"`
 	// RenegotiatedAbnormal: of those sessions, how many ended in 1006.
 	RenegotiatedAbnormal int `json:"renegotiated_abnormal"`
 	// ByConcurrency: handshakes, failures and renegotiations by the number
 	// of upgraded sessions open (all runs merged) when they happened.
-	ByConcurrency []TLSBand `json:"by_concurrency"`
+	ByConcurrency []tlsBand `json:"by_concurrency"`
 	// ByTime: the same by tenth of the run.
-	ByTime []TLSBand `json:"by_time"`
+	ByTime []tlsBand `json:"by_time"`
 }
 
-// TLSLegReport is the TLS of one leg over all sessions.
-type TLSLegReport struct {
+// tlsLegReport is the TLS of one leg over all sessions.
+type tlsLegReport struct {
 	Handshakes   int        `json:"handshakes"`
 	Failures     int        `json:"failures"`
 	FailureShare float64    `json:"failure_share"`
-	Causes       []TLSCause `json:"failures_by_cause"`
+	Causes       []tlsCause `json:"failures_by_cause"`
 	// HandshakeMS: the duration of the successful handshakes.
-	HandshakeMS  Quantiles `json:"handshake_ms"`
+	HandshakeMS  quantiles `json:"handshake_ms"`
 	Resumed      int       `json:"resumed"`
 	ResumedShare float64   `json:"resumed_share"` // of the successful handshakes
 	// FailureConcurrency: the open sessions at each failure.
-	FailureConcurrency Quantiles `json:"failure_concurrency"`
+	FailureConcurrency quantiles `json:"failure_concurrency"`
 	MinFailureConc     int       `json:"min_failure_concurrency"`
 	FirstFailureAt     time.Time `json:"first_failure_at,omitzero"`
 	// Threshold: the concurrency above which this leg's failures
-	// concentrate (as for 1006, see Threshold); nil when they do not.
-	Threshold *Threshold `json:"threshold"`
+	// concentrate (as for 1006, see threshold); nil when they do not.
+	Threshold *threshold `json:"threshold"`
 	// AbnormalEnds: how this leg's TLS ended in the sessions that ended in
 	// 1006: "close_notify", "tcp" (a bare TCP end), "unknown".
 	AbnormalEnds map[string]int `json:"abnormal_ends"`
 }
 
-// TLSCause counts the failures of a leg with one alert (or, without an
+// tlsCause counts the failures of a leg with one alert (or, without an
 // alert, one error).
-type TLSCause struct {
+type tlsCause struct {
 	Cause string `json:"cause"`
 	Count int    `json:"count"`
 }
 
-// TLSRenegotiationCount counts renegotiations on one leg with one outcome.
-type TLSRenegotiationCount struct {
+// tlsRenegotiationCount counts renegotiations on one leg with one outcome.
+type tlsRenegotiationCount struct {
 	Leg     string `json:"leg"`
 	Outcome string `json:"outcome"`
 	Count   int    `json:"count"`
 }
 
-// TLSBand is one concurrency band (Low–High open sessions) or one stretch of
+// tlsBand is one concurrency band (Low–High open sessions) or one stretch of
 // time (From–To) with the TLS events in it.
-type TLSBand struct {
+type tlsBand struct {
 	Label              string    `json:"label"`
 	Low                int       `json:"low,omitempty"`
 	High               int       `json:"high,omitempty"`
@@ -85,10 +88,6 @@ type TLSBand struct {
 	UpstreamFailures   int       `json:"upstream_failures"`
 	Renegotiations     int       `json:"renegotiations"`
 }
-
-// ClientShare and UpstreamShare are the failure shares of the band.
-func (b TLSBand) ClientShare() float64   { return ratio(b.ClientFailures, b.ClientHandshakes) }
-func (b TLSBand) UpstreamShare() float64 { return ratio(b.UpstreamFailures, b.UpstreamHandshakes) }
 
 func ratio(n, of int) float64 {
 	if of == 0 {
@@ -118,132 +117,187 @@ func (s *Summary) openAt(t time.Time) int {
 // defaultOutcome is what wstap does with a renegotiation on a leg: the
 // upstream's is accepted, a client's refused.
 func defaultOutcome(leg string) string {
-	if leg == SideClient {
+	if leg == capture.SideClient {
 		return "refused"
 	}
 	return "accepted"
 }
 
-// summarizeTLS fills s.TLS.
+// summarizeTLS fills s.TLS: run by run, the renegotiation events, the TLS
+// legs of the session records and the failures no record holds; then the
+// figures of each leg, the renegotiation counts, the bands and the sentence.
 func (s *Summary) summarizeTLS() {
-	t := &s.TLS
-	legs := map[string]*TLSLegReport{SideClient: &t.Client, SideUpstream: &t.Upstream}
-	causes := map[string]map[string]int{SideClient: {}, SideUpstream: {}}
-	hsMS := map[string][]float64{}
-	var points []tlsPoint
-	reneg := map[[2]string]int{}
-	for _, l := range legs {
-		l.AbnormalEnds = map[string]int{}
-	}
-	handshake := func(leg string, at time.Time, failed bool, alert, errText string) {
-		l := legs[leg]
-		if l == nil {
-			return
-		}
-		l.Handshakes++
-		p := tlsPoint{leg: leg, at: at, conc: s.openAt(at), failed: failed}
-		points = append(points, p)
-		if failed {
-			l.Failures++
-			cause := alert
-			if cause == "" {
-				cause = errText
-			}
-			if cause == "" {
-				cause = "(unknown)"
-			}
-			causes[leg][cause]++
-			if l.FirstFailureAt.IsZero() || at.Before(l.FirstFailureAt) {
-				l.FirstFailureAt = at
-			}
-		}
-	}
+	y := newTLSTally(s)
 	for i, r := range s.runs {
-		ids := map[string]bool{}
-		evReneg := map[string]map[string]int{} // session → leg → count
-		for _, e := range r.Renegotiations {
-			leg, outcome := e.Leg, e.Outcome
-			if leg == "" {
-				leg = SideUpstream
-			}
-			if outcome == "" {
-				outcome = defaultOutcome(leg)
-			}
-			reneg[[2]string{leg, outcome}]++
-			points = append(points, tlsPoint{leg: leg, at: e.Time, conc: s.openAt(e.Time), reneg: true})
-			if evReneg[e.Session] == nil {
-				evReneg[e.Session] = map[string]int{}
-			}
-			evReneg[e.Session][leg]++
-		}
-		for _, ref := range s.sess {
-			if ref.run != i {
-				continue
-			}
-			rec := ref.rec
-			ids[rec.ID] = true
-			renegotiated := len(evReneg[rec.ID]) > 0
-			for _, lg := range []struct {
-				name string
-				leg  *TLSLeg
-			}{{SideClient, rec.TLS.Client}, {SideUpstream, rec.TLS.Upstream}} {
-				if lg.leg == nil {
-					continue
-				}
-				l := lg.leg
-				failed := l.Error != "" || l.Alert != ""
-				at := rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
-				if failed && l.HandshakeMS == 0 {
-					at = ref.end
-				}
-				handshake(lg.name, at, failed, l.Alert, l.Error)
-				if !failed {
-					hsMS[lg.name] = append(hsMS[lg.name], l.HandshakeMS)
-					if l.Resumed {
-						legs[lg.name].Resumed++
-					}
-				}
-				if extra := l.Renegotiations - evReneg[rec.ID][lg.name]; extra > 0 {
-					// Events dropped: the record still counts them.
-					reneg[[2]string{lg.name, defaultOutcome(lg.name)}] += extra
-					for range extra {
-						points = append(points, tlsPoint{leg: lg.name, at: ref.end, conc: s.openAt(ref.end), reneg: true})
-					}
-				}
-				if l.Renegotiations > 0 {
-					renegotiated = true
-				}
-				if rec.Abnormal {
-					end := l.End
-					if end == "" {
-						end = "unknown"
-					}
-					legs[lg.name].AbnormalEnds[end]++
-				}
-			}
-			if renegotiated {
-				t.RenegotiatedSessions++
-				if rec.Abnormal {
-					t.RenegotiatedAbnormal++
-				}
-			}
-		}
+		evReneg := y.renegotiationEvents(r)
+		ids := y.records(i, evReneg)
 		for sid := range evReneg {
 			if !ids[sid] {
-				t.RenegotiatedSessions++ // a session without a record
+				s.TLS.RenegotiatedSessions++ // a session without a record
 			}
 		}
-		for _, e := range r.TLSErrors {
-			if e.Session == "" || !ids[e.Session] {
-				handshake(e.Leg, e.Time, true, e.Alert, e.Error)
+		y.unrecordedFailures(r, ids)
+	}
+	y.finishLegs()
+	s.TLS.Renegotiations = y.renegotiationCounts()
+	s.TLS.ByConcurrency, s.TLS.ByTime = s.tlsBands(y.points)
+	s.TLS.Text = s.TLS.sentence()
+}
+
+// tlsTally gathers the handshakes, failures and renegotiations of the
+// merged runs for summarizeTLS.
+type tlsTally struct {
+	s      *Summary
+	legs   map[string]*tlsLegReport
+	causes map[string]map[string]int // leg → failure cause → count
+	hsMS   map[string][]float64      // leg → durations of the successful handshakes
+	points []tlsPoint
+	reneg  map[[2]string]int // {leg, outcome} → renegotiations
+}
+
+func newTLSTally(s *Summary) *tlsTally {
+	t := &s.TLS
+	y := &tlsTally{
+		s:      s,
+		legs:   map[string]*tlsLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream},
+		causes: map[string]map[string]int{capture.SideClient: {}, capture.SideUpstream: {}},
+		hsMS:   map[string][]float64{},
+		reneg:  map[[2]string]int{},
+	}
+	for _, l := range y.legs {
+		l.AbnormalEnds = map[string]int{}
+	}
+	return y
+}
+
+// handshake counts one handshake of leg at time at, and its failure cause:
+// the alert, else the error text.
+func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errText string) {
+	l := y.legs[leg]
+	if l == nil {
+		return
+	}
+	l.Handshakes++
+	y.points = append(y.points, tlsPoint{leg: leg, at: at, conc: y.s.openAt(at), failed: failed})
+	if !failed {
+		return
+	}
+	l.Failures++
+	cause := alert
+	if cause == "" {
+		cause = errText
+	}
+	if cause == "" {
+		cause = "(unknown)"
+	}
+	y.causes[leg][cause]++
+	if l.FirstFailureAt.IsZero() || at.Before(l.FirstFailureAt) {
+		l.FirstFailureAt = at
+	}
+}
+
+// renegotiationEvents counts the "tls-renegotiation" events of run r and
+// returns them by session and leg.
+func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
+	evReneg := map[string]map[string]int{} // session → leg → count
+	for _, e := range r.Renegotiations {
+		leg, outcome := e.Leg, e.Outcome
+		if leg == "" {
+			leg = capture.SideUpstream
+		}
+		if outcome == "" {
+			outcome = defaultOutcome(leg)
+		}
+		y.reneg[[2]string{leg, outcome}]++
+		y.points = append(y.points, tlsPoint{leg: leg, at: e.Time, conc: y.s.openAt(e.Time), reneg: true})
+		if evReneg[e.Session] == nil {
+			evReneg[e.Session] = map[string]int{}
+		}
+		evReneg[e.Session][leg]++
+	}
+	return evReneg
+}
+
+// records counts the TLS legs of the session records of run number run and
+// the sessions that renegotiated; it returns the ids of the records.
+func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[string]bool {
+	ids := map[string]bool{}
+	for _, ref := range y.s.sess {
+		if ref.run != run {
+			continue
+		}
+		rec := ref.rec
+		ids[rec.ID] = true
+		renegotiated := len(evReneg[rec.ID]) > 0
+		for _, lg := range []struct {
+			name string
+			leg  *capture.TLSLeg
+		}{{capture.SideClient, rec.TLS.Client}, {capture.SideUpstream, rec.TLS.Upstream}} {
+			if lg.leg != nil && y.recordLeg(ref, lg.name, lg.leg, evReneg[rec.ID][lg.name]) {
+				renegotiated = true
+			}
+		}
+		if renegotiated {
+			y.s.TLS.RenegotiatedSessions++
+			if rec.Abnormal {
+				y.s.TLS.RenegotiatedAbnormal++
 			}
 		}
 	}
-	var failConc = map[string][]float64{}
-	var failC = map[string][]int{}
-	var allC = map[string][]int{}
-	var allF = map[string][]bool{}
-	for _, p := range points {
+	return ids
+}
+
+// recordLeg counts one TLS leg of a session record: its handshake (a failure
+// without a duration is placed at the session's end), its resumption, the
+// renegotiations beyond the evRenegs the events showed (events dropped: the
+// record still counts them) and, for a 1006 session, how its TLS ended. It
+// reports whether the leg renegotiated.
+func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evRenegs int) bool {
+	failed := l.Error != "" || l.Alert != ""
+	at := ref.rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
+	if failed && l.HandshakeMS == 0 {
+		at = ref.end
+	}
+	y.handshake(name, at, failed, l.Alert, l.Error)
+	if !failed {
+		y.hsMS[name] = append(y.hsMS[name], l.HandshakeMS)
+		if l.Resumed {
+			y.legs[name].Resumed++
+		}
+	}
+	if extra := l.Renegotiations - evRenegs; extra > 0 {
+		y.reneg[[2]string{name, defaultOutcome(name)}] += extra
+		for range extra {
+			y.points = append(y.points, tlsPoint{leg: name, at: ref.end, conc: y.s.openAt(ref.end), reneg: true})
+		}
+	}
+	if ref.rec.Abnormal {
+		end := l.End
+		if end == "" {
+			end = "unknown"
+		}
+		y.legs[name].AbnormalEnds[end]++
+	}
+	return l.Renegotiations > 0
+}
+
+// unrecordedFailures counts the failed handshakes of run r that no session
+// record holds (a TLS error before any request).
+func (y *tlsTally) unrecordedFailures(r *Run, ids map[string]bool) {
+	for _, e := range r.TLSErrors {
+		if e.Session == "" || !ids[e.Session] {
+			y.handshake(e.Leg, e.Time, true, e.Alert, e.Error)
+		}
+	}
+}
+
+// finishLegs computes each leg's shares, quantiles, failure concurrency,
+// threshold and causes from what was gathered.
+func (y *tlsTally) finishLegs() {
+	failConc := map[string][]float64{}
+	allC := map[string][]int{}
+	allF := map[string][]bool{}
+	for _, p := range y.points {
 		if p.reneg {
 			continue
 		}
@@ -251,45 +305,44 @@ func (s *Summary) summarizeTLS() {
 		allF[p.leg] = append(allF[p.leg], p.failed)
 		if p.failed {
 			failConc[p.leg] = append(failConc[p.leg], float64(p.conc))
-			failC[p.leg] = append(failC[p.leg], p.conc)
 		}
 	}
-	for name, l := range legs {
+	for name, l := range y.legs {
 		l.FailureShare = ratio(l.Failures, l.Handshakes)
-		l.HandshakeMS = quantilesOf(hsMS[name])
+		l.HandshakeMS = quantilesOf(y.hsMS[name])
 		l.ResumedShare = ratio(l.Resumed, l.Handshakes-l.Failures)
 		l.FailureConcurrency = quantilesOf(failConc[name])
-		if len(failC[name]) > 0 {
-			l.MinFailureConc = failC[name][0]
-			for _, c := range failC[name] {
-				l.MinFailureConc = min(l.MinFailureConc, c)
-			}
+		if fc := failConc[name]; len(fc) > 0 {
+			l.MinFailureConc = int(slices.Min(fc))
 		}
-		l.Threshold = EstimateThreshold(allC[name], allF[name])
-		l.Causes = []TLSCause{}
-		for _, c := range sortedCounts(causes[name]) {
-			l.Causes = append(l.Causes, TLSCause{c.Verdict, c.Count})
+		l.Threshold = estimateThreshold(allC[name], allF[name])
+		l.Causes = []tlsCause{}
+		for _, c := range sortedCounts(y.causes[name]) {
+			l.Causes = append(l.Causes, tlsCause{c.Verdict, c.Count})
 		}
 	}
-	t.Renegotiations = []TLSRenegotiationCount{}
-	for k, n := range reneg {
-		t.Renegotiations = append(t.Renegotiations, TLSRenegotiationCount{k[0], k[1], n})
+}
+
+// renegotiationCounts lists the renegotiations by leg, then outcome.
+func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
+	out := []tlsRenegotiationCount{}
+	for k, n := range y.reneg {
+		out = append(out, tlsRenegotiationCount{k[0], k[1], n})
 	}
-	sort.Slice(t.Renegotiations, func(i, j int) bool {
-		a, b := t.Renegotiations[i], t.Renegotiations[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if a.Leg != b.Leg {
 			return a.Leg < b.Leg
 		}
 		return a.Outcome < b.Outcome
 	})
-	t.ByConcurrency, t.ByTime = s.tlsBands(points)
-	t.Text = t.sentence()
+	return out
 }
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
 // the drops-against-concurrency chart) and by tenth of the run.
-func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
-	byConc, byTime = []TLSBand{}, []TLSBand{}
+func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
+	byConc, byTime = []tlsBand{}, []tlsBand{}
 	if len(points) == 0 {
 		return byConc, byTime
 	}
@@ -306,7 +359,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 	}
 	step := max(1, int(niceStep(yMax(float64(hi+1)), 5)))
 	for lo := 0; lo <= hi; lo += step {
-		byConc = append(byConc, TLSBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
+		byConc = append(byConc, tlsBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
 	}
 	span := to.Sub(from)
 	n := tlsTimeBuckets
@@ -315,13 +368,13 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 	}
 	for i := range n {
 		a, b := from.Add(span*time.Duration(i)/time.Duration(n)), from.Add(span*time.Duration(i+1)/time.Duration(n))
-		byTime = append(byTime, TLSBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
+		byTime = append(byTime, tlsBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
 	}
-	add := func(b *TLSBand, p tlsPoint) {
+	add := func(b *tlsBand, p tlsPoint) {
 		switch {
 		case p.reneg:
 			b.Renegotiations++
-		case p.leg == SideClient:
+		case p.leg == capture.SideClient:
 			b.ClientHandshakes++
 			if p.failed {
 				b.ClientFailures++
@@ -348,7 +401,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 // handshakes and 5,000 upstream handshakes; no renegotiation", or "TLS: 37
 // of 5,000 client handshakes failed (unknown_ca 37), all above 1,150 open
 // sessions; 0 of 5,000 upstream handshakes failed; no renegotiation".
-func (t *TLSReport) sentence() string {
+func (t *tlsReport) sentence() string {
 	c, u := t.Client, t.Upstream
 	var parts []string
 	switch {
@@ -359,7 +412,7 @@ func (t *TLSReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			n    int
-		}{{SideClient, c.Handshakes}, {SideUpstream, u.Handshakes}} {
+		}{{capture.SideClient, c.Handshakes}, {capture.SideUpstream, u.Handshakes}} {
 			if l.n > 0 {
 				legs = append(legs, plural(l.n, l.name+" handshake", l.name+" handshakes"))
 			}
@@ -368,8 +421,8 @@ func (t *TLSReport) sentence() string {
 	default:
 		for _, l := range []struct {
 			name string
-			r    TLSLegReport
-		}{{SideClient, c}, {SideUpstream, u}} {
+			r    tlsLegReport
+		}{{capture.SideClient, c}, {capture.SideUpstream, u}} {
 			if l.r.Handshakes > 0 {
 				parts = append(parts, legFailureText(l.name, l.r))
 			}
@@ -393,7 +446,7 @@ func (t *TLSReport) sentence() string {
 
 // legFailureText: "37 of 5,000 client handshakes failed (unknown_ca 37),
 // all above 1,150 open sessions".
-func legFailureText(leg string, l TLSLegReport) string {
+func legFailureText(leg string, l tlsLegReport) string {
 	text := fmt.Sprintf("%s of %s %s handshakes failed", groupInt(l.Failures), groupInt(l.Handshakes), leg)
 	if l.Handshakes == 1 {
 		text = fmt.Sprintf("%s of 1 %s handshake failed", groupInt(l.Failures), leg)

@@ -1,4 +1,4 @@
-package capture
+package report
 
 import (
 	"archive/tar"
@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // BundleOptions says what an evidence bundle keeps that it leaves out by
@@ -27,12 +29,11 @@ type BundleOptions struct {
 
 // Bundle file names.
 const (
-	BundleReadme  = "README.txt"
-	BundleHAR     = "session.har"
-	BundleSummary = "summary.txt"
-	BundleJSON    = "summary.json"
-	BundleReport  = "report.html"
-	KeylogFile    = "keylog.txt"
+	bundleReadme  = "README.txt"
+	bundleHAR     = "session.har"
+	bundleSummary = "summary.txt"
+	bundleJSON    = "summary.json"
+	bundleReport  = "report.html"
 )
 
 // WriteBundle writes the evidence bundle of the run in dir to out as a
@@ -40,17 +41,16 @@ const (
 // sessions.jsonl, events.jsonl and run.json redacted, session.har, every
 // capture*.pcapng with data-frame payloads and upgrade secrets overwritten,
 // and keylog.txt only when asked. The report is computed from the redacted
-// files. Nothing is written to dir.
-func WriteBundle(dir string, out io.Writer, opts BundleOptions) error {
-	if err := checkRunDir(dir); err != nil {
-		return err
-	}
+// files. Nothing is written to the run dir. Lines of sessions.jsonl and
+// events.jsonl that do not parse cannot be redacted: they are left out,
+// counted in d.Bad and named in README.txt.
+func WriteBundle(d *capture.RunDir, out io.Writer, opts BundleOptions) error {
 	tmp, err := os.MkdirTemp("", "wstap-bundle-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bundler{dir: dir, tmp: tmp, opts: opts}
+	b := &bundler{rd: d, dir: d.Dir, tmp: tmp, opts: opts}
 	steps := []func() error{b.sessions, b.events, b.run, b.captures, b.har, b.reports, b.keylog, b.readme}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -60,26 +60,9 @@ func WriteBundle(dir string, out io.Writer, opts BundleOptions) error {
 	return b.archive(out)
 }
 
-// checkRunDir refuses a dir that is not a wstap run dir.
-func checkRunDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("run dir %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("run dir %s: not a directory", dir)
-	}
-	for _, name := range []string{SessionsFile, EventsFile, RunFile, PcapFile} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("run dir %s: no %s, %s, %s or %s: not a wstap run dir",
-		dir, SessionsFile, EventsFile, RunFile, PcapFile)
-}
-
 // bundler builds the bundle's files in tmp, then archives them.
 type bundler struct {
+	rd           *capture.RunDir
 	dir, tmp     string
 	opts         BundleOptions
 	files        []string // names in tmp, in archive order
@@ -96,69 +79,52 @@ func (b *bundler) note(format string, a ...any) {
 
 // sessions writes sessions.jsonl with every record redacted.
 func (b *bundler) sessions() error {
-	return b.lines(SessionsFile, func(line []byte) ([]byte, error) {
-		var r SessionRecord
-		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, err
-		}
-		RedactRecord(&r)
-		return json.Marshal(&r)
+	return lines(b, capture.SessionsFile, func(r *capture.SessionRecord) ([]byte, error) {
+		redactRecord(r)
+		return json.Marshal(r)
 	})
 }
 
 // events writes events.jsonl redacted, message data dropped unless asked.
 func (b *bundler) events() error {
-	return b.lines(EventsFile, func(line []byte) ([]byte, error) {
-		return RedactJSONLine(line, b.opts.IncludePayloads)
+	return lines(b, capture.EventsFile, func(line *json.RawMessage) ([]byte, error) {
+		return redactJSONLine(*line, b.opts.IncludePayloads)
 	})
 }
 
-// lines redacts a JSONL file line by line; lines that cannot be parsed
-// cannot be redacted and are left out.
-func (b *bundler) lines(name string, redact func([]byte) ([]byte, error)) error {
-	in, err := os.Open(filepath.Join(b.dir, name))
-	if os.IsNotExist(err) {
+// lines writes the run dir's JSONL file name redacted, line by line. Lines
+// that do not parse cannot be redacted: the run dir's reader counts them and
+// they are left out, with a note.
+func lines[T any](b *bundler, name string, redact func(*T) ([]byte, error)) error {
+	if !b.rd.Has(name) {
 		b.note("%s: not in the run dir", name)
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer in.Close()
 	out, err := os.Create(filepath.Join(b.tmp, name))
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(out)
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 64*1024*1024)
-	skipped := 0
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		red, err := redact(line)
+	before := b.rd.Bad.Count
+	err = capture.Lines(b.rd, name, func(v *T) error {
+		red, err := redact(v)
 		if err != nil {
-			skipped++
-			continue
+			return fmt.Errorf("redacting %s: %w", b.rd.Path(name), err)
 		}
 		w.Write(red)
-		w.WriteByte('\n')
+		return w.WriteByte('\n')
+	})
+	if err == nil {
+		err = w.Flush()
 	}
-	if err := sc.Err(); err != nil {
-		out.Close()
-		return fmt.Errorf("reading %s: %w", filepath.Join(b.dir, name), err)
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	if err := w.Flush(); err != nil {
-		out.Close()
+	if err != nil {
 		return err
 	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if skipped > 0 {
-		b.note("%s: %d lines that are not JSON left out (they could not be redacted)", name, skipped)
+	if n := b.rd.Bad.Count - before; n > 0 {
+		b.note("%s: lines left out because they do not parse (they could not be redacted): %d", name, n)
 	}
 	b.add(name)
 	return nil
@@ -166,32 +132,32 @@ func (b *bundler) lines(name string, redact func([]byte) ([]byte, error)) error 
 
 // run writes run.json with its args and any other secret redacted.
 func (b *bundler) run() error {
-	raw, err := os.ReadFile(filepath.Join(b.dir, RunFile))
+	raw, err := os.ReadFile(b.rd.Path(capture.RunFile))
 	if os.IsNotExist(err) {
-		b.note("%s: not in the run dir", RunFile)
+		b.note("%s: not in the run dir", capture.RunFile)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	red, err := RedactJSONLine(raw, false)
+	red, err := redactJSONLine(raw, false)
 	if err != nil {
-		b.note("%s: not JSON, left out: %v", RunFile, err)
+		b.note("%s: not JSON, left out: %v", capture.RunFile, err)
 		return nil
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, red, "", "  ") == nil {
 		red = append(pretty.Bytes(), '\n')
 	}
-	b.add(RunFile)
-	return os.WriteFile(filepath.Join(b.tmp, RunFile), red, 0o600)
+	b.add(capture.RunFile)
+	return os.WriteFile(filepath.Join(b.tmp, capture.RunFile), red, 0o600)
 }
 
 // captures rewrites every capture*.pcapng, in rotation order.
 func (b *bundler) captures() error {
 	in := captureFiles(b.dir)
 	if len(in) == 0 {
-		b.note("%s: not in the run dir (the proxy ran with --pcap=false?)", PcapFile)
+		b.note("%s: not in the run dir (the proxy ran with --pcap=false?)", capture.PcapFile)
 		return nil
 	}
 	out := make([]string, len(in))
@@ -211,8 +177,8 @@ func captureFiles(dir string) []string {
 	paths, _ := filepath.Glob(filepath.Join(dir, "capture*.pcapng"))
 	sort.Slice(paths, func(i, j int) bool {
 		a, c := filepath.Base(paths[i]), filepath.Base(paths[j])
-		if (a == PcapFile) != (c == PcapFile) {
-			return a == PcapFile
+		if (a == capture.PcapFile) != (c == capture.PcapFile) {
+			return a == capture.PcapFile
 		}
 		return a < c
 	})
@@ -221,18 +187,22 @@ func captureFiles(dir string) []string {
 
 // har writes session.har (payloads only when asked).
 func (b *bundler) har() error {
-	f, err := os.Create(filepath.Join(b.tmp, BundleHAR))
+	f, err := os.Create(filepath.Join(b.tmp, bundleHAR))
 	if err != nil {
 		return err
 	}
-	err = WriteHAR(f, b.dir, HAROptions{IncludePayloads: b.opts.IncludePayloads})
+	// A reader of its own: the bad lines are counted once, by sessions and events.
+	d, err := capture.OpenRunDir(b.dir)
+	if err == nil {
+		err = WriteHAR(f, d, HAROptions{IncludePayloads: b.opts.IncludePayloads})
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return err
 	}
-	b.add(BundleHAR)
+	b.add(bundleHAR)
 	return nil
 }
 
@@ -249,12 +219,12 @@ func (b *bundler) reports() error {
 	if err := s.WriteText(&text); err != nil {
 		return fmt.Errorf("summary.txt: %w", err)
 	}
-	b.write(BundleSummary, text.Bytes())
+	b.write(bundleSummary, text.Bytes())
 	if h, ok := any(s).(interface{ WriteHTML(io.Writer) error }); ok {
 		if err := h.WriteHTML(&html); err != nil {
 			return fmt.Errorf("report.html: %w", err)
 		}
-		b.write(BundleReport, html.Bytes())
+		b.write(bundleReport, html.Bytes())
 	} else {
 		b.note("report.html: this wstap build cannot write it; run 'wstap report' on the redacted files")
 	}
@@ -268,7 +238,7 @@ func (b *bundler) reports() error {
 	if err != nil {
 		return fmt.Errorf("summary.json: %w", err)
 	}
-	b.write(BundleJSON, js.Bytes())
+	b.write(bundleJSON, js.Bytes())
 	return nil
 }
 
@@ -277,7 +247,7 @@ func (b *bundler) reports() error {
 func (b *bundler) write(name string, data []byte) {
 	text := strings.ReplaceAll(string(data), b.tmp, b.dir)
 	b.files = append(b.files, name)
-	b.mem = append(b.mem, memFile{name, []byte(RedactText(text))})
+	b.mem = append(b.mem, memFile{name, []byte(redactText(text))})
 }
 
 // keylog copies keylog.txt only when asked.
@@ -285,16 +255,16 @@ func (b *bundler) keylog() error {
 	if !b.opts.IncludeKeylog {
 		return nil
 	}
-	raw, err := os.ReadFile(filepath.Join(b.dir, KeylogFile))
+	raw, err := os.ReadFile(b.rd.Path(capture.KeylogFile))
 	if os.IsNotExist(err) {
-		b.note("%s: not in the run dir", KeylogFile)
+		b.note("%s: not in the run dir", capture.KeylogFile)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	b.mem = append(b.mem, memFile{KeylogFile, raw})
-	b.add(KeylogFile)
+	b.mem = append(b.mem, memFile{capture.KeylogFile, raw})
+	b.add(capture.KeylogFile)
 	return nil
 }
 
@@ -330,8 +300,8 @@ func (b *bundler) readme() error {
 			fmt.Fprintf(&w, "  - %s\n", n)
 		}
 	}
-	b.mem = append(b.mem, memFile{BundleReadme, []byte(w.String())})
-	b.files = append([]string{BundleReadme}, b.files...)
+	b.mem = append(b.mem, memFile{bundleReadme, []byte(w.String())})
+	b.files = append([]string{bundleReadme}, b.files...)
 	return nil
 }
 
