@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 )
@@ -120,4 +121,24 @@ func TestCausesMixedSim(t *testing.T) {
 	for _, e := range explain(&explainInput{all: all, causes: cs}) {
 		t.Logf("%d %s %s: %s", e.N, e.Name, e.Verdict, e.Detail)
 	}
+}
+
+func TestCausesTextRender(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	_ = rng
+	var all []*facts
+	for i := 0; i < 60; i++ {
+		f := simFacts(fmt.Sprint("s", i), float64(i*10), 5000+float64(i%7)*40, i%2 == 0)
+		f.concOpen = i + 1
+		if i%2 == 0 {
+			f.clientSilenceMS, f.clientMaxSilenceMS = f.lifeMS-20, f.lifeMS-20
+		} else {
+			f.clientSilenceMS, f.clientMaxSilenceMS, f.lifeMS = 200, 900, 9000
+		}
+		all = append(all, f)
+	}
+	cs := inferCauses(all)
+	var b strings.Builder
+	writeCausesText(&b, 30, cs, explain(&explainInput{all: all, causes: cs}))
+	t.Log("\n" + b.String())
 }

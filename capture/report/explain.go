@@ -201,9 +201,12 @@ func explainCap(in *explainInput, by map[string][]*Cause, up int) (string, strin
 			peak = max(peak, f.concOpen)
 		}
 	}
-	drops := countIf(in.all, func(f *facts) bool { return f.upstreamDrop() })
-	return RuledOut, fmt.Sprintf("up to %s sessions were open at once; the upstream's %s drops and refusals not explained by a timer do not gather above any level of sessions open at open, in all, per credential or per target",
-		groupInt(peak), groupInt(drops+countIf(in.all, (*facts).rejected)-timerDrops(by)))
+	left := countIf(in.all, func(f *facts) bool { return f.upstreamDrop() || f.rejected() }) - timerDrops(by)
+	if left == 0 {
+		return RuledOut, fmt.Sprintf("up to %s sessions were open at once; no refusal, and every upstream drop is a timer's", groupInt(peak))
+	}
+	return RuledOut, fmt.Sprintf("up to %s sessions were open at once; the %s drops and refusals no timer explains do not gather above any level of sessions open at open, in all, per credential or per target",
+		groupInt(peak), groupInt(left))
 }
 
 func explainLoadClient(in *explainInput, by map[string][]*Cause, up int) (string, string) {
