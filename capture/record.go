@@ -125,6 +125,14 @@ type Keepalive struct {
 	// ClientSilenceBeforeEndMS: time from the client's last data frame or
 	// ping (its pongs not counted) to the end.
 	ClientSilenceBeforeEndMS float64 `json:"client_silence_before_end_ms"`
+	// ClientMaxSilenceMS: the client's longest silence, its pongs not
+	// counted, the final one up to the end included (what an idle timer that
+	// ignores pongs acts on).
+	ClientMaxSilenceMS float64 `json:"client_max_silence_ms"`
+	// UnansweredPingBeforeEndMS: time from the upstream's oldest ping still
+	// unanswered at the end to the end (what a ping timeout acts on); null
+	// when every upstream ping was answered.
+	UnansweredPingBeforeEndMS *float64 `json:"unanswered_ping_before_end_ms"`
 }
 
 // CloseFrame is a close frame one side sent.
@@ -207,4 +215,15 @@ type SessionRecord struct {
 	Verdict           string    `json:"verdict"`
 	Findings          []Finding `json:"findings"`
 	ConcurrentAtEnd   int       `json:"concurrent_at_end"`
+	// ConcurrentAtOpen: upgraded sessions open when this one's 101 reached
+	// the client, itself included; for another answer, those open when it
+	// came. A cap acts on this number.
+	ConcurrentAtOpen int `json:"concurrent_at_open"`
+	// Credential identifies the credential of the upgrade request
+	// ("sha256:" + 8 hex of the Authorization value, else of the first
+	// token-like query value, else of the Cookie header); null when none.
+	Credential *string `json:"credential"`
+	// CredentialConcurrentAtOpen: upgraded sessions with the same credential
+	// open at that moment, itself included; 0 without a credential.
+	CredentialConcurrentAtOpen int `json:"credential_concurrent_at_open"`
 }
