@@ -328,16 +328,23 @@ func TestIntegrationIdleDropInference(t *testing.T) {
 	}
 	sort.Float64s(silences)
 	t.Logf("silence before the drop (ms): %v", silences)
-	var idleInf *report.Inference
-	infs := report.InferIdleDrops(recs)
-	for i := range infs {
-		t.Logf("inference: %s", infs[i].Text)
-		if infs[i].Kind == report.InferIdleTimeout {
-			idleInf = &infs[i]
+	run, err := report.LoadRun(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idleCause *report.Cause
+	causes := report.Summarize(run).Causes
+	for _, c := range causes {
+		t.Logf("cause %s: %d sessions: %s", c.Cause, c.Sessions, c.Evidence)
+		switch c.Cause {
+		case report.CauseIdle:
+			idleCause = c
+		case report.CauseLifetime:
+			t.Errorf("the idle timeout also reads as a session lifetime: %q", c.Evidence)
 		}
 	}
-	if idleInf == nil {
-		t.Fatalf("no idle-timeout inference among %+v", infs)
+	if idleCause == nil {
+		t.Fatalf("no idle-timeout cause among %d causes", len(causes))
 	}
 	var measured []float64
 	for len(measured) < sessions {
@@ -346,23 +353,19 @@ func TestIntegrationIdleDropInference(t *testing.T) {
 	// Against what the server measured, within 10%; against the nominal
 	// timeout, one-sided: the server drops no earlier than idle after the
 	// last message wstap relayed to it, and well before a second timeout.
-	if !within(idleInf.EstimateMS, p50(measured), 0.1) {
-		t.Errorf("inference %+v: want within 10%% of %.0f ms, the server's median silence before its drops", *idleInf, p50(measured))
+	est := idleCause.Seconds * 1000
+	if !within(est, p50(measured), 0.1) {
+		t.Errorf("idle timeout %.0f ms: want within 10%% of %.0f ms, the server's median silence before its drops", est, p50(measured))
 	}
-	if idleInf.LowMS < 0.9*ms(idle) || idleInf.EstimateMS < ms(idle) || idleInf.HighMS >= 1.5*ms(idle) {
-		t.Errorf("inference %+v: want the cluster from at least 0.9 × %v, its estimate at least %v, and below 1.5 × %v", *idleInf, idle, idle, idle)
+	if est < 0.9*ms(idle) || est >= 1.5*ms(idle) {
+		t.Errorf("idle timeout %.0f ms: want at least 0.9 × %v and below 1.5 × %v", est, idle, idle)
 	}
-	// On a loaded machine some drops come late; the cluster must still be
+	// On a loaded machine some drops come late; the cause must still hold
 	// most of them.
-	if idleInf.Count <= sessions/2 || idleInf.Of != sessions {
-		t.Errorf("inference counts %d of %d, want most of %d", idleInf.Count, idleInf.Of, sessions)
+	if idleCause.Sessions <= sessions/2 {
+		t.Errorf("the idle timeout holds %d of %d drops, want most", idleCause.Sessions, sessions)
 	}
-	for _, inf := range infs {
-		if inf.Kind == report.InferSessionLifetime {
-			t.Errorf("the idle timeout also reads as a session lifetime: %q", inf.Text)
-		}
-	}
-	if !regexp.MustCompile(`an idle timeout near 2(\.[0-9])? s$`).MatchString(idleInf.Text) {
-		t.Errorf("inference text %q", idleInf.Text)
+	if !regexp.MustCompile(`an idle timeout of 2(\.[0-9])? s$`).MatchString(idleCause.Evidence) {
+		t.Errorf("evidence %q", idleCause.Evidence)
 	}
 }

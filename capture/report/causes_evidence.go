@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -200,25 +199,6 @@ func statusText(m []*facts) string {
 		n[fmt.Sprint(f.status)]++
 	}
 	return countsText(n)
-}
-
-// countsText writes counts largest first: "a 3, b 1".
-func countsText(n map[string]int) string {
-	keys := make([]string, 0, len(n))
-	for k := range n {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if n[keys[i]] != n[keys[j]] {
-			return n[keys[i]] > n[keys[j]]
-		}
-		return keys[i] < keys[j]
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + " " + groupInt(n[k])
-	}
-	return strings.Join(parts, ", ")
 }
 
 // countText writes "1 session" or "68 sessions".

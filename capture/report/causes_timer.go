@@ -80,6 +80,7 @@ func (a *attribution) timers() {
 			fits = append(fits, t)
 		}
 	}
+	fits = withoutRedundant(fits, pool)
 	members := map[*timerFit][]*facts{}
 	for _, f := range pool {
 		if t := nearestTimer(fits, f); t != nil {
@@ -96,6 +97,42 @@ func (a *attribution) timers() {
 		c.Evidence = a.timerEvidence(t, c)
 		c.figure = timerFigure(t, c, a.all)
 	}
+}
+
+// withoutRedundant drops, fewest first, the timers that explain fewer than
+// minTimerCount drops no other timer explains: their drops are another
+// timer's seen again (sessions silent from their start are both idle and of
+// one age).
+func withoutRedundant(fits []*timerFit, pool []*facts) []*timerFit {
+	for len(fits) > 1 {
+		own := make([]int, len(fits))
+		for _, f := range pool {
+			holder := -1
+			for i, t := range fits {
+				if t.holds(f) {
+					if holder >= 0 {
+						holder = -2
+						break
+					}
+					holder = i
+				}
+			}
+			if holder >= 0 {
+				own[holder]++
+			}
+		}
+		weakest := 0
+		for i := range fits {
+			if own[i] < own[weakest] {
+				weakest = i
+			}
+		}
+		if own[weakest] >= minTimerCount {
+			break
+		}
+		fits = append(fits[:weakest:weakest], fits[weakest+1:]...)
+	}
+	return fits
 }
 
 // fitTimer tries the densest windows of the kind's variable over the drops,

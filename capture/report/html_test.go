@@ -86,7 +86,7 @@ func TestHTMLSelfContained(t *testing.T) {
 			t.Errorf("page contains %q: not self-contained", bad)
 		}
 	}
-	for _, id := range []string{"chart-open", "chart-concurrency", "chart-silence", "chart-ping"} {
+	for _, id := range []string{"chart-open", "chart-ping", "causes", "explanations"} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf("page lacks chart %s", id)
 		}

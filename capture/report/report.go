@@ -241,12 +241,15 @@ type Summary struct {
 	DroppedBy  map[string]int `json:"dropped_by"`
 	DroppedHow map[string]int `json:"dropped_how"`
 
-	Concurrency       concurrency `json:"concurrency"`
-	SilenceBeforeDrop quantiles   `json:"silence_before_drop_ms"`
-	Inferences        []Inference `json:"inferences"`
-	Keepalive         keepalives  `json:"keepalive"`
-	Findings          []ruleCount `json:"findings"`
-	TLSFailures       []tlsCount  `json:"tls_failures"`
+	// Causes attributes every 1006 session to one cause, largest first;
+	// Explanations judges the seven usual explanations, in their order.
+	Causes       []*Cause      `json:"causes"`
+	Explanations []Explanation `json:"explanations"`
+
+	Concurrency concurrency `json:"concurrency"`
+	Keepalive   keepalives  `json:"keepalive"`
+	Findings    []ruleCount `json:"findings"`
+	TLSFailures []tlsCount  `json:"tls_failures"`
 	// TLS is the TLS section: handshakes, failures by cause, concurrency
 	// and time, renegotiations, and how the TLS of the 1006 sessions ended.
 	TLS      tlsReport      `json:"tls"`
@@ -260,6 +263,7 @@ type Summary struct {
 	runs  []*Run
 	sess  []sessionRef      // every session of every run, in end order
 	steps []concurrencyStep // open upgraded sessions over time, all runs
+	facts []*facts          // what the causes need of each session, in end order
 }
 
 // runSummary names one merged run.
@@ -293,8 +297,7 @@ type concurrency struct {
 	Peak        int       `json:"peak"`
 	FirstDropAt time.Time `json:"first_drop_at,omitzero"`
 	// AtFirstDrop is the concurrency when the first 1006 session ended.
-	AtFirstDrop int        `json:"at_first_drop"`
-	Threshold   *threshold `json:"threshold"`
+	AtFirstDrop int `json:"at_first_drop"`
 }
 
 // threshold is the concurrency level that best separates the sessions that
@@ -315,7 +318,14 @@ type threshold struct {
 type keepalives struct {
 	ClientToUpstream dirKeepalive `json:"client_to_upstream"`
 	UpstreamToClient dirKeepalive `json:"upstream_to_client"`
-	// LatePongs and NoKeepalive count the sessions with those findings.
+	// PlatformPingEveryMS is the upstream's median ping interval, and
+	// IdleTimeoutMS the idle timeout the causes inferred (0 when none): the
+	// measures Groups are judged by.
+	PlatformPingEveryMS float64          `json:"platform_ping_every_ms"`
+	IdleTimeoutMS       float64          `json:"idle_timeout_ms"`
+	Groups              []keepaliveGroup `json:"by_outcome"`
+	// LatePongs and NoKeepalive count the sessions with those findings
+	// (thresholds --late-pong and --no-keepalive).
 	LatePongs       int   `json:"late_pong_sessions"`
 	NoKeepalive     int   `json:"no_keepalive_sessions"`
 	UnansweredPings int64 `json:"unanswered_pings"`
@@ -392,7 +402,30 @@ func Summarize(runs ...*Run) *Summary {
 	s.countTLS()
 	s.summarizeTLS()
 	s.countHTTP()
+	s.attribute()
+	s.summarizeKeepaliveGroups()
 	return s
+}
+
+// attribute finds the causes of the 1006 sessions and judges the seven
+// explanations.
+func (s *Summary) attribute() {
+	s.facts = make([]*facts, len(s.sess))
+	for i, ref := range s.sess {
+		s.facts[i] = factsOf(ref.run, ref.rec)
+	}
+	mergeOpenConcurrency(s.facts, len(s.runs))
+	s.Causes = inferCauses(s.facts)
+	failures := map[string]int{}
+	for _, f := range s.TLSFailures {
+		failures[f.Leg] += f.Count
+	}
+	status := map[int]int{}
+	for _, st := range s.HTTP.ByStatus {
+		status[st.Status] = st.Count
+	}
+	s.Explanations = explain(&explainInput{all: s.facts, causes: s.Causes,
+		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures})
 }
 
 // collect lists the runs and their sessions and sums the run-level counters.
@@ -514,20 +547,15 @@ func (s *Summary) countVerdicts() {
 	}
 }
 
-// summarizeDrops fills the 1006 figures: who, when, at what concurrency,
-// after what silence, and the idle-drop inference.
+// summarizeDrops counts the 1006 sessions by who ended them and how.
 func (s *Summary) summarizeDrops() {
-	var silence []float64
-	var recs []capture.SessionRecord
 	for _, ref := range s.sess {
-		recs = append(recs, *ref.rec)
 		if !ref.rec.Abnormal {
 			continue
 		}
 		s.Abnormal++
 		s.DroppedBy[ref.rec.End.First]++
 		s.DroppedHow[strings.TrimSpace(ref.rec.End.First+" "+ref.rec.End.How)]++
-		silence = append(silence, ref.rec.Keepalive.SilenceBeforeEnd)
 		if s.Concurrency.FirstDropAt.IsZero() {
 			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
 		}
@@ -535,17 +563,6 @@ func (s *Summary) summarizeDrops() {
 	if s.Upgraded > 0 {
 		s.AbnormalShare = float64(s.Abnormal) / float64(s.Upgraded)
 	}
-	s.SilenceBeforeDrop = quantilesOf(silence)
-	s.Inferences = append([]Inference{}, InferIdleDrops(recs)...)
-	var conc []int
-	var drop []bool
-	for _, ref := range s.sess {
-		if upgraded(ref.rec) {
-			conc = append(conc, ref.conc)
-			drop = append(drop, ref.rec.Abnormal)
-		}
-	}
-	s.Concurrency.Threshold = estimateThreshold(conc, drop)
 }
 
 // estimateThreshold finds the concurrency level above which drops

@@ -3,10 +3,16 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 )
+
+// update rewrites the golden files from the report as it is now: run it with
+// `go test ./capture/report -run Golden -update` when the report's output is
+// meant to change, and commit the files with the change.
+var update = flag.Bool("update", false, "rewrite the golden files")
 
 // goldenRun is the fixture run dir recorded by "wstap demo" (testdata/rundir/README.md).
 var goldenRun = filepath.Join("..", "..", "testdata", "rundir", "demo")
@@ -25,7 +31,7 @@ func goldenSummary(t *testing.T) *Summary {
 }
 
 // TestReportGoldenJSON: the report of the fixture is, byte for byte, what
-// "wstap report --json" printed for it before the split of capture/.
+// "wstap report --json" prints for it (-update rewrites it).
 func TestReportGoldenJSON(t *testing.T) {
 	var got bytes.Buffer
 	enc := json.NewEncoder(&got)
@@ -47,6 +53,12 @@ func TestReportGoldenText(t *testing.T) {
 
 func compareGolden(t *testing.T, got []byte, path string) {
 	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	want, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

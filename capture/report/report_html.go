@@ -42,8 +42,8 @@ const maxDropMarks = 1500
 
 // WriteHTML writes report.html.
 func (s *Summary) WriteHTML(w io.Writer) error {
-	v := htmlView{S: s, ConcurrencyText: s.ConcurrencyText(), Generated: time.Now()}
-	v.Charts = []*svgChart{s.openChart(), s.concurrencyChart(), s.silenceChart(), s.pingChart()}
+	v := htmlView{S: s, Generated: time.Now(), Causes: causeViews(s.Causes)}
+	v.Charts = []*svgChart{s.openChart(), s.pingChart()}
 	v.Rows, v.RowsOf = s.abnormalRows()
 	v.MultiRun = len(s.Runs) > 1
 	v.TLSLegs = []tlsLegView{{capture.SideClient, s.TLS.Client}, {capture.SideUpstream, s.TLS.Upstream}}
@@ -56,7 +56,7 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 // htmlView is what the template sees.
 type htmlView struct {
 	S               *Summary
-	ConcurrencyText string
+	Causes          []causeView
 	Generated       time.Time
 	Charts          []*svgChart
 	Rows            []abnormalRow
@@ -253,10 +253,6 @@ func (s *Summary) openChart() *svgChart {
 		c.Dots = append(c.Dots, svgDot{X: x(float64(ref.end.Sub(from))), Y: y(float64(ref.conc)), R: 2.5, Class: "drop",
 			Title: fmt.Sprintf("%s: 1006 at %s, %d open", ref.rec.ID, ref.end.UTC().Format("15:04:05.000"), ref.conc)})
 	}
-	if th := s.Concurrency.Threshold; th != nil {
-		c.Lines = append(c.Lines, svgLine{c.Left, y(float64(th.Level)), c.Right, y(float64(th.Level)), "threshold",
-			fmt.Sprintf("drops above %s open", groupInt(th.Level)), 0, 0}.labelAt(c.Top))
-	}
 	c.XTicks = timeTicks(from, to, func(v float64) float64 { return x(v) })
 	c.YTicks = valueTicks(top, y, func(v float64) string { return groupInt(int(v)) })
 	c.Legend = []svgLegend{{"area", "open sessions"}, {"drop", "1006"}}
@@ -317,59 +313,6 @@ func (h histogram) draw(c *svgChart, classes, names []string, label func(float64
 	}
 }
 
-// concurrencyChart: sessions by their concurrency at end, 1006 or not.
-func (s *Summary) concurrencyChart() *svgChart {
-	c := newChart("chart-concurrency", "Drops against concurrency",
-		"Upgraded sessions by the number of sessions open when they ended (all runs merged): ended in 1006, or not.")
-	c.XLabel, c.YLabel = "open sessions at the session's end", "sessions"
-	var ok, bad []float64
-	hi := 0.0
-	for _, ref := range s.sess {
-		if !upgraded(ref.rec) {
-			continue
-		}
-		hi = max(hi, float64(ref.conc))
-		if ref.rec.Abnormal {
-			bad = append(bad, float64(ref.conc))
-		} else {
-			ok = append(ok, float64(ref.conc))
-		}
-	}
-	if len(ok)+len(bad) == 0 {
-		c.Empty = "No upgraded sessions."
-		return c
-	}
-	hi = yMax(hi + 1)
-	newHistogram(hi, 40, ok, bad).draw(c, []string{"ok", "drop"}, []string{"no 1006", "1006"},
-		func(v float64) string { return groupInt(int(v)) })
-	if th := s.Concurrency.Threshold; th != nil {
-		x := linear(0, hi, c.Left, c.Right)(float64(th.Level))
-		c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "threshold", "threshold " + groupInt(th.Level), 0, 0}.labelAt(c.Top))
-	}
-	return c
-}
-
-// silenceChart: how long the 1006 sessions had been silent when they ended.
-func (s *Summary) silenceChart() *svgChart {
-	c := newChart("chart-silence", "Silence before the drop",
-		"1006 sessions by the time without any frame, either way, before their TCP connection ended.")
-	c.XLabel, c.YLabel = "silence before the end (s)", "sessions"
-	var v []float64
-	for _, ref := range s.sess {
-		if ref.rec.Abnormal {
-			v = append(v, ref.rec.Keepalive.SilenceBeforeEnd)
-		}
-	}
-	if len(v) == 0 {
-		c.Empty = "No session ended in 1006."
-		return c
-	}
-	hi := yMax(quantilesOf(v).Max/1000+0.001) * 1000
-	newHistogram(hi, 40, v).draw(c, []string{"drop"}, []string{"1006 sessions"}, secondsAxis)
-	s.markInference(c, hi, InferIdleTimeout)
-	return c
-}
-
 // pingChart: each session's median ping interval, per direction.
 func (s *Summary) pingChart() *svgChart {
 	c := newChart("chart-ping", "Ping intervals",
@@ -388,11 +331,8 @@ func (s *Summary) pingChart() *svgChart {
 			hi = max(hi, ka.UpstreamPingIntervalMS.P50)
 		}
 	}
-	for _, in := range s.Inferences {
-		if in.Kind == InferIdleTimeout {
-			hi = max(hi, in.HighMS)
-		}
-	}
+	idle := s.Keepalive.IdleTimeoutMS
+	hi = max(hi, idle)
 	if len(cl)+len(up) == 0 {
 		c.Empty = "No session sent two pings or more in either direction."
 		return c
@@ -400,18 +340,11 @@ func (s *Summary) pingChart() *svgChart {
 	hi = yMax(hi/1000*1.05+0.001) * 1000
 	newHistogram(hi, 40, cl, up).draw(c, []string{"client", "upstream"},
 		[]string{"client → upstream", "upstream → client"}, secondsAxis)
-	s.markInference(c, hi, InferIdleTimeout)
-	return c
-}
-
-// markInference draws the inferred timeout as a vertical line.
-func (s *Summary) markInference(c *svgChart, hi float64, kind string) {
-	for _, in := range s.Inferences {
-		if in.Kind == kind && in.EstimateMS <= hi {
-			x := linear(0, hi, c.Left, c.Right)(in.EstimateMS)
-			c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "inference", "idle timeout ≈ " + secondsText(in.EstimateMS), 0, 0}.labelAt(c.Top))
-		}
+	if idle > 0 {
+		x := linear(0, hi, c.Left, c.Right)(idle)
+		c.Lines = append(c.Lines, svgLine{x, c.Top, x, c.Bottom, "inference", "idle timeout " + secondsText(idle), 0, 0}.labelAt(c.Top))
 	}
+	return c
 }
 
 func secondsAxis(ms float64) string {

@@ -245,54 +245,64 @@ func loadTestRun(t *testing.T, dir string) *Run {
 	return r
 }
 
-// cappedRuns simulates a server that drops every session ending while more
-// than capLevel sessions are open; the sessions are spread over nRuns proxies
-// (round robin), each of which only knows its own concurrency.
+// cappedRuns simulates a server that resets, 200 ms after its 101, every
+// session that opens while capLevel sessions are open; the sessions are
+// spread over nRuns proxies (round robin), each of which records only its own
+// concurrency at open and at end.
 func cappedRuns(capLevel, nRuns int) []testRun {
 	rng := rand.New(rand.NewPCG(150, 150))
-	type span struct{ start, end time.Time }
+	const latency = 12 * time.Millisecond // synthRecord's handshake latency
+	type span struct {
+		start, end time.Time
+		dropped    bool
+	}
 	var spans []span
-	for i := range 900 { // arrivals every 100 ms, 10–40 s long: a ramp to ~250 open
+	var liveEnds []time.Time // ends of the sessions the cap let live
+	for i := range 900 { // arrivals every 100 ms, 10–40 s long: a ramp to ~250 wanted
 		st := testT0.Add(time.Duration(i) * 100 * time.Millisecond)
-		spans = append(spans, span{st, st.Add(time.Duration(10000+30000*rng.Float64()) * time.Millisecond)})
-	}
-	// open(t, run) counts the sessions of a run (-1: all) open at t, ends
-	// at t included, from sorted start and end times.
-	starts, ends := make([][]time.Time, nRuns+1), make([][]time.Time, nRuns+1)
-	for i, s := range spans {
-		for _, k := range []int{i % nRuns, nRuns} {
-			starts[k], ends[k] = append(starts[k], s.start), append(ends[k], s.end)
+		opened := st.Add(latency)
+		liveEnds = slices.DeleteFunc(liveEnds, func(e time.Time) bool { return !e.After(opened) })
+		sp := span{start: st, end: opened.Add(time.Duration(10000+30000*rng.Float64()) * time.Millisecond)}
+		if len(liveEnds) >= capLevel {
+			sp.end, sp.dropped = opened.Add(200*time.Millisecond), true
+		} else {
+			liveEnds = append(liveEnds, sp.end)
 		}
+		spans = append(spans, sp)
 	}
-	for k := range starts {
-		slices.SortFunc(starts[k], time.Time.Compare)
-		slices.SortFunc(ends[k], time.Time.Compare)
-	}
-	open := func(t time.Time, run int) int {
-		if run < 0 {
-			run = nRuns
+	// open(t, run, incl) counts the upgraded sessions of a run open at t
+	// (opened at or before t; ended after t, or at t when incl).
+	open := func(t time.Time, run int, incl bool) int {
+		n := 0
+		for i, s := range spans {
+			if i%nRuns == run && !s.start.Add(latency).After(t) && (s.end.After(t) || incl && s.end.Equal(t)) {
+				n++
+			}
 		}
-		st, _ := slices.BinarySearchFunc(starts[run], t.Add(1), time.Time.Compare)
-		en, _ := slices.BinarySearchFunc(ends[run], t, time.Time.Compare)
-		return st - en
+		return n
 	}
 	runs := make([]testRun, nRuns)
 	for i, s := range spans {
 		v, silence := capture.VerdictClean, 500.0
-		if open(s.end, -1) > capLevel {
-			v, silence = capture.VerdictAbnormalUp, 2000*rng.Float64()
+		if s.dropped {
+			v, silence = capture.VerdictAbnormalUp, 200
 		}
 		dur := float64(s.end.Sub(s.start).Milliseconds())
-		r := synthRecord(i, s.start, dur, v, open(s.end, i%nRuns), silence)
+		r := synthRecord(i, s.start, dur, v, open(s.end, i%nRuns, true), silence)
+		r.ConcurrentAtOpen = open(s.start.Add(latency), i%nRuns, false)
+		if s.dropped {
+			r.End.How = capture.HowReset
+		}
 		runs[i%nRuns].recs = append(runs[i%nRuns].recs, r)
 	}
 	return runs
 }
 
-// TestReportThreshold: a server dropping sessions above 150 concurrent is
-// reported with a threshold within ±10% of 150, from one proxy and merged
-// from three proxies that each saw a third of the sessions.
-func TestReportThreshold(t *testing.T) {
+// TestReportCapAtOpen: a server resetting the sessions that open above 150
+// concurrent is reported as a cap of exactly 150 on every session (scope
+// all), from one proxy and merged from three proxies that each saw a third
+// of the sessions, with every 1006 attributed to it and no timer claimed.
+func TestReportCapAtOpen(t *testing.T) {
 	for _, nRuns := range []int{1, 3} {
 		t.Run(fmt.Sprintf("runs=%d", nRuns), func(t *testing.T) {
 			var runs []*Run
@@ -300,43 +310,25 @@ func TestReportThreshold(t *testing.T) {
 				runs = append(runs, loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), fmt.Sprint(i)))))
 			}
 			s := Summarize(runs...)
-			th := s.Concurrency.Threshold
-			if th == nil {
-				t.Fatalf("no threshold; concurrency %+v, %d abnormal of %d", s.Concurrency, s.Abnormal, s.Sessions)
+			if len(s.Causes) != 1 {
+				t.Fatalf("causes %+v, want one concurrency-cap", s.Causes)
 			}
-			if th.Level < 135 || th.Level > 165 {
-				t.Errorf("threshold = %d, want 150 ±10%%", th.Level)
-			}
-			if th.BelowDrops != 0 || th.AboveDrops != s.Abnormal || s.Abnormal < 50 {
-				t.Errorf("threshold %+v with %d abnormal sessions", th, s.Abnormal)
-			}
-			if s.Concurrency.AtFirstDrop <= 150 || s.Concurrency.AtFirstDrop > 165 {
-				t.Errorf("concurrency at first drop = %d, want just above 150", s.Concurrency.AtFirstDrop)
+			c := s.Causes[0]
+			if c.Cause != CauseCap || c.Scope != ScopeAll || c.Level != 150 || c.Sessions != s.Abnormal || s.Abnormal < 50 {
+				t.Errorf("cause %+v with %d abnormal sessions, want concurrency-cap all 150 holding all", c, s.Abnormal)
 			}
 			var text bytes.Buffer
 			if err := s.WriteText(&text); err != nil {
 				t.Fatal(err)
 			}
-			want := fmt.Sprintf("1006 began when %s sessions were open; at or below %s open: no drops", groupInt(s.Concurrency.AtFirstDrop), groupInt(th.Level))
-			if !strings.Contains(text.String(), want) {
-				t.Errorf("text lacks %q:\n%s", want, text.String())
+			for _, want := range []string{"concurrency-cap (scope all, level 150)", "a cap of 150 concurrent sessions",
+				"5. concurrency-cap  confirmed", "1. idle-timeout     ruled-out"} {
+				if !strings.Contains(text.String(), want) {
+					t.Errorf("text lacks %q:\n%s", want, text.String())
+				}
 			}
 			t.Logf("summary:\n%s", text.String())
 		})
-	}
-}
-
-// TestReportThresholdNone: drops spread evenly over concurrency give no threshold.
-func TestReportThresholdNone(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 3))
-	var conc []int
-	var drop []bool
-	for range 500 {
-		conc = append(conc, 1+rng.IntN(300))
-		drop = append(drop, rng.IntN(10) == 0)
-	}
-	if th := estimateThreshold(conc, drop); th != nil {
-		t.Errorf("threshold %+v for drops independent of concurrency", th)
 	}
 }
 

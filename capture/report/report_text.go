@@ -18,6 +18,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 	s.textHeader(tw)
 	s.textVerdicts(tw)
 	s.textDrops(tw)
+	s.textCauses(tw)
 	s.textKeepalive(tw)
 	s.textFindings(tw)
 	s.textTLS(tw)
@@ -73,47 +74,32 @@ func (s *Summary) textDrops(t *textWriter) {
 	if s.Abnormal > 0 {
 		t.printf("  dropped by: %s\n", countsText(s.DroppedBy))
 		t.printf("  how:        %s\n", countsText(s.DroppedHow))
-		c := s.Concurrency
-		t.printf("  %s\n", s.ConcurrencyText())
-		t.printf("  peak concurrency: %s open sessions\n", groupInt(c.Peak))
-		q := s.SilenceBeforeDrop
-		t.printf("  silence before the drop: p50 %s, p90 %s, max %s (%s sessions)\n",
-			secondsText(q.P50), secondsText(q.P90), secondsText(q.Max), groupInt(q.N))
 	}
-	for _, in := range s.Inferences {
-		t.printf("  inference: %s\n", in.Text)
-	}
-	if len(s.Inferences) == 0 && s.Abnormal > 0 {
-		t.printf("  inference: the upstream's drops follow no common silence or session age\n")
-	}
+	t.printf("  peak concurrency: %s open sessions\n", groupInt(s.Concurrency.Peak))
 }
 
-// ConcurrencyText says at what concurrency the 1006 drops began and above
-// which level they concentrate: "1006 began when 1,203 sessions were open; at
-// or below 1,150 open: no drops; above: 37% of 2,400 sessions".
-func (s *Summary) ConcurrencyText() string {
-	c := s.Concurrency
-	if s.Abnormal == 0 {
-		return "no 1006"
+// textCauses leads with the causes, largest first, then the seven verdicts.
+func (s *Summary) textCauses(t *textWriter) {
+	if t.err == nil {
+		t.printf("\n")
+		writeCausesText(t.w, s.Abnormal, s.Causes, s.Explanations)
 	}
-	text := fmt.Sprintf("1006 began when %s sessions were open (%s)", groupInt(c.AtFirstDrop),
-		c.FirstDropAt.UTC().Format("15:04:05 UTC"))
-	th := c.Threshold
-	if th == nil {
-		return text + "; drops do not concentrate above a concurrency level"
-	}
-	below := "no drops"
-	if th.BelowDrops > 0 {
-		below = fmt.Sprintf("%s of sessions", percent(float64(th.BelowDrops)/float64(th.Below)))
-	}
-	return fmt.Sprintf("1006 began when %s sessions were open; at or below %s open: %s; above: %s of %s sessions",
-		groupInt(c.AtFirstDrop), groupInt(th.Level), below,
-		percent(float64(th.AboveDrops)/float64(th.Above)), groupInt(th.Above))
 }
 
 func (s *Summary) textKeepalive(t *textWriter) {
 	k := s.Keepalive
-	t.printf("\nKeep-alive\n")
+	t.printf("\nKeep-alive")
+	var against []string
+	if k.PlatformPingEveryMS > 0 {
+		against = append(against, "the platform pings every "+secondsText(k.PlatformPingEveryMS))
+	}
+	if k.IdleTimeoutMS > 0 {
+		against = append(against, "its idle timeout is "+secondsText(k.IdleTimeoutMS))
+	}
+	if len(against) > 0 {
+		t.printf(" (judged against the platform: %s)", strings.Join(against, ", "))
+	}
+	t.printf("\n")
 	dir := func(name, answerer string, d dirKeepalive) {
 		t.printf("  %s: %s pings from %s sessions (%s sent none)", name, groupInt(int(d.Pings)),
 			groupInt(d.SessionsPinging), groupInt(d.SessionsSilent))
@@ -128,8 +114,56 @@ func (s *Summary) textKeepalive(t *textWriter) {
 	}
 	dir("client → upstream", "upstream", k.ClientToUpstream)
 	dir("upstream → client", "client", k.UpstreamToClient)
-	t.printf("  late pongs (late-pong): %s sessions; unanswered pings: %s; no keep-alive before a drop (no-keepalive): %s sessions\n",
-		groupInt(k.LatePongs), groupInt(int(k.UnansweredPings)), groupInt(k.NoKeepalive))
+	s.textKeepaliveGroups(t)
+	t.printf("  findings: late-pong (over --late-pong) %s sessions, no-keepalive (over --no-keepalive) %s sessions\n",
+		groupInt(k.LatePongs), groupInt(k.NoKeepalive))
+}
+
+// textKeepaliveGroups writes the keep-alive of the 1006 sessions and of the
+// others side by side.
+func (s *Summary) textKeepaliveGroups(t *textWriter) {
+	k := s.Keepalive
+	if len(k.Groups) != 2 || k.Groups[0].Sessions+k.Groups[1].Sessions == 0 {
+		return
+	}
+	a, o := k.Groups[0], k.Groups[1]
+	row := func(name, x, y string) { t.printf("  %-52s %16s %16s\n", name, x, y) }
+	row("", "1006 sessions", "other sessions")
+	row("upgraded sessions", groupInt(a.Sessions), groupInt(o.Sessions))
+	row("client sent a data frame or ping", groupInt(a.Sending), groupInt(o.Sending))
+	row("client's longest silence, pongs not counted: p50", qText(a.ClientLongestSilenceMS, false), qText(o.ClientLongestSilenceMS, false))
+	row("                                              max", qText(a.ClientLongestSilenceMS, true), qText(o.ClientLongestSilenceMS, true))
+	if k.IdleTimeoutMS > 0 {
+		row("silent for the idle timeout or longer", groupInt(a.SilentPastIdle), groupInt(o.SilentPastIdle))
+	}
+	if a.SlowestPongMS.N+o.SlowestPongMS.N > 0 {
+		row("slowest pong to a platform ping: p50", pongText(a.SlowestPongMS, false), pongText(o.SlowestPongMS, false))
+		row("                                 max", pongText(a.SlowestPongMS, true), pongText(o.SlowestPongMS, true))
+		row("pong later than the platform's ping interval", groupInt(a.LatePongs), groupInt(o.LatePongs))
+	}
+	if k.PlatformPingEveryMS > 0 {
+		row("ended with a platform ping unanswered", groupInt(a.PingUnansweredAtEnd), groupInt(o.PingUnansweredAtEnd))
+	}
+}
+
+func qText(q quantiles, maxOf bool) string {
+	if q.N == 0 {
+		return "-"
+	}
+	if maxOf {
+		return secondsText(q.Max)
+	}
+	return secondsText(q.P50)
+}
+
+func pongText(q quantiles, maxOf bool) string {
+	if q.N == 0 {
+		return "-"
+	}
+	if maxOf {
+		return durationText(q.Max)
+	}
+	return durationText(q.P50)
 }
 
 func (s *Summary) textFindings(t *textWriter) {
@@ -265,4 +299,26 @@ func msText(ms float64) string {
 		return fmt.Sprintf("%.0f", ms)
 	}
 	return fmt.Sprintf("%.1f", ms)
+}
+
+// secondsText writes milliseconds as seconds: "60 s", "2.0 s".
+func secondsText(ms float64) string {
+	if ms >= 10000 {
+		return fmt.Sprintf("%.0f s", ms/1000)
+	}
+	return fmt.Sprintf("%.1f s", ms/1000)
+}
+
+// spanText writes a range of milliseconds in seconds: "58–61 s", "1.9–2.1 s",
+// or one figure when both ends round alike.
+func spanText(lo, hi float64) string {
+	format := "%.1f"
+	if hi >= 10000 {
+		format = "%.0f"
+	}
+	l, h := fmt.Sprintf(format, lo/1000), fmt.Sprintf(format, hi/1000)
+	if l == h {
+		return l + " s"
+	}
+	return l + "–" + h + " s"
 }
