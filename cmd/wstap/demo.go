@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
-	"github.com/wstap/wstap/cmd/wstap/internal/load"
-	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/load"
+	"github.com/wstap/wstap/internal/platform"
 )
 
 func init() {

@@ -15,7 +15,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
-	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/platform"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
