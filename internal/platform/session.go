@@ -108,6 +108,10 @@ func (s *session) run() {
 		pingAt = now.Add(cfg.PingEvery)
 	}
 	for {
+		if err := s.flushIfDry(1); err != nil {
+			s.p.stats.clientGone.Add(1)
+			return
+		}
 		s.conn.SetReadDeadline(earliest(idleAt, pingAt))
 		_, err := s.br.Peek(1)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -143,12 +147,12 @@ func (s *session) run() {
 		switch h.OpCode {
 		case ws.OpPong:
 		case ws.OpPing:
-			err = s.write(ws.OpPong, true, payload)
+			err = s.queue(ws.OpPong, true, payload)
 		case ws.OpClose:
 			s.closeBack(payload)
 			return
 		default: // data and continuation frames are echoed as they came
-			err = s.write(h.OpCode, h.Fin, payload)
+			err = s.queue(h.OpCode, h.Fin, payload)
 		}
 		if err != nil {
 			s.p.stats.clientGone.Add(1)
@@ -160,6 +164,9 @@ func (s *session) run() {
 // readFrame reads one frame and unmasks its payload into the session buffer.
 // A payload over maxFrame gets close 1009 and an error.
 func (s *session) readFrame() (ws.Header, []byte, error) {
+	if err := s.flushIfDry(ws.MaxHeaderSize); err != nil {
+		return ws.Header{}, nil, err
+	}
 	s.conn.SetReadDeadline(time.Now().Add(frameTimeout))
 	h, err := ws.ReadHeaderBuffer(s.br, s.hdr[:])
 	if err != nil {
@@ -173,6 +180,9 @@ func (s *session) readFrame() (ws.Header, []byte, error) {
 		s.buf = make([]byte, h.Length)
 	}
 	payload := s.buf[:h.Length]
+	if err := s.flushIfDry(int(h.Length)); err != nil {
+		return h, nil, err
+	}
 	if _, err := io.ReadFull(s.br, payload); err != nil {
 		return h, nil, err
 	}
@@ -212,17 +222,52 @@ func (s *session) sendPing() error {
 	return nil
 }
 
-// write sends one unmasked frame (a server's frames are never masked,
-// RFC 6455 section 5.1) with header and payload in one write.
-func (s *session) write(op ws.OpCode, fin bool, payload []byte) error {
-	s.out.b = s.out.b[:0]
+// maxPending is the most output the session holds back before it writes.
+const maxPending = 256 << 10
+
+// queue adds one unmasked frame (a server's frames are never masked,
+// RFC 6455 section 5.1) to the pending output. Echoes of frames that came
+// in one read leave in one write, as a server that batches its writes
+// sends them; a client's pipelined messages are not answered one TLS record
+// each.
+func (s *session) queue(op ws.OpCode, fin bool, payload []byte) error {
 	h := ws.Header{Fin: fin, OpCode: op, Length: int64(len(payload))}
 	if err := ws.WriteHeaderBuffer(&s.out, h, s.hdr[:]); err != nil {
 		return err
 	}
 	s.out.b = append(s.out.b, payload...)
+	if len(s.out.b) >= maxPending {
+		return s.flush()
+	}
+	return nil
+}
+
+// write sends one frame, and whatever was pending before it, now.
+func (s *session) write(op ws.OpCode, fin bool, payload []byte) error {
+	if err := s.queue(op, fin, payload); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// flushIfDry writes the pending output unless need bytes are already
+// buffered: a read that might wait for the client never holds back the
+// answers the client may be waiting for.
+func (s *session) flushIfDry(need int) error {
+	if s.br.Buffered() >= need {
+		return nil
+	}
+	return s.flush()
+}
+
+// flush writes the pending output in one write.
+func (s *session) flush() error {
+	if len(s.out.b) == 0 {
+		return nil
+	}
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := s.conn.Write(s.out.b)
+	s.out.b = s.out.b[:0]
 	return err
 }
 
