@@ -23,6 +23,8 @@ const Subprotocol = "v1.chat"
 const (
 	DefaultAddr     = "127.0.0.1:0"
 	DefaultCapDelay = 200 * time.Millisecond
+	// DefaultReadBuffer keeps an idle session small.
+	DefaultReadBuffer = 2048
 )
 
 // handshakeTimeout bounds the TLS handshake and the upgrade request, so a
@@ -54,6 +56,10 @@ type Config struct {
 	CapDelay time.Duration
 	// PingEvery is the interval of the platform's pings; 0 means none.
 	PingEvery time.Duration
+	// ReadBuffer is the size of each session's read buffer; 0 means
+	// DefaultReadBuffer. A larger one lets a client's pipelined small
+	// messages be read, and their echoes written, in fewer calls.
+	ReadBuffer int
 }
 
 // Platform is a running built-in platform.
@@ -83,9 +89,12 @@ func Start(cfg Config) (*Platform, error) {
 	if cfg.CapDelay == 0 {
 		cfg.CapDelay = DefaultCapDelay
 	}
-	if cfg.IdleTimeout < 0 || cfg.Cap < 0 || cfg.CapDelay < 0 || cfg.PingEvery < 0 {
-		return nil, fmt.Errorf("platform config: negative IdleTimeout %v, Cap %d, CapDelay %v or PingEvery %v",
-			cfg.IdleTimeout, cfg.Cap, cfg.CapDelay, cfg.PingEvery)
+	if cfg.ReadBuffer == 0 {
+		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	if cfg.IdleTimeout < 0 || cfg.Cap < 0 || cfg.CapDelay < 0 || cfg.PingEvery < 0 || cfg.ReadBuffer < 0 {
+		return nil, fmt.Errorf("platform config: negative IdleTimeout %v, Cap %d, CapDelay %v, PingEvery %v or ReadBuffer %d",
+			cfg.IdleTimeout, cfg.Cap, cfg.CapDelay, cfg.PingEvery, cfg.ReadBuffer)
 	}
 	p := &Platform{cfg: cfg, conns: map[*net.TCPConn]struct{}{}, done: make(chan struct{})}
 	if cfg.TLS {

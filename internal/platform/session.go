@@ -68,7 +68,7 @@ func (p *Platform) serve(raw *net.TCPConn) {
 		return
 	}
 	defer p.stats.current.Add(-1)
-	s := &session{p: p, conn: conn, br: bufio.NewReaderSize(conn, 2048)}
+	s := &session{p: p, conn: conn, br: bufio.NewReaderSize(conn, p.cfg.ReadBuffer)}
 	s.run()
 }
 
@@ -108,33 +108,38 @@ func (s *session) run() {
 		pingAt = now.Add(cfg.PingEvery)
 	}
 	for {
-		if err := s.flushIfDry(1); err != nil {
-			s.p.stats.clientGone.Add(1)
-			return
-		}
-		s.conn.SetReadDeadline(earliest(idleAt, pingAt))
-		_, err := s.br.Peek(1)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			now := time.Now()
-			if !idleAt.IsZero() && !now.Before(idleAt) {
-				// FIN without a close frame; on wss tls.Conn.Close sends
-				// close_notify first, as a TLS terminator would.
-				s.p.stats.idleDrops.Add(1)
-				s.conn.Close()
+		// Nothing buffered: send the pending echoes, then wait for the
+		// client, the next ping or the idle timeout. While the client's
+		// frames are buffered, none of that is due: it is not idle.
+		if s.br.Buffered() == 0 {
+			if s.flush() != nil {
+				s.p.stats.clientGone.Add(1)
 				return
 			}
-			if !pingAt.IsZero() && !now.Before(pingAt) {
-				pingAt = now.Add(cfg.PingEvery)
-				if s.sendPing() != nil {
-					s.p.stats.clientGone.Add(1)
+			s.conn.SetReadDeadline(earliest(idleAt, pingAt))
+			_, err := s.br.Peek(1)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				now := time.Now()
+				if !idleAt.IsZero() && !now.Before(idleAt) {
+					// FIN without a close frame; on wss tls.Conn.Close sends
+					// close_notify first, as a TLS terminator would.
+					s.p.stats.idleDrops.Add(1)
+					s.conn.Close()
 					return
 				}
+				if !pingAt.IsZero() && !now.Before(pingAt) {
+					pingAt = now.Add(cfg.PingEvery)
+					if s.sendPing() != nil {
+						s.p.stats.clientGone.Add(1)
+						return
+					}
+				}
+				continue
 			}
-			continue
-		}
-		if err != nil {
-			s.p.stats.clientGone.Add(1)
-			return
+			if err != nil {
+				s.p.stats.clientGone.Add(1)
+				return
+			}
 		}
 		h, payload, err := s.readFrame()
 		if err != nil {
@@ -164,10 +169,9 @@ func (s *session) run() {
 // readFrame reads one frame and unmasks its payload into the session buffer.
 // A payload over maxFrame gets close 1009 and an error.
 func (s *session) readFrame() (ws.Header, []byte, error) {
-	if err := s.flushIfDry(ws.MaxHeaderSize); err != nil {
+	if err := s.ready(ws.MaxHeaderSize); err != nil {
 		return ws.Header{}, nil, err
 	}
-	s.conn.SetReadDeadline(time.Now().Add(frameTimeout))
 	h, err := ws.ReadHeaderBuffer(s.br, s.hdr[:])
 	if err != nil {
 		return h, nil, err
@@ -180,7 +184,7 @@ func (s *session) readFrame() (ws.Header, []byte, error) {
 		s.buf = make([]byte, h.Length)
 	}
 	payload := s.buf[:h.Length]
-	if err := s.flushIfDry(int(h.Length)); err != nil {
+	if err := s.ready(int(h.Length)); err != nil {
 		return h, nil, err
 	}
 	if _, err := io.ReadFull(s.br, payload); err != nil {
@@ -250,14 +254,19 @@ func (s *session) write(op ws.OpCode, fin bool, payload []byte) error {
 	return s.flush()
 }
 
-// flushIfDry writes the pending output unless need bytes are already
-// buffered: a read that might wait for the client never holds back the
-// answers the client may be waiting for.
-func (s *session) flushIfDry(need int) error {
+// ready prepares a read of need bytes of a frame that has begun. When
+// fewer are buffered, the read may wait for the client: the pending output
+// goes first (the client may be waiting for it) and frameTimeout bounds the
+// wait. A read from the buffer sets no deadline, which is what lets
+// pipelined frames be echoed at the client's pace.
+func (s *session) ready(need int) error {
 	if s.br.Buffered() >= need {
 		return nil
 	}
-	return s.flush()
+	if err := s.flush(); err != nil {
+		return err
+	}
+	return s.conn.SetReadDeadline(time.Now().Add(frameTimeout))
 }
 
 // flush writes the pending output in one write.
