@@ -60,6 +60,10 @@ type Config struct {
 	// DefaultReadBuffer. A larger one lets a client's pipelined small
 	// messages be read, and their echoes written, in fewer calls.
 	ReadBuffer int
+	// Faults lets a client ask for a fault instead of an echo with the text
+	// message FaultPrefix + kind (see fault.go); wstap-soak uses it. Off,
+	// such a message is echoed like any other.
+	Faults bool
 }
 
 // Platform is a running built-in platform.

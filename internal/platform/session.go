@@ -68,7 +68,7 @@ func (p *Platform) serve(raw *net.TCPConn) {
 		return
 	}
 	defer p.stats.current.Add(-1)
-	s := &session{p: p, conn: conn, br: bufio.NewReaderSize(conn, p.cfg.ReadBuffer)}
+	s := &session{p: p, conn: conn, raw: raw, br: bufio.NewReaderSize(conn, p.cfg.ReadBuffer)}
 	s.run()
 }
 
@@ -90,6 +90,7 @@ func (p *Platform) reset(raw *net.TCPConn) {
 type session struct {
 	p    *Platform
 	conn net.Conn // the TLS conn on wss
+	raw  *net.TCPConn
 	br   *bufio.Reader
 	hdr  [ws.MaxHeaderSize]byte
 	buf  []byte // the last frame's payload
@@ -156,6 +157,14 @@ func (s *session) run() {
 		case ws.OpClose:
 			s.closeBack(payload)
 			return
+		case ws.OpText:
+			if kind, ok := s.faultAsked(payload); ok {
+				if s.fault(kind) {
+					return
+				}
+				continue
+			}
+			err = s.queue(h.OpCode, h.Fin, payload)
 		default: // data and continuation frames are echoed as they came
 			err = s.queue(h.OpCode, h.Fin, payload)
 		}
