@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"syscall"
 
 	"github.com/gobwas/ws"
 
@@ -114,9 +113,4 @@ func isTLSErr(err error) bool {
 	var ae tls.AlertError
 	var ve *tls.CertificateVerificationError
 	return errors.As(err, &rh) || errors.As(err, &ae) || errors.As(err, &ve)
-}
-
-// isReset reports a connection reset by the peer.
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,24 +216,16 @@ func readFrames(br *bufio.Reader, read *atomic.Int64, gotClose *atomic.Bool) err
 	}
 }
 
-// endedHow names how a session that was not aborted ended.
+// endedHow names how a session that was not aborted ended: clean after a
+// close frame, otherwise load.How of the error that ended it.
 func endedHow(gotClose bool, werr, rerr error) string {
-	err := errors.Join(werr, rerr)
 	switch {
 	case gotClose && (rerr == nil || errors.Is(rerr, io.EOF)) && werr == nil:
 		return "clean"
-	case err == nil, errors.Is(err, io.EOF):
+	case werr == nil && rerr == nil:
 		return "eof"
-	case isReset(err):
-		return "reset"
 	}
-	return "error"
-}
-
-func isReset(err error) bool {
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout()) &&
-		(bytes.Contains([]byte(err.Error()), []byte("connection reset")) || bytes.Contains([]byte(err.Error()), []byte("broken pipe")))
+	return load.How(errors.Join(werr, rerr))
 }
 
 // fillText fills msg with printable bytes (a text message must be UTF-8).

@@ -215,7 +215,7 @@ func (s *session) awaitClose(deadline time.Time, cause error) {
 				s.timeEcho(payload) // an echo still on its way when the hold ended
 			}
 			continue
-		case cause != nil && how(err) != "reset":
+		case cause != nil && How(err) != "reset":
 			s.lost(cause)
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -236,7 +236,7 @@ func (s *session) writeFailed(err error) {
 
 // lost records a session that ended without a close frame.
 func (s *session) lost(err error) {
-	s.how, s.endedAt = how(err), time.Now()
+	s.how, s.endedAt = How(err), time.Now()
 }
 
 // waitEOF gives the server a moment to end TCP first, as RFC 6455 section
@@ -254,8 +254,10 @@ func (s *session) write(op ws.OpCode, payload []byte) error {
 	return err
 }
 
-// how names the way a connection ended from the error that showed it.
-func how(err error) string {
+// How names the way a connection ended from the error that showed it:
+// "eof", "reset", "timeout" or "error". It is Drop.How, and what the bench
+// and the soak call their sessions' ends.
+func How(err error) string {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		// EPIPE: the peer had sent a FIN before it reset our write.
