@@ -84,12 +84,13 @@ func (f *fleet) runSlot(ctx context.Context, slot int, start, end time.Time) {
 	}
 }
 
-// run dials one session and holds it until end or its fault.
-func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
+// dial opens session s through the proxy from the slot's source address
+// (load.Dialer, the client of 'wstap load'); nil when it did not open.
+func (f *fleet) dial(ctx context.Context, s *session, slot int) (net.Conn, *bufio.Reader) {
 	d, err := load.NewDialer(load.Config{URL: "ws://" + f.cfg.proxy + s.Path, LocalAddrs: f.cfg.sources, Timeout: 20 * time.Second})
 	if err != nil {
 		s.DialErr = err.Error()
-		return
+		return nil, nil
 	}
 	conn, early, _, err := d.Dial(ctx, slot)
 	// Every failure but the TCP connect's own came after the proxy saw the
@@ -97,13 +98,21 @@ func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
 	s.Connected = err == nil || load.FailReason(err) != load.FailDial
 	if err != nil {
 		s.DialErr = err.Error()
+		return nil, nil
+	}
+	s.Opened = true
+	return conn, load.NewReader(conn, early, 1024)
+}
+
+// run dials one session and holds it until end or its fault.
+func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
+	conn, br := f.dial(ctx, s, slot)
+	if conn == nil {
 		return
 	}
 	defer conn.Close()
-	s.Opened = true
 	f.open.Add(1)
 	defer f.open.Add(-1)
-	br := load.NewReader(conn, early, 1024)
 
 	var read atomic.Int64
 	var gotClose atomic.Bool
@@ -134,20 +143,8 @@ loop:
 			fillText(msg)
 			werr = s.write(conn, ws.OpText, msg)
 		case <-faultAt:
-			if s.Fault == faultAbort {
-				conn.(*net.TCPConn).SetLinger(0)
-				conn.Close()
-				s.Ended = "aborted"
-				rerr = <-readDone
-				readEnded = true
-				break loop
-			}
-			s.Messages++
-			werr = s.write(conn, ws.OpText, []byte(platform.FaultPrefix+s.Fault))
-			if s.Fault != faultMalformed {
-				// Write nothing more: what reaches the upstream is exactly
-				// what the client wrote.
-				conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			var stop bool
+			if werr, stop = s.fault(conn); stop {
 				rerr = <-readDone
 				readEnded = true
 				break loop
@@ -181,6 +178,26 @@ loop:
 	if err := errors.Join(werr, rerr); err != nil && s.Ended != "clean" {
 		s.Err = err.Error()
 	}
+}
+
+// fault carries out the session's fault; stop says the session writes
+// nothing more and waits for the connection to end.
+func (s *session) fault(conn net.Conn) (werr error, stop bool) {
+	if s.Fault == faultAbort {
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+		s.Ended = "aborted"
+		return nil, true
+	}
+	s.Messages++
+	werr = s.write(conn, ws.OpText, []byte(platform.FaultPrefix+s.Fault))
+	if s.Fault == faultMalformed {
+		return werr, false
+	}
+	// Write nothing more: what reaches the upstream is exactly what the
+	// client wrote.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	return werr, true
 }
 
 // write sends one masked frame in a single write and counts the bytes that

@@ -70,5 +70,13 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 	if path == "-" {
 		return write(stdout)
 	}
-	return atomicfile.Write(path, 0o600, write)
+	var werr error
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		werr = write(w)
+		return werr
+	})
+	if err != nil && err != werr {
+		return fmt.Errorf("-o: %w", err) // the file, not what goes into it
+	}
+	return err
 }
