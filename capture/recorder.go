@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/wstap/wstap/internal/atomicfile"
 )
 
 // Event is one line of events.jsonl: time, level, session, event, then Fields
@@ -252,18 +254,13 @@ func (r *Recorder) writeRunJSON() error {
 	if err != nil {
 		return fmt.Errorf("encoding run.json: %w", err)
 	}
-	tmp := filepath.Join(r.dir, RunFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	path := filepath.Join(r.dir, RunFile)
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 		// A full disk: rewrite run.json in place, in the blocks it frees,
 		// so the counters of what was lost still reach the disk.
-		os.Remove(tmp)
-		if e := os.WriteFile(filepath.Join(r.dir, RunFile), append(b, '\n'), 0o644); e != nil {
+		if e := os.WriteFile(path, append(b, '\n'), 0o644); e != nil {
 			return fmt.Errorf("writing run.json: %w", err)
 		}
-		return nil
-	}
-	if err := os.Rename(tmp, filepath.Join(r.dir, RunFile)); err != nil {
-		return fmt.Errorf("writing run.json: %w", err)
 	}
 	return nil
 }

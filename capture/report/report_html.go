@@ -55,14 +55,14 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 
 // htmlView is what the template sees.
 type htmlView struct {
-	S               *Summary
-	Causes          []causeView
-	Generated       time.Time
-	Charts          []*svgChart
-	Rows            []abnormalRow
-	RowsOf          int
-	MultiRun        bool
-	TLSLegs         []tlsLegView
+	S         *Summary
+	Causes    []causeView
+	Generated time.Time
+	Charts    []*svgChart
+	Rows      []abnormalRow
+	RowsOf    int
+	MultiRun  bool
+	TLSLegs   []tlsLegView
 }
 
 // tlsLegView is one row of the TLS legs table.

@@ -258,7 +258,7 @@ func cappedRuns(capLevel, nRuns int) []testRun {
 	}
 	var spans []span
 	var liveEnds []time.Time // ends of the sessions the cap let live
-	for i := range 900 { // arrivals every 100 ms, 10–40 s long: a ramp to ~250 wanted
+	for i := range 900 {     // arrivals every 100 ms, 10–40 s long: a ramp to ~250 wanted
 		st := testT0.Add(time.Duration(i) * 100 * time.Millisecond)
 		opened := st.Add(latency)
 		liveEnds = slices.DeleteFunc(liveEnds, func(e time.Time) bool { return !e.After(opened) })

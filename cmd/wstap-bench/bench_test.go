@@ -16,7 +16,7 @@ func TestQuickSmoke(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "bench.json")
 	o, err := parseFlags([]string{"--quick", "--install=false", "--targets", "direct,wstap", "--n", "50",
-		"--latency-sessions", "20", "--hold", "3s", "--latency-time", "3s", "--throughput-time", "2s",
+		"--latency-sessions", "20", "--hold", "3s", "--settle", "1s", "--latency-time", "3s", "--throughput-time", "2s",
 		"--handshake-time", "2s", "--out", out})
 	if err != nil {
 		t.Fatal(err)

@@ -1,18 +1,12 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/wstap/wstap/internal/platform"
 )
 
 // certFiles are the throwaway CA and the loopback leaf every server of the
@@ -25,50 +19,17 @@ type certFiles struct {
 	pool     *x509.CertPool
 }
 
-// makeCerts writes a fresh ECDSA P-256 CA and a leaf for 127.0.0.1 and
-// localhost signed by it into dir.
+// makeCerts writes the platform's throwaway CA and leaf (platform.NewCerts)
+// into dir.
 func makeCerts(dir string) (*certFiles, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := platform.NewCerts()
 	if err != nil {
-		return nil, fmt.Errorf("generating CA key: %w", err)
+		return nil, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wstap-bench throwaway CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("signing CA: %w", err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating leaf key: %w", err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("signing leaf: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding leaf key: %w", err)
-	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	f := &certFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "leaf.pem"),
-		Key: filepath.Join(dir, "leaf-key.pem"), Combined: filepath.Join(dir, "leaf-combined.pem"), pool: x509.NewCertPool()}
-	f.pool.AddCert(caCert)
-	for path, data := range map[string][]byte{f.CA: caPEM, f.Cert: certPEM, f.Key: keyPEM,
-		f.Combined: append(append([]byte{}, certPEM...), keyPEM...)} {
+		Key: filepath.Join(dir, "leaf-key.pem"), Combined: filepath.Join(dir, "leaf-combined.pem"), pool: c.Pool}
+	for path, data := range map[string][]byte{f.CA: c.CAPEM, f.Cert: c.LeafPEM, f.Key: c.KeyPEM,
+		f.Combined: append(append([]byte{}, c.LeafPEM...), c.KeyPEM...)} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", path, err)
 		}

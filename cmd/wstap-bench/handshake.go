@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wstap/wstap/internal/load"
 )
 
 // HSResult is what the handshake work measured.
@@ -35,9 +36,7 @@ func handshakes(ctx context.Context, d *dialer, workers int, dur time.Duration) 
 	var mu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup
-	var mask [4]byte
-	rand.Read(mask[:])
-	closeFrame := appendClientFrame(nil, ws.OpClose, mask, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	closeFrame := load.AppendClientFrame(nil, ws.OpClose, load.Mask(), ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
 	start := time.Now()
 	deadline, _ := ctx.Deadline()
 	for range workers {

@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/wstap/wstap/internal/load"
 )
 
 // holdConfig is the hold work: open Sessions idle sessions (Dialers in
@@ -85,13 +86,11 @@ func hold(ctx context.Context, d *dialer, cfg holdConfig, rss func() (int64, err
 	return res
 }
 
-// dropHow names how a held session ended.
+// dropHow names how a held session ended (load.How; io.Copy reports the
+// end of the stream as no error).
 func dropHow(err error) string {
-	switch {
-	case err == nil, errors.Is(err, io.EOF):
+	if err == nil {
 		return "eof"
-	case isReset(err):
-		return "reset"
 	}
-	return "error"
+	return load.How(err)
 }

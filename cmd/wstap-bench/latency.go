@@ -2,9 +2,8 @@ package main
 
 import (
 	"bufio"
-	"context"
-
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"io"
@@ -15,9 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	crand "crypto/rand"
-
 	"github.com/gobwas/ws"
+
+	"github.com/wstap/wstap/internal/load"
 )
 
 // latConfig is the latency work: Sessions sessions, each sending a Size-byte
@@ -96,8 +95,7 @@ func latency(ctx context.Context, d *dialer, cfg latConfig) LatResult {
 // latSend sends one stamped message every cfg.Every, starting at a random
 // phase so that the sessions' messages spread over the interval.
 func latSend(ctx context.Context, c net.Conn, cfg latConfig, base time.Time, sent *atomic.Int64) {
-	var mask [4]byte
-	crand.Read(mask[:])
+	mask := load.Mask()
 	// Text, so proxies that check UTF-8 (mitmproxy) pass it: a hex stamp,
 	// then filler.
 	payload := bytes.Repeat([]byte("x"), max(cfg.Size, stampLen))
@@ -107,7 +105,7 @@ func latSend(ctx context.Context, c net.Conn, cfg latConfig, base time.Time, sen
 	defer t.Stop()
 	for ctx.Err() == nil {
 		putStamp(payload, time.Since(base))
-		frame = appendClientFrame(frame[:0], ws.OpText, mask, payload)
+		frame = load.AppendClientFrame(frame[:0], ws.OpText, mask, payload)
 		if _, err := c.Write(frame); err != nil {
 			return
 		}

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"crypto/tls"
+	"github.com/wstap/wstap/internal/load"
 )
 
 // options are the harness's flags.
@@ -176,7 +175,7 @@ type runEnv struct {
 	wstapBin, wstapCA string
 	certs             *certFiles
 	roots             *x509.CertPool
-	locals            []net.IP
+	locals            []string
 	bins              map[string]string
 	seq               int
 	profile           string // --profile: run wstap in-process with pprof
@@ -201,7 +200,9 @@ func setup(o *options, res *Results) (*runEnv, error) {
 	if e.tmp, err = os.MkdirTemp("", "wstap-bench-"); err != nil {
 		return nil, fmt.Errorf("creating a temporary directory: %w", err)
 	}
-	res.Nofile = raiseNofile()
+	if res.Nofile, err = load.RaiseOpenFileLimit(); err != nil {
+		logf("%v", err)
+	}
 	e.wstapBin = filepath.Join(e.tmp, "wstap")
 	logf("building wstap into %s", e.wstapBin)
 	build := exec.Command("go", "build", "-o", e.wstapBin, "./cmd/wstap")
@@ -225,7 +226,7 @@ func setup(o *options, res *Results) (*runEnv, error) {
 		return e, fmt.Errorf("%s/ca.pem: no certificate in it", e.wstapCA)
 	}
 	for i := range o.sources {
-		e.locals = append(e.locals, net.IPv4(127, 0, 0, byte(2+i)))
+		e.locals = append(e.locals, fmt.Sprintf("127.0.0.%d", 2+i))
 	}
 	for _, t := range o.targets {
 		if _, ok := tools[t]; !ok {
@@ -260,8 +261,9 @@ func firstLine(b []byte) string {
 
 func lastLineOf(s string) string { return strings.TrimSpace(s) }
 
-// dialerFor makes the client of one job.
-func (e *runEnv) dialerFor(url string) *dialer {
-	return &dialer{url: url, tls: &tls.Config{RootCAs: e.roots, ServerName: "127.0.0.1"},
-		locals: e.locals, timeout: 10 * time.Second}
+// dialerSized makes the client of one job, with a read buffer of size
+// bytes per session.
+func (e *runEnv) dialerSized(url string, size int) *dialer {
+	d, err := load.NewDialer(load.Config{URL: url, RootCAs: e.roots, LocalAddrs: e.locals, Timeout: 10 * time.Second})
+	return &dialer{d: d, err: err, bufSize: size}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wstap/wstap/internal/procs"
 )
 
 // proc is a process the harness started, with its log file.
@@ -98,23 +99,13 @@ func waitListening(ctx context.Context, p *proc, addr string, limit time.Duratio
 	return fmt.Errorf("%s not listening on %s after %s: %s", p.name, addr, limit, p.tail())
 }
 
-// freeAddr picks a free loopback port.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // treeRSS sums VmRSS (bytes) over pid and all its descendants (nginx and
 // its workers).
 func treeRSS(pid int) (int64, error) {
 	pids := append([]int{pid}, descendants(pid)...)
 	var total int64
 	for _, p := range pids {
-		rss, err := vmRSS(p)
+		rss, err := procs.RSS(p)
 		if err != nil {
 			if p == pid {
 				return 0, err
@@ -124,22 +115,6 @@ func treeRSS(pid int) (int64, error) {
 		total += rss
 	}
 	return total, nil
-}
-
-func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("reading RSS of pid %d: %w", pid, err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 // descendants lists the children, grandchildren... of pid from /proc.

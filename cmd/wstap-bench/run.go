@@ -119,13 +119,6 @@ func (e *runEnv) each(ctx context.Context, o *options, res *Results, work string
 	}
 }
 
-// dialerSized is dialerFor with the client's read buffer size.
-func (e *runEnv) dialerSized(url string, size int) *dialer {
-	d := e.dialerFor(url)
-	d.bufSize = size
-	return d
-}
-
 // Machine describes where the figures were taken.
 type Machine struct {
 	CPUs      int    `json:"cpus"`

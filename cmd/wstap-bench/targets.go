@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/wstap/wstap/internal/procs"
 )
 
 // allTargets are what the harness can measure, in table order. wstap is
@@ -78,7 +80,7 @@ func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	j := &job{target: target, dir: dir}
-	echoAddr, err := freeAddr()
+	echoAddr, err := procs.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
 		j.url = "wss://" + echoAddr + "/"
 		return j, nil
 	}
-	listen, err := freeAddr()
+	listen, err := procs.FreeAddr()
 	if err != nil {
 		j.stop()
 		return nil, err

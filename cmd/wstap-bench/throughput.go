@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wstap/wstap/internal/load"
 )
 
 // tpConfig is one throughput work: Sessions sessions, each keeping InFlight
@@ -94,9 +96,7 @@ func throughput(ctx context.Context, d *dialer, cfg tpConfig, cpu func() (float6
 func tpWrite(ctx context.Context, c net.Conn, slots chan struct{}, cfg tpConfig) {
 	payload := make([]byte, cfg.Size)
 	rand.Read(payload)
-	var mask [4]byte
-	rand.Read(mask[:])
-	frame := appendClientFrame(nil, ws.OpBinary, mask, payload)
+	frame := load.AppendClientFrame(nil, ws.OpBinary, load.Mask(), payload)
 	batch := make([]byte, 0, len(frame)*cfg.InFlight)
 	for range cfg.InFlight {
 		batch = append(batch, frame...)

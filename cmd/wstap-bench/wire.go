@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wstap/wstap/internal/load"
 )
 
 // frameHead is the part of a WebSocket frame header the harness needs.
@@ -69,92 +70,25 @@ func readHead(br *bufio.Reader) (frameHead, error) {
 	return h, err
 }
 
-// appendHead appends a frame header to dst.
-func appendHead(dst []byte, fin bool, op ws.OpCode, mask *[4]byte, n int) []byte {
-	b0 := byte(op)
-	if fin {
-		b0 |= 0x80
-	}
-	var m byte
-	if mask != nil {
-		m = 0x80
-	}
-	switch {
-	case n < 126:
-		dst = append(dst, b0, m|byte(n))
-	case n <= 0xffff:
-		dst = append(dst, b0, m|126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
-	default:
-		dst = append(dst, b0, m|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	if mask != nil {
-		dst = append(dst, mask[:]...)
-	}
-	return dst
-}
-
-// appendClientFrame appends a masked client frame carrying payload.
-func appendClientFrame(dst []byte, op ws.OpCode, mask [4]byte, payload []byte) []byte {
-	dst = appendHead(dst, true, op, &mask, len(payload))
-	start := len(dst)
-	dst = append(dst, payload...)
-	ws.Cipher(dst[start:], mask, 0)
-	return dst
-}
-
-// dialer opens wss sessions to one URL, spreading source addresses.
+// dialer opens the sessions of one job: load.Dialer (the load client of
+// 'wstap load') with a read buffer of bufSize bytes per session.
 type dialer struct {
-	url     string
-	tls     *tls.Config
-	locals  []net.IP
-	timeout time.Duration
-	bufSize int // read buffer of each session; 0 means 64 KiB
+	d       *load.Dialer
+	err     error // why d could not be made
+	bufSize int
 }
 
 // dial opens one session and returns the connection with a reader holding
 // whatever followed the 101. seq picks the source address.
 func (d *dialer) dial(ctx context.Context, seq int) (net.Conn, *bufio.Reader, error) {
-	var local net.Addr
-	if len(d.locals) > 0 {
-		local = &net.TCPAddr{IP: d.locals[seq%len(d.locals)]}
+	if d.err != nil {
+		return nil, nil, d.err
 	}
-	wd := ws.Dialer{
-		Timeout:   d.timeout,
-		TLSConfig: d.tls,
-		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nd := net.Dialer{LocalAddr: local, Timeout: d.timeout}
-			return nd.DialContext(ctx, network, addr)
-		},
-	}
-	conn, br, _, err := wd.Dial(ctx, d.url)
+	conn, early, _, err := d.d.Dial(ctx, seq)
 	if err != nil {
 		return nil, nil, err
 	}
-	size := d.bufSize
-	if size == 0 {
-		size = 64 << 10
-	}
-	if br == nil {
-		return conn, bufio.NewReaderSize(conn, size), nil
-	}
-	// Keep what the dialer read past the 101, then read conn directly.
-	return conn, bufio.NewReaderSize(&prefixReader{br: br, conn: conn}, size), nil
-}
-
-// prefixReader drains the dialer's buffer, then reads the connection.
-type prefixReader struct {
-	br   *bufio.Reader
-	conn net.Conn
-}
-
-func (p *prefixReader) Read(b []byte) (int, error) {
-	if p.br != nil && p.br.Buffered() > 0 {
-		return p.br.Read(b)
-	}
-	p.br = nil
-	return p.conn.Read(b)
+	return conn, load.NewReader(conn, early, d.bufSize), nil
 }
 
 // failReason names why a dial failed, for the failures-by-reason counts.

@@ -2,19 +2,20 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wstap/wstap/internal/load"
+	"github.com/wstap/wstap/internal/platform"
 )
 
 // session is what one client session did, as the client saw it.
@@ -31,6 +32,8 @@ type session struct {
 	GotClose  bool   // a close frame came from the proxy
 	Ended     string // how it ended: clean, eof, reset, aborted, error
 	Err       string // the error that ended it, if any
+
+	out []byte // the frame being written
 }
 
 // clientConfig is the behaviour of every session.
@@ -39,8 +42,8 @@ type clientConfig struct {
 	ping         time.Duration
 	messageEvery time.Duration
 	messageSize  int
-	faults       float64 // probability that a session carries a fault
-	sources      int     // 127.0.0.2 .. 127.0.0.(1+sources)
+	faults       float64  // probability that a session carries a fault
+	sources      []string // source addresses, taken in turn by slot
 }
 
 // fleet runs the sessions of every slot and keeps them.
@@ -63,8 +66,8 @@ func (f *fleet) runSlot(ctx context.Context, slot int, start, end time.Time) {
 	}
 	for gen := 0; gen < maxGens && time.Until(end) > 10*time.Second && ctx.Err() == nil; gen++ {
 		s := &session{Path: fmt.Sprintf("/soak/%d/%d", slot, gen)}
-		if mrand.Float64() < f.cfg.faults {
-			s.Fault = faultKinds[mrand.IntN(len(faultKinds))]
+		if rand.Float64() < f.cfg.faults {
+			s.Fault = faultKinds[rand.IntN(len(faultKinds))]
 		}
 		f.mu.Lock()
 		f.all = append(f.all, s)
@@ -81,31 +84,35 @@ func (f *fleet) runSlot(ctx context.Context, slot int, start, end time.Time) {
 	}
 }
 
-// run dials one session and holds it until end or its fault.
-func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
-	src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+slot%f.cfg.sources))}
-	nd := net.Dialer{LocalAddr: src, Timeout: 10 * time.Second}
-	d := ws.Dialer{Timeout: 20 * time.Second, NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := nd.DialContext(ctx, network, addr)
-		if err == nil {
-			s.Connected = true
-		}
-		return c, err
-	}}
-	conn, br, _, err := d.Dial(ctx, "ws://"+f.cfg.proxy+s.Path)
+// dial opens session s through the proxy from the slot's source address
+// (load.Dialer, the client of 'wstap load'); nil when it did not open.
+func (f *fleet) dial(ctx context.Context, s *session, slot int) (net.Conn, *bufio.Reader) {
+	d, err := load.NewDialer(load.Config{URL: "ws://" + f.cfg.proxy + s.Path, LocalAddrs: f.cfg.sources, Timeout: 20 * time.Second})
 	if err != nil {
 		s.DialErr = err.Error()
+		return nil, nil
+	}
+	conn, early, _, err := d.Dial(ctx, slot)
+	// Every failure but the TCP connect's own came after the proxy saw the
+	// connection.
+	s.Connected = err == nil || load.FailReason(err) != load.FailDial
+	if err != nil {
+		s.DialErr = err.Error()
+		return nil, nil
+	}
+	s.Opened = true
+	return conn, load.NewReader(conn, early, 1024)
+}
+
+// run dials one session and holds it until end or its fault.
+func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
+	conn, br := f.dial(ctx, s, slot)
+	if conn == nil {
 		return
 	}
 	defer conn.Close()
-	s.Opened = true
 	f.open.Add(1)
 	defer f.open.Add(-1)
-	if br == nil {
-		br = bufio.NewReaderSize(conn, 1024)
-	} else {
-		br = bufio.NewReaderSize(io.MultiReader(br, conn), 1024)
-	}
 
 	var read atomic.Int64
 	var gotClose atomic.Bool
@@ -115,7 +122,7 @@ func (f *fleet) run(ctx context.Context, s *session, slot int, end time.Time) {
 	// The fault comes at a random moment of the session's remaining life.
 	var faultAt <-chan time.Time
 	if s.Fault != "" {
-		faultAt = time.After(time.Duration(mrand.Int64N(max(int64(time.Until(end)-5*time.Second), 1))))
+		faultAt = time.After(time.Duration(rand.Int64N(max(int64(time.Until(end)-5*time.Second), 1))))
 	}
 	msg := make([]byte, f.cfg.messageSize)
 	ping := time.NewTicker(f.cfg.ping)
@@ -136,20 +143,8 @@ loop:
 			fillText(msg)
 			werr = s.write(conn, ws.OpText, msg)
 		case <-faultAt:
-			if s.Fault == faultAbort {
-				conn.(*net.TCPConn).SetLinger(0)
-				conn.Close()
-				s.Ended = "aborted"
-				rerr = <-readDone
-				readEnded = true
-				break loop
-			}
-			s.Messages++
-			werr = s.write(conn, ws.OpText, []byte(faultPrefix+s.Fault))
-			if s.Fault != faultMalformed {
-				// Write nothing more: what reaches the upstream is exactly
-				// what the client wrote.
-				conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			var stop bool
+			if werr, stop = s.fault(conn); stop {
 				rerr = <-readDone
 				readEnded = true
 				break loop
@@ -185,17 +180,32 @@ loop:
 	}
 }
 
+// fault carries out the session's fault; stop says the session writes
+// nothing more and waits for the connection to end.
+func (s *session) fault(conn net.Conn) (werr error, stop bool) {
+	if s.Fault == faultAbort {
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+		s.Ended = "aborted"
+		return nil, true
+	}
+	s.Messages++
+	werr = s.write(conn, ws.OpText, []byte(platform.FaultPrefix+s.Fault))
+	if s.Fault == faultMalformed {
+		return werr, false
+	}
+	// Write nothing more: what reaches the upstream is exactly what the
+	// client wrote.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	return werr, true
+}
+
 // write sends one masked frame in a single write and counts the bytes that
 // left.
 func (s *session) write(c net.Conn, op ws.OpCode, payload []byte) error {
-	var b bytes.Buffer
-	f := ws.NewFrame(op, true, bytes.Clone(payload))
-	f.Header.Masked = true
-	rand.Read(f.Header.Mask[:])
-	ws.Cipher(f.Payload, f.Header.Mask, 0)
-	ws.WriteFrame(&b, f)
+	s.out = load.AppendClientFrame(s.out[:0], op, load.Mask(), payload)
 	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	n, err := c.Write(b.Bytes())
+	n, err := c.Write(s.out)
 	s.Wrote += int64(n)
 	return err
 }
@@ -223,29 +233,21 @@ func readFrames(br *bufio.Reader, read *atomic.Int64, gotClose *atomic.Bool) err
 	}
 }
 
-// endedHow names how a session that was not aborted ended.
+// endedHow names how a session that was not aborted ended: clean after a
+// close frame, otherwise load.How of the error that ended it.
 func endedHow(gotClose bool, werr, rerr error) string {
-	err := errors.Join(werr, rerr)
 	switch {
 	case gotClose && (rerr == nil || errors.Is(rerr, io.EOF)) && werr == nil:
 		return "clean"
-	case err == nil, errors.Is(err, io.EOF):
+	case werr == nil && rerr == nil:
 		return "eof"
-	case isReset(err):
-		return "reset"
 	}
-	return "error"
-}
-
-func isReset(err error) bool {
-	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout()) &&
-		(bytes.Contains([]byte(err.Error()), []byte("connection reset")) || bytes.Contains([]byte(err.Error()), []byte("broken pipe")))
+	return load.How(errors.Join(werr, rerr))
 }
 
 // fillText fills msg with printable bytes (a text message must be UTF-8).
 func fillText(msg []byte) {
 	for i := range msg {
-		msg[i] = 'a' + byte(mrand.IntN(26))
+		msg[i] = 'a' + byte(rand.IntN(26))
 	}
 }

@@ -96,6 +96,16 @@ func parse(args []string) (*options, error) {
 	return o, nil
 }
 
+// sources are n client source addresses, 127.0.0.2 and on: more ephemeral
+// ports than one address has.
+func sources(n int) []string {
+	var s []string
+	for i := range n {
+		s = append(s, fmt.Sprintf("127.0.0.%d", 2+i))
+	}
+	return s
+}
+
 // run does the soak; ok says every check passed.
 func run(args []string) (ok bool, err error) {
 	o, err := parse(args)
@@ -136,7 +146,7 @@ func run(args []string) (ok bool, err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fl := &fleet{cfg: clientConfig{proxy: px.listen, ping: o.ping, messageEvery: o.messageEvery,
-		messageSize: o.messageSize, faults: o.faults, sources: 10}}
+		messageSize: o.messageSize, faults: o.faults, sources: sources(10)}}
 	begin := time.Now()
 	end := begin.Add(o.duration)
 	var wg sync.WaitGroup

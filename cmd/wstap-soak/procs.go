@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wstap/wstap/internal/procs"
 )
 
 // startUpstream starts this program again as the upstream child process
@@ -61,16 +62,6 @@ func buildWstap(dir string) (string, error) {
 	return bin, nil
 }
 
-// freePort returns a loopback address nobody listens on right now.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // proxyProc is the wstap proxy under test, a separate process.
 type proxyProc struct {
 	cmd     *exec.Cmd
@@ -83,11 +74,11 @@ type proxyProc struct {
 // startProxy runs 'wstap proxy' in front of upstream and waits until its
 // metrics answer.
 func startProxy(bin, dir, upstream string, pcap bool) (*proxyProc, error) {
-	listen, err := freePort()
+	listen, err := procs.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freePort()
+	metrics, err := procs.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -143,22 +134,6 @@ func (p *proxyProc) scrape() (map[string]float64, error) {
 		}
 	}
 	return m, sc.Err()
-}
-
-// rssBytes reads VmRSS of pid from /proc.
-func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("reading /proc/%d/status: %w", pid, err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
 // loadAvg is the 1-minute load average of the host.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/wstap/wstap/internal/procs"
 )
 
 // sample is one look at the proxy.
@@ -67,7 +69,7 @@ func (s *sampler) keep(sm sample) {
 // peek samples now.
 func (s *sampler) peek() sample {
 	sm := sample{at: time.Since(s.begin), when: time.Now(), clientOpen: s.fl.open.Load(), load: loadAvg()}
-	rss, err := rssBytes(s.px.cmd.Process.Pid)
+	rss, err := procs.RSS(s.px.cmd.Process.Pid)
 	if err != nil {
 		sm.err = err.Error()
 	}

@@ -4,11 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/wstap/wstap/capture"
 	"github.com/wstap/wstap/capture/report"
+	"github.com/wstap/wstap/internal/atomicfile"
 )
 
 func init() {
@@ -76,23 +75,13 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 	if path == "-" {
 		return write(stdout)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
+	var werr error
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+		werr = write(w)
+		return werr
+	})
+	if err != nil && err != werr {
+		return fmt.Errorf("-o: %w", err) // the file, not what goes into it
 	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	return nil
+	return err
 }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/wstap/wstap/capture"
 	"github.com/wstap/wstap/capture/report"
-	"github.com/wstap/wstap/cmd/wstap/internal/load"
-	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/load"
+	"github.com/wstap/wstap/internal/platform"
 )
 
 func init() {

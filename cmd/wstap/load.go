@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wstap/wstap/cmd/wstap/internal/load"
+	"github.com/wstap/wstap/internal/load"
 )
 
 func init() {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/platform"
 	"github.com/wstap/wstap/internal/testkit"
 )
 

@@ -261,3 +261,42 @@ func waitStats(t *testing.T, p *Platform, ok func(Stats) bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestPipelinedMessagesEchoedInOrder(t *testing.T) {
+	p := start(t, Config{TLS: true})
+	c := dial(t, p)
+	const n = 500
+	go func() {
+		for i := range n {
+			c.WriteMessage(websocket.BinaryMessage, []byte(strings.Repeat(string(rune('a'+i%26)), 1+i*37%3000)))
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range n {
+		_, got, err := c.ReadMessage()
+		want := strings.Repeat(string(rune('a'+i%26)), 1+i*37%3000)
+		if err != nil || string(got) != want {
+			t.Fatalf("echo %d: %d bytes, %v; want %d bytes of %q", i, len(got), err, len(want), want[:1])
+		}
+	}
+}
+
+func TestGivenCertificateIsPresented(t *testing.T) {
+	certs, err := NewCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, Config{TLS: true, Cert: &certs.Leaf})
+	if p.CertPEM() != nil || p.CertPool() != nil {
+		t.Errorf("CertPEM %q with a given certificate, want none", p.CertPEM())
+	}
+	conn, err := tls.Dial("tcp", p.Addr(), &tls.Config{RootCAs: certs.Pool, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatalf("dialing with the CA of NewCerts: %v", err)
+	}
+	defer conn.Close()
+	st := conn.ConnectionState()
+	if !st.PeerCertificates[0].Equal(certs.Leaf.Leaf) || st.NegotiatedProtocol != "http/1.1" {
+		t.Errorf("presented %q, ALPN %q; want the given leaf and http/1.1", st.PeerCertificates[0].Subject, st.NegotiatedProtocol)
+	}
+}

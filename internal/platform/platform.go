@@ -23,6 +23,8 @@ const Subprotocol = "v1.chat"
 const (
 	DefaultAddr     = "127.0.0.1:0"
 	DefaultCapDelay = 200 * time.Millisecond
+	// DefaultReadBuffer keeps an idle session small.
+	DefaultReadBuffer = 2048
 )
 
 // handshakeTimeout bounds the TLS handshake and the upgrade request, so a
@@ -34,9 +36,13 @@ const handshakeTimeout = 10 * time.Second
 type Config struct {
 	// Addr is the listen address; "" means DefaultAddr.
 	Addr string
-	// TLS serves wss:// with a throwaway self-signed certificate for
-	// 127.0.0.1, ::1 and localhost (see Platform.CertPEM and CertPool).
+	// TLS serves wss:// with a throwaway certificate for 127.0.0.1, ::1 and
+	// localhost, signed by a throwaway CA (see Platform.CertPEM and
+	// CertPool), or with Cert when set.
 	TLS bool
+	// Cert, with TLS, is the certificate the platform presents instead of a
+	// throwaway one; CertPEM and CertPool are then nil.
+	Cert *tls.Certificate
 	// IdleTimeout drops a session after this much silence from the client:
 	// a TCP FIN (after a TLS close_notify on wss) and never a close frame.
 	// Any data frame or ping from the client restarts it; pongs, which answer
@@ -50,6 +56,14 @@ type Config struct {
 	CapDelay time.Duration
 	// PingEvery is the interval of the platform's pings; 0 means none.
 	PingEvery time.Duration
+	// ReadBuffer is the size of each session's read buffer; 0 means
+	// DefaultReadBuffer. A larger one lets a client's pipelined small
+	// messages be read, and their echoes written, in fewer calls.
+	ReadBuffer int
+	// Faults lets a client ask for a fault instead of an echo with the text
+	// message FaultPrefix + kind (see fault.go); wstap-soak uses it. Off,
+	// such a message is echoed like any other.
+	Faults bool
 }
 
 // Platform is a running built-in platform.
@@ -79,20 +93,18 @@ func Start(cfg Config) (*Platform, error) {
 	if cfg.CapDelay == 0 {
 		cfg.CapDelay = DefaultCapDelay
 	}
-	if cfg.IdleTimeout < 0 || cfg.Cap < 0 || cfg.CapDelay < 0 || cfg.PingEvery < 0 {
-		return nil, fmt.Errorf("platform config: negative IdleTimeout %v, Cap %d, CapDelay %v or PingEvery %v",
-			cfg.IdleTimeout, cfg.Cap, cfg.CapDelay, cfg.PingEvery)
+	if cfg.ReadBuffer == 0 {
+		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	if cfg.IdleTimeout < 0 || cfg.Cap < 0 || cfg.CapDelay < 0 || cfg.PingEvery < 0 || cfg.ReadBuffer < 0 {
+		return nil, fmt.Errorf("platform config: negative IdleTimeout %v, Cap %d, CapDelay %v, PingEvery %v or ReadBuffer %d",
+			cfg.IdleTimeout, cfg.Cap, cfg.CapDelay, cfg.PingEvery, cfg.ReadBuffer)
 	}
 	p := &Platform{cfg: cfg, conns: map[*net.TCPConn]struct{}{}, done: make(chan struct{})}
 	if cfg.TLS {
-		cert, certPEM, err := throwawayCert()
-		if err != nil {
+		if err := p.setupTLS(); err != nil {
 			return nil, err
 		}
-		p.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		p.certPEM = certPEM
-		p.certPool = x509.NewCertPool()
-		p.certPool.AddCert(cert.Leaf)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -102,6 +114,24 @@ func Start(cfg Config) (*Platform, error) {
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// setupTLS picks the certificate the platform presents: cfg.Cert, or a
+// throwaway one whose CA CertPEM and CertPool hold. Its ALPN offer is
+// http/1.1 only, as a WebSocket server's (RFC 8441 WebSocket over HTTP/2 is
+// not served).
+func (p *Platform) setupTLS() error {
+	cert := p.cfg.Cert
+	if cert == nil {
+		certs, err := NewCerts()
+		if err != nil {
+			return err
+		}
+		cert, p.certPEM, p.certPool = &certs.Leaf, certs.CAPEM, certs.Pool
+	}
+	p.tls = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"}}
+	return nil
 }
 
 // Addr is the address the platform listens on, host:port.
@@ -116,10 +146,11 @@ func (p *Platform) URL() string {
 	return "ws://" + p.Addr() + "/chat"
 }
 
-// CertPEM is the PEM of the platform's self-signed certificate, nil without TLS.
+// CertPEM is the PEM of the CA that signed the platform's certificate, nil
+// without TLS or with Config.Cert.
 func (p *Platform) CertPEM() []byte { return p.certPEM }
 
-// CertPool is a pool holding the platform's certificate, nil without TLS.
+// CertPool is a pool holding the CA of CertPEM, nil when CertPEM is.
 func (p *Platform) CertPool() *x509.CertPool { return p.certPool }
 
 // Stats returns a snapshot of the platform's counters.

@@ -8,12 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// raiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit and
+// RaiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit and
 // returns the limit in force. Go (since 1.19) already does this when package
 // os starts, but a parent or a library may have lowered it since; every
 // session is a file, and running out would make the load client the cause of
 // the drops it is there to measure.
-func raiseOpenFileLimit() (uint64, error) {
+func RaiseOpenFileLimit() (uint64, error) {
 	var l unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
 		return 0, fmt.Errorf("reading the open-file limit: %w", err)

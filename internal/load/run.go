@@ -26,7 +26,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	limit, err := raiseOpenFileLimit()
+	limit, err := RaiseOpenFileLimit()
 	if err != nil && progress != nil {
 		fmt.Fprintf(progress, "wstap load: %v\n", err)
 	}

@@ -68,26 +68,40 @@ func parseHex(b []byte) (uint64, bool) {
 	return v, true
 }
 
-// appendWriter is an io.Writer that appends to a reused slice, so a frame's
-// header and payload leave in one write without an allocation.
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
+// Mask is a fresh masking key for one client frame (RFC 6455 section 5.3).
+func Mask() [4]byte {
+	var m [4]byte
+	binary.LittleEndian.PutUint32(m[:], rand.Uint32())
+	return m
 }
 
-// appendClientFrame appends one final frame with a fresh masking key, as
-// every client frame must be masked (RFC 6455 section 5.3). hdr is scratch
-// space of ws.MaxHeaderSize bytes.
-func appendClientFrame(w *appendWriter, hdr []byte, op ws.OpCode, payload []byte) {
-	var mask [4]byte
-	binary.LittleEndian.PutUint32(mask[:], rand.Uint32())
-	h := ws.Header{Fin: true, OpCode: op, Masked: true, Mask: mask, Length: int64(len(payload))}
-	ws.WriteHeaderBuffer(w, h, hdr) // cannot fail: hdr is big enough and w never fails
-	n := len(w.b)
-	w.b = append(w.b, payload...)
-	ws.Cipher(w.b[n:], mask, 0)
+// AppendClientFrame appends one final frame carrying payload, masked with
+// mask as every client frame must be (RFC 6455 section 5.3), and returns
+// the extended slice. It allocates nothing when dst has room.
+func AppendClientFrame(dst []byte, op ws.OpCode, mask [4]byte, payload []byte) []byte {
+	dst = appendHeader(dst, op, mask, len(payload))
+	n := len(dst)
+	dst = append(dst, payload...)
+	ws.Cipher(dst[n:], mask, 0)
+	return dst
+}
+
+// appendHeader appends the header of a final, masked frame of n payload
+// bytes (RFC 6455 section 5.2: 7-bit length, or 126 and 16 bits, or 127 and
+// 64 bits).
+func appendHeader(dst []byte, op ws.OpCode, mask [4]byte, n int) []byte {
+	b0 := 0x80 | byte(op)
+	switch {
+	case n < 126:
+		dst = append(dst, b0, 0x80|byte(n))
+	case n <= 0xffff:
+		dst = append(dst, b0, 0x80|126)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, b0, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return append(dst, mask[:]...)
 }
 
 // closeCode is the code of a received close frame's payload: 1005 (No Status

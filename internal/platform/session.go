@@ -68,7 +68,7 @@ func (p *Platform) serve(raw *net.TCPConn) {
 		return
 	}
 	defer p.stats.current.Add(-1)
-	s := &session{p: p, conn: conn, br: bufio.NewReaderSize(conn, 2048)}
+	s := &session{p: p, conn: conn, raw: raw, br: bufio.NewReaderSize(conn, p.cfg.ReadBuffer)}
 	s.run()
 }
 
@@ -90,6 +90,7 @@ func (p *Platform) reset(raw *net.TCPConn) {
 type session struct {
 	p    *Platform
 	conn net.Conn // the TLS conn on wss
+	raw  *net.TCPConn
 	br   *bufio.Reader
 	hdr  [ws.MaxHeaderSize]byte
 	buf  []byte // the last frame's payload
@@ -108,29 +109,38 @@ func (s *session) run() {
 		pingAt = now.Add(cfg.PingEvery)
 	}
 	for {
-		s.conn.SetReadDeadline(earliest(idleAt, pingAt))
-		_, err := s.br.Peek(1)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			now := time.Now()
-			if !idleAt.IsZero() && !now.Before(idleAt) {
-				// FIN without a close frame; on wss tls.Conn.Close sends
-				// close_notify first, as a TLS terminator would.
-				s.p.stats.idleDrops.Add(1)
-				s.conn.Close()
+		// Nothing buffered: send the pending echoes, then wait for the
+		// client, the next ping or the idle timeout. While the client's
+		// frames are buffered, none of that is due: it is not idle.
+		if s.br.Buffered() == 0 {
+			if s.flush() != nil {
+				s.p.stats.clientGone.Add(1)
 				return
 			}
-			if !pingAt.IsZero() && !now.Before(pingAt) {
-				pingAt = now.Add(cfg.PingEvery)
-				if s.sendPing() != nil {
-					s.p.stats.clientGone.Add(1)
+			s.conn.SetReadDeadline(earliest(idleAt, pingAt))
+			_, err := s.br.Peek(1)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				now := time.Now()
+				if !idleAt.IsZero() && !now.Before(idleAt) {
+					// FIN without a close frame; on wss tls.Conn.Close sends
+					// close_notify first, as a TLS terminator would.
+					s.p.stats.idleDrops.Add(1)
+					s.conn.Close()
 					return
 				}
+				if !pingAt.IsZero() && !now.Before(pingAt) {
+					pingAt = now.Add(cfg.PingEvery)
+					if s.sendPing() != nil {
+						s.p.stats.clientGone.Add(1)
+						return
+					}
+				}
+				continue
 			}
-			continue
-		}
-		if err != nil {
-			s.p.stats.clientGone.Add(1)
-			return
+			if err != nil {
+				s.p.stats.clientGone.Add(1)
+				return
+			}
 		}
 		h, payload, err := s.readFrame()
 		if err != nil {
@@ -143,12 +153,20 @@ func (s *session) run() {
 		switch h.OpCode {
 		case ws.OpPong:
 		case ws.OpPing:
-			err = s.write(ws.OpPong, true, payload)
+			err = s.queue(ws.OpPong, true, payload)
 		case ws.OpClose:
 			s.closeBack(payload)
 			return
+		case ws.OpText:
+			if kind, ok := s.faultAsked(payload); ok {
+				if s.fault(kind) {
+					return
+				}
+				continue
+			}
+			err = s.queue(h.OpCode, h.Fin, payload)
 		default: // data and continuation frames are echoed as they came
-			err = s.write(h.OpCode, h.Fin, payload)
+			err = s.queue(h.OpCode, h.Fin, payload)
 		}
 		if err != nil {
 			s.p.stats.clientGone.Add(1)
@@ -160,7 +178,9 @@ func (s *session) run() {
 // readFrame reads one frame and unmasks its payload into the session buffer.
 // A payload over maxFrame gets close 1009 and an error.
 func (s *session) readFrame() (ws.Header, []byte, error) {
-	s.conn.SetReadDeadline(time.Now().Add(frameTimeout))
+	if err := s.ready(ws.MaxHeaderSize); err != nil {
+		return ws.Header{}, nil, err
+	}
 	h, err := ws.ReadHeaderBuffer(s.br, s.hdr[:])
 	if err != nil {
 		return h, nil, err
@@ -173,6 +193,9 @@ func (s *session) readFrame() (ws.Header, []byte, error) {
 		s.buf = make([]byte, h.Length)
 	}
 	payload := s.buf[:h.Length]
+	if err := s.ready(int(h.Length)); err != nil {
+		return h, nil, err
+	}
 	if _, err := io.ReadFull(s.br, payload); err != nil {
 		return h, nil, err
 	}
@@ -212,17 +235,57 @@ func (s *session) sendPing() error {
 	return nil
 }
 
-// write sends one unmasked frame (a server's frames are never masked,
-// RFC 6455 section 5.1) with header and payload in one write.
-func (s *session) write(op ws.OpCode, fin bool, payload []byte) error {
-	s.out.b = s.out.b[:0]
+// maxPending is the most output the session holds back before it writes.
+const maxPending = 256 << 10
+
+// queue adds one unmasked frame (a server's frames are never masked,
+// RFC 6455 section 5.1) to the pending output. Echoes of frames that came
+// in one read leave in one write, as a server that batches its writes
+// sends them; a client's pipelined messages are not answered one TLS record
+// each.
+func (s *session) queue(op ws.OpCode, fin bool, payload []byte) error {
 	h := ws.Header{Fin: fin, OpCode: op, Length: int64(len(payload))}
 	if err := ws.WriteHeaderBuffer(&s.out, h, s.hdr[:]); err != nil {
 		return err
 	}
 	s.out.b = append(s.out.b, payload...)
+	if len(s.out.b) >= maxPending {
+		return s.flush()
+	}
+	return nil
+}
+
+// write sends one frame, and whatever was pending before it, now.
+func (s *session) write(op ws.OpCode, fin bool, payload []byte) error {
+	if err := s.queue(op, fin, payload); err != nil {
+		return err
+	}
+	return s.flush()
+}
+
+// ready prepares a read of need bytes of a frame that has begun. When
+// fewer are buffered, the read may wait for the client: the pending output
+// goes first (the client may be waiting for it) and frameTimeout bounds the
+// wait. A read from the buffer sets no deadline, which is what lets
+// pipelined frames be echoed at the client's pace.
+func (s *session) ready(need int) error {
+	if s.br.Buffered() >= need {
+		return nil
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	return s.conn.SetReadDeadline(time.Now().Add(frameTimeout))
+}
+
+// flush writes the pending output in one write.
+func (s *session) flush() error {
+	if len(s.out.b) == 0 {
+		return nil
+	}
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := s.conn.Write(s.out.b)
+	s.out.b = s.out.b[:0]
 	return err
 }
 

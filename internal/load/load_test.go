@@ -15,7 +15,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
-	"github.com/wstap/wstap/cmd/wstap/internal/platform"
+	"github.com/wstap/wstap/internal/platform"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -277,14 +277,11 @@ func TestLocalAddrsAndProgressLines(t *testing.T) {
 }
 
 func TestNoAllocationPerMessage(t *testing.T) {
-	var w appendWriter
-	w.b = make([]byte, 0, 256)
-	var hdr [ws.MaxHeaderSize]byte
+	w := make([]byte, 0, 256)
 	msg := bytes.Repeat([]byte{'x'}, 128)
 	allocs := testing.AllocsPerRun(100, func() {
 		putStamp(msg, 123456789, 42)
-		w.b = w.b[:0]
-		appendClientFrame(&w, hdr[:], ws.OpText, msg)
+		w = AppendClientFrame(w[:0], ws.OpText, Mask(), msg)
 		if sent, id, ok := parseStamp(msg); !ok || sent != 123456789 || id != 42 {
 			t.Fatal("stamp did not round-trip")
 		}
@@ -292,11 +289,30 @@ func TestNoAllocationPerMessage(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per message, want 0", allocs)
 	}
-	f, err := ws.ReadFrame(bytes.NewReader(w.b))
+	f, err := ws.ReadFrame(bytes.NewReader(w))
 	if err != nil || !f.Header.Masked || f.Header.OpCode != ws.OpText {
 		t.Fatalf("frame %+v, %v", f.Header, err)
 	}
 	if got := ws.UnmaskFrame(f).Payload; !bytes.Equal(got, msg) {
 		t.Errorf("payload %q, want %q", got, msg)
+	}
+}
+
+// TestClientFrameLengths checks the three length encodings against gobwas's
+// reader, at and around their borders.
+func TestClientFrameLengths(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 0xffff, 0x10000, 70000} {
+		payload := bytes.Repeat([]byte{0xa5}, n)
+		b := AppendClientFrame([]byte("prefix"), ws.OpBinary, [4]byte{1, 2, 3, 4}, payload)
+		if string(b[:6]) != "prefix" {
+			t.Fatalf("%d bytes: the prefix was overwritten", n)
+		}
+		f, err := ws.ReadFrame(bytes.NewReader(b[6:]))
+		if err != nil || !f.Header.Fin || f.Header.OpCode != ws.OpBinary || f.Header.Length != int64(n) {
+			t.Fatalf("%d bytes: header %+v, %v", n, f.Header, err)
+		}
+		if f.Header.Mask != [4]byte{1, 2, 3, 4} || !bytes.Equal(ws.UnmaskFrame(f).Payload, payload) {
+			t.Errorf("%d bytes: mask %v or payload differ", n, f.Header.Mask)
+		}
 	}
 }

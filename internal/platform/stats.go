@@ -11,14 +11,15 @@ type Stats struct {
 	CleanCloses int64 // sessions whose client sent a close frame and got one back
 	ClientGone  int64 // sessions whose TCP connection ended without a close frame from the client
 	PingsSent   int64 // pings the platform sent
+	Faults      int64 // faults clients asked for and got (Config.Faults)
 	Current     int64 // sessions open now, over-cap ones not included
 	MaxCurrent  int64 // the highest Current seen
 }
 
 // counters are the live counters behind Stats.
 type counters struct {
-	upgraded, rejected, idleDrops, capDrops, cleanCloses, clientGone, pingsSent atomic.Int64
-	current, maxCurrent                                                         atomic.Int64
+	upgraded, rejected, idleDrops, capDrops, cleanCloses, clientGone, pingsSent, faults atomic.Int64
+	current, maxCurrent                                                                 atomic.Int64
 }
 
 // admit counts a session about to be upgraded against limit (0 = no limit)
@@ -46,6 +47,7 @@ func (c *counters) snapshot() Stats {
 		CleanCloses: c.cleanCloses.Load(),
 		ClientGone:  c.clientGone.Load(),
 		PingsSent:   c.pingsSent.Load(),
+		Faults:      c.faults.Load(),
 		Current:     c.current.Load(),
 		MaxCurrent:  c.maxCurrent.Load(),
 	}

@@ -27,7 +27,7 @@ type session struct {
 	hdr  [ws.MaxHeaderSize]byte
 	in   []byte // the last received payload
 	msg  []byte // the message sent, its stamp rewritten each time
-	out  appendWriter
+	out  []byte // the frame being sent
 	rtts []time.Duration
 
 	// the outcome
@@ -39,21 +39,17 @@ type session struct {
 
 func newSession(r *runner, id uint32, conn net.Conn, early []byte) *session {
 	p := r.p
-	var rd io.Reader = conn
-	if len(early) > 0 {
-		rd = io.MultiReader(bytes.NewReader(early), conn)
-	}
 	s := &session{
 		r:      r,
 		id:     id,
 		conn:   conn,
-		br:     bufio.NewReaderSize(rd, min(max(p.MessageSize+ws.MaxHeaderSize, 512), 4096)),
+		br:     NewReader(conn, early, min(max(p.MessageSize+ws.MaxHeaderSize, 512), 4096)),
 		opened: time.Now(),
 		in:     make([]byte, max(p.MessageSize, 125)),
 	}
 	if p.MessageEvery > 0 {
 		s.msg = bytes.Repeat([]byte{'x'}, p.MessageSize)
-		s.out.b = make([]byte, 0, p.MessageSize+ws.MaxHeaderSize)
+		s.out = make([]byte, 0, p.MessageSize+ws.MaxHeaderSize)
 		if p.Hold > 0 {
 			s.rtts = make([]time.Duration, 0, min(p.Hold/p.MessageEvery+1, 1024))
 		}
@@ -219,7 +215,7 @@ func (s *session) awaitClose(deadline time.Time, cause error) {
 				s.timeEcho(payload) // an echo still on its way when the hold ended
 			}
 			continue
-		case cause != nil && how(err) != "reset":
+		case cause != nil && How(err) != "reset":
 			s.lost(cause)
 			return
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -240,7 +236,7 @@ func (s *session) writeFailed(err error) {
 
 // lost records a session that ended without a close frame.
 func (s *session) lost(err error) {
-	s.how, s.endedAt = how(err), time.Now()
+	s.how, s.endedAt = How(err), time.Now()
 }
 
 // waitEOF gives the server a moment to end TCP first, as RFC 6455 section
@@ -252,15 +248,16 @@ func (s *session) waitEOF() {
 
 // write sends one masked frame in one write.
 func (s *session) write(op ws.OpCode, payload []byte) error {
-	s.out.b = s.out.b[:0]
-	appendClientFrame(&s.out, s.hdr[:], op, payload)
+	s.out = AppendClientFrame(s.out[:0], op, Mask(), payload)
 	s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := s.conn.Write(s.out.b)
+	_, err := s.conn.Write(s.out)
 	return err
 }
 
-// how names the way a connection ended from the error that showed it.
-func how(err error) string {
+// How names the way a connection ended from the error that showed it:
+// "eof", "reset", "timeout" or "error". It is Drop.How, and what the bench
+// and the soak call their sessions' ends.
+func How(err error) string {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE):
 		// EPIPE: the peer had sent a FIN before it reset our write.
