@@ -5,11 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/report"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -25,7 +27,11 @@ func TestDemoConclusions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"abnormal-upstream-drop", "an idle timeout near", "report.html", "evidence.tar.gz"} {
+	capN := 40*33/100 + 40*27/100 + 40*17/100 + 1
+	for _, want := range []string{"abnormal-upstream-drop", "report.html", "evidence.tar.gz",
+		fmt.Sprintf("concurrency-cap (scope all, level %d) — 10 sessions", capN), "idle-timeout (",
+		"pongs did not keep them alive", "1. idle-timeout     confirmed", "5. concurrency-cap  confirmed",
+		"2. late-pong        ruled-out", "4. tls              ruled-out"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
@@ -34,7 +40,6 @@ func TestDemoConclusions(t *testing.T) {
 	if len(recs) != o.sessions {
 		t.Fatalf("%d records, want %d", len(recs), o.sessions)
 	}
-	capN := 40*33/100 + 40*27/100 + 40*17/100 + 1
 	groups := map[string]int{}
 	for _, r := range recs {
 		g := r.Target[strings.Index(r.Target, "group=")+len("group="):]
@@ -68,9 +73,40 @@ func TestDemoConclusions(t *testing.T) {
 	if groups["no-subprotocol"] != 1 || groups["silent"] == 0 || groups["over-cap"] == 0 {
 		t.Errorf("groups %v", groups)
 	}
+	demoCauses(t, dir, idle, capN, groups["silent"], groups["over-cap"])
 	for _, f := range []string{"report.html", "evidence.tar.gz", "capture.pcapng", "events.jsonl", "run.json", "keylog.txt"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty: %v", f, err)
+		}
+	}
+}
+
+// demoCauses checks the demo's two causes from its records: the cap at its
+// exact level holding the over-cap sessions, the idle timeout near its value
+// holding the silent ones, and nothing else.
+func demoCauses(t *testing.T, dir string, idle time.Duration, capN, silent, overCap int) {
+	t.Helper()
+	run, err := report.LoadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	causes := report.Summarize(run).Causes
+	if len(causes) != 2 {
+		t.Fatalf("%d causes, want the cap and the idle timeout: %+v", len(causes), causes)
+	}
+	for _, c := range causes {
+		switch c.Cause {
+		case report.CauseCap:
+			if c.Scope != report.ScopeAll || c.Level != capN || c.Sessions != overCap {
+				t.Errorf("cap: scope %s level %d sessions %d, want all %d %d", c.Scope, c.Level, c.Sessions, capN, overCap)
+			}
+		case report.CauseIdle:
+			if c.Seconds < 0.9*idle.Seconds() || c.Seconds >= 1.5*idle.Seconds() || c.Sessions != silent ||
+				!strings.Contains(c.Evidence, "pongs did not keep them alive") {
+				t.Errorf("idle: %.1f s, %d sessions, %q; want %v, %d sessions, pongs named", c.Seconds, c.Sessions, c.Evidence, idle, silent)
+			}
+		default:
+			t.Errorf("unexpected cause %s: %s", c.Cause, c.Evidence)
 		}
 	}
 }
