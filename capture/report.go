@@ -572,14 +572,14 @@ func (s *Summary) mergeConcurrency() {
 func (s *Summary) countVerdicts() {
 	n := map[string]int{}
 	for _, ref := range s.sess {
-		n[ref.rec.Verdict]++
+		n[string(ref.rec.Verdict)]++
 		if upgraded(ref.rec) {
 			s.Upgraded++
 		}
 	}
 	for _, v := range Verdicts {
-		s.Verdicts = append(s.Verdicts, VerdictCount{v, n[v]})
-		delete(n, v)
+		s.Verdicts = append(s.Verdicts, VerdictCount{string(v), n[string(v)]})
+		delete(n, string(v))
 	}
 	var other []string
 	for v := range n {
@@ -602,8 +602,8 @@ func (s *Summary) summarizeDrops() {
 			continue
 		}
 		s.Abnormal++
-		s.DroppedBy[ref.rec.End.First]++
-		s.DroppedHow[strings.TrimSpace(ref.rec.End.First+" "+ref.rec.End.How)]++
+		s.DroppedBy[string(ref.rec.End.First)]++
+		s.DroppedHow[strings.TrimSpace(string(ref.rec.End.First)+" "+string(ref.rec.End.How))]++
 		silence = append(silence, ref.rec.Keepalive.SilenceBeforeEnd)
 		if s.Concurrency.FirstDropAt.IsZero() {
 			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
@@ -798,7 +798,7 @@ func (s *Summary) countTLS() {
 			for _, l := range []struct {
 				name string
 				leg  *TLSLeg
-			}{{SideClient, ref.rec.TLS.Client}, {SideUpstream, ref.rec.TLS.Upstream}} {
+			}{{string(SideClient), ref.rec.TLS.Client}, {string(SideUpstream), ref.rec.TLS.Upstream}} {
 				if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
 					add(l.name, l.leg.Alert, l.leg.Error)
 				}

@@ -44,7 +44,7 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 	v.Charts = []*svgChart{s.openChart(), s.concurrencyChart(), s.silenceChart(), s.pingChart()}
 	v.Rows, v.RowsOf = s.abnormalRows()
 	v.MultiRun = len(s.Runs) > 1
-	v.TLSLegs = []tlsLegView{{SideClient, s.TLS.Client}, {SideUpstream, s.TLS.Upstream}}
+	v.TLSLegs = []tlsLegView{{string(SideClient), s.TLS.Client}, {string(SideUpstream), s.TLS.Upstream}}
 	if err := reportHTML.Execute(w, v); err != nil {
 		return fmt.Errorf("writing report.html: %w", err)
 	}

@@ -147,7 +147,7 @@ func (s *Summary) textTLS(t *textWriter) {
 	for _, l := range []struct {
 		name string
 		r    TLSLegReport
-	}{{SideClient, r.Client}, {SideUpstream, r.Upstream}} {
+	}{{string(SideClient), r.Client}, {string(SideUpstream), r.Upstream}} {
 		if l.r.Handshakes == 0 {
 			t.printf("  %-8s no TLS handshake\n", l.name)
 			continue

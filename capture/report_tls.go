@@ -118,7 +118,7 @@ func (s *Summary) openAt(t time.Time) int {
 // defaultOutcome is what wstap does with a renegotiation on a leg: the
 // upstream's is accepted, a client's refused.
 func defaultOutcome(leg string) string {
-	if leg == SideClient {
+	if leg == string(SideClient) {
 		return "refused"
 	}
 	return "accepted"
@@ -127,8 +127,8 @@ func defaultOutcome(leg string) string {
 // summarizeTLS fills s.TLS.
 func (s *Summary) summarizeTLS() {
 	t := &s.TLS
-	legs := map[string]*TLSLegReport{SideClient: &t.Client, SideUpstream: &t.Upstream}
-	causes := map[string]map[string]int{SideClient: {}, SideUpstream: {}}
+	legs := map[string]*TLSLegReport{string(SideClient): &t.Client, string(SideUpstream): &t.Upstream}
+	causes := map[string]map[string]int{string(SideClient): {}, string(SideUpstream): {}}
 	hsMS := map[string][]float64{}
 	var points []tlsPoint
 	reneg := map[[2]string]int{}
@@ -164,7 +164,7 @@ func (s *Summary) summarizeTLS() {
 		for _, e := range r.Renegotiations {
 			leg, outcome := e.Leg, e.Outcome
 			if leg == "" {
-				leg = SideUpstream
+				leg = string(SideUpstream)
 			}
 			if outcome == "" {
 				outcome = defaultOutcome(leg)
@@ -186,7 +186,7 @@ func (s *Summary) summarizeTLS() {
 			for _, lg := range []struct {
 				name string
 				leg  *TLSLeg
-			}{{SideClient, rec.TLS.Client}, {SideUpstream, rec.TLS.Upstream}} {
+			}{{string(SideClient), rec.TLS.Client}, {string(SideUpstream), rec.TLS.Upstream}} {
 				if lg.leg == nil {
 					continue
 				}
@@ -321,7 +321,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []TLSBand) {
 		switch {
 		case p.reneg:
 			b.Renegotiations++
-		case p.leg == SideClient:
+		case p.leg == string(SideClient):
 			b.ClientHandshakes++
 			if p.failed {
 				b.ClientFailures++
@@ -359,7 +359,7 @@ func (t *TLSReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			n    int
-		}{{SideClient, c.Handshakes}, {SideUpstream, u.Handshakes}} {
+		}{{string(SideClient), c.Handshakes}, {string(SideUpstream), u.Handshakes}} {
 			if l.n > 0 {
 				legs = append(legs, plural(l.n, l.name+" handshake", l.name+" handshakes"))
 			}
@@ -369,7 +369,7 @@ func (t *TLSReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			r    TLSLegReport
-		}{{SideClient, c}, {SideUpstream, u}} {
+		}{{string(SideClient), c}, {string(SideUpstream), u}} {
 			if l.r.Handshakes > 0 {
 				parts = append(parts, legFailureText(l.name, l.r))
 			}

@@ -104,24 +104,24 @@ type Server struct {
 type Stats struct {
 	Opened, Active, Abnormal, Rejected, HTTP, AcceptErrors atomic.Int64
 	verdictMu                                              sync.Mutex
-	verdicts                                               map[string]int64
+	verdicts                                               map[capture.Verdict]int64
 }
 
 // Verdicts returns a copy of the ended sessions by verdict.
-func (s *Stats) Verdicts() map[string]int64 {
+func (s *Stats) Verdicts() map[capture.Verdict]int64 {
 	s.verdictMu.Lock()
 	defer s.verdictMu.Unlock()
-	m := make(map[string]int64, len(s.verdicts))
+	m := make(map[capture.Verdict]int64, len(s.verdicts))
 	for k, v := range s.verdicts {
 		m[k] = v
 	}
 	return m
 }
 
-func (s *Stats) countVerdict(v string) {
+func (s *Stats) countVerdict(v capture.Verdict) {
 	s.verdictMu.Lock()
 	if s.verdicts == nil {
-		s.verdicts = map[string]int64{}
+		s.verdicts = map[capture.Verdict]int64{}
 	}
 	s.verdicts[v]++
 	s.verdictMu.Unlock()

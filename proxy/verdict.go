@@ -42,7 +42,7 @@ func (ss *wsSession) finish(upgraded bool) {
 	if r.Abnormal {
 		ss.srv.Stats.Abnormal.Add(1)
 	}
-	ss.event(levelForVerdict(r.Verdict), "end", "verdict", r.Verdict, "first", r.End.First, "how", r.End.How,
+	ss.event(levelForVerdict(r.Verdict), "end", "verdict", string(r.Verdict), "first", string(r.End.First), "how", string(r.End.How),
 		"duration_ms", r.DurationMS, "concurrent_at_end", r.ConcurrentAtEnd)
 	ss.srv.cfg.Recorder.Session(r)
 }
@@ -51,22 +51,22 @@ func (ss *wsSession) finish(upgraded bool) {
 // session that got its 101 (DESIGN.md, "Meanings, exactly").
 func (ss *wsSession) finishUpgraded(end *endCause) {
 	r := &ss.rec
-	cd, ud := ss.dirs[c2u], ss.dirs[u2c]
+	cd, ud := ss.dirs[clientToUpstream], ss.dirs[upstreamToClient]
 	r.Frames = capture.Frames{ClientToUpstream: cd.counts, UpstreamToClient: ud.counts}
 
 	l := &ss.ledger
 	k := &r.Keepalive
 	k.ClientPings, k.UpstreamPings = cd.counts.Ping, ud.counts.Ping
-	k.ClientPingIntervalMS = intervals(l.pingTimes[c2u])
-	k.UpstreamPingIntervalMS = intervals(l.pingTimes[u2c])
-	k.PongRTTMS = rttOf(l.rtt[c2u], l.rtt[u2c])
-	k.ClientPongRTTMS = rttOf(l.rtt[u2c])
-	k.UpstreamPongRTTMS = rttOf(l.rtt[c2u])
+	k.ClientPingIntervalMS = intervals(l.pingTimes[clientToUpstream])
+	k.UpstreamPingIntervalMS = intervals(l.pingTimes[upstreamToClient])
+	k.PongRTTMS = rttOf(l.rtt[clientToUpstream], l.rtt[upstreamToClient])
+	k.ClientPongRTTMS = rttOf(l.rtt[upstreamToClient])
+	k.UpstreamPongRTTMS = rttOf(l.rtt[clientToUpstream])
 	k.UnansweredPings = l.unanswered()
 	k.UnsolicitedPongs = l.unsolicited
-	k.ClientHeartbeats, k.UpstreamHeartbeats = int64(len(l.hbTimes[c2u])), int64(len(l.hbTimes[u2c]))
-	k.ClientHeartbeatIntervalMS = intervals(l.hbTimes[c2u])
-	k.UpstreamHeartbeatIntervalMS = intervals(l.hbTimes[u2c])
+	k.ClientHeartbeats, k.UpstreamHeartbeats = int64(len(l.hbTimes[clientToUpstream])), int64(len(l.hbTimes[upstreamToClient]))
+	k.ClientHeartbeatIntervalMS = intervals(l.hbTimes[clientToUpstream])
+	k.UpstreamHeartbeatIntervalMS = intervals(l.hbTimes[upstreamToClient])
 	k.LastAppClose = ss.appClose
 
 	last := cd.last.Load()
@@ -88,18 +88,18 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	clientSilence := end.at.Sub(time.Unix(0, cd.active.Load()))
 	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
 
-	r.Close = capture.Closes{Client: ss.closes[c2u], Upstream: ss.closes[u2c]}
+	r.Close = capture.Closes{Client: ss.closes[clientToUpstream], Upstream: ss.closes[upstreamToClient]}
 	cc, uc := 1006, 1006 // RFC 6455 §7.1.5: no close frame received
-	if c := ss.closes[u2c]; c != nil {
+	if c := ss.closes[upstreamToClient]; c != nil {
 		cc = c.Code
 	}
-	if c := ss.closes[c2u]; c != nil {
+	if c := ss.closes[clientToUpstream]; c != nil {
 		uc = c.Code
 	}
 	r.ClientCloseCode, r.UpstreamCloseCode = &cc, &uc
 	r.Abnormal = cc == 1006
 
-	cl, up := ss.closes[c2u], ss.closes[u2c]
+	cl, up := ss.closes[clientToUpstream], ss.closes[upstreamToClient]
 	switch {
 	case cl != nil && up != nil:
 		r.Verdict = capture.VerdictClean
@@ -125,7 +125,7 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 		ss.findingLocked(capture.Finding{Rule: "late-pong", Severity: capture.SevWarn,
 			Detail: fmt.Sprintf("the client answered %d upstream ping(s) later than %s (worst %s)", l.latePongs, ss.srv.cfg.LatePong, l.worstLate.Round(time.Millisecond))})
 	}
-	if n := len(l.pending[u2c]); n > 0 {
+	if n := len(l.pending[upstreamToClient]); n > 0 {
 		ss.findingLocked(capture.Finding{Rule: "unanswered-ping", Severity: capture.SevWarn,
 			Detail: fmt.Sprintf("%d upstream ping(s) got no pong from the client", n)})
 	}
@@ -136,7 +136,7 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	}
 }
 
-func levelForVerdict(v string) zerolog.Level {
+func levelForVerdict(v capture.Verdict) zerolog.Level {
 	switch v {
 	case capture.VerdictClean, capture.VerdictClosedClient, capture.VerdictClosedUpstream, capture.VerdictShutdown:
 		return zerolog.InfoLevel
