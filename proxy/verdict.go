@@ -53,9 +53,28 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	r := &ss.rec
 	cd, ud := ss.dirs[clientToUpstream], ss.dirs[upstreamToClient]
 	r.Frames = capture.Frames{ClientToUpstream: cd.counts, UpstreamToClient: ud.counts}
+	clientSilence := ss.fillKeepalive(end)
 
+	r.Close = capture.Closes{Client: ss.closes[clientToUpstream], Upstream: ss.closes[upstreamToClient]}
+	cc, uc := 1006, 1006 // RFC 6455 §7.1.5: no close frame received
+	if c := ss.closes[upstreamToClient]; c != nil {
+		cc = c.Code
+	}
+	if c := ss.closes[clientToUpstream]; c != nil {
+		uc = c.Code
+	}
+	r.ClientCloseCode, r.UpstreamCloseCode = &cc, &uc
+	r.Abnormal = cc == 1006
+	ss.judge(end)
+	ss.keepaliveFindings(clientSilence)
+}
+
+// fillKeepalive fills the record's ping/pong ledger and silences; it
+// returns the client's silence before the end.
+func (ss *wsSession) fillKeepalive(end *endCause) (clientSilence time.Duration) {
+	cd, ud := ss.dirs[clientToUpstream], ss.dirs[upstreamToClient]
 	l := &ss.ledger
-	k := &r.Keepalive
+	k := &ss.rec.Keepalive
 	k.ClientPings, k.UpstreamPings = cd.counts.Ping, ud.counts.Ping
 	k.ClientPingIntervalMS = intervals(l.pingTimes[clientToUpstream])
 	k.UpstreamPingIntervalMS = intervals(l.pingTimes[upstreamToClient])
@@ -69,36 +88,21 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	k.UpstreamHeartbeatIntervalMS = intervals(l.hbTimes[upstreamToClient])
 	k.LastAppClose = ss.appClose
 
-	last := cd.last.Load()
-	if u := ud.last.Load(); u > last {
-		last = u
-	}
+	last := max(cd.last.Load(), ud.last.Load())
 	final := end.at.Sub(time.Unix(0, last))
 	k.SilenceBeforeEnd = round3(ms(final))
-	maxGap := cd.maxGap
-	if ud.maxGap > maxGap {
-		maxGap = ud.maxGap
-	}
-	if final > maxGap {
-		maxGap = final
-	}
-	k.MaxSilenceMS = round3(ms(maxGap))
+	k.MaxSilenceMS = round3(ms(max(cd.maxGap, ud.maxGap, final)))
 	// The client's keep-alive silence: since its last data frame or ping
 	// (its pongs answer the upstream and keep no idle timer of its own).
-	clientSilence := end.at.Sub(time.Unix(0, cd.active.Load()))
+	clientSilence = end.at.Sub(time.Unix(0, cd.active.Load()))
 	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
+	return clientSilence
+}
 
-	r.Close = capture.Closes{Client: ss.closes[clientToUpstream], Upstream: ss.closes[upstreamToClient]}
-	cc, uc := 1006, 1006 // RFC 6455 §7.1.5: no close frame received
-	if c := ss.closes[upstreamToClient]; c != nil {
-		cc = c.Code
-	}
-	if c := ss.closes[clientToUpstream]; c != nil {
-		uc = c.Code
-	}
-	r.ClientCloseCode, r.UpstreamCloseCode = &cc, &uc
-	r.Abnormal = cc == 1006
-
+// judge gives the verdict of an upgraded session from its close frames and
+// its first end.
+func (ss *wsSession) judge(end *endCause) {
+	r := &ss.rec
 	cl, up := ss.closes[clientToUpstream], ss.closes[upstreamToClient]
 	switch {
 	case cl != nil && up != nil:
@@ -119,8 +123,11 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	default:
 		r.Verdict = capture.VerdictAbnormalUp
 	}
+}
 
-	// Keep-alive findings (issue 4, item 2).
+// keepaliveFindings adds the keep-alive findings (issue 4, item 2).
+func (ss *wsSession) keepaliveFindings(clientSilence time.Duration) {
+	l, r := &ss.ledger, &ss.rec
 	if l.latePongs > 0 {
 		ss.findingLocked(capture.Finding{Rule: "late-pong", Severity: capture.SevWarn,
 			Detail: fmt.Sprintf("the client answered %d upstream ping(s) later than %s (worst %s)", l.latePongs, ss.srv.cfg.LatePong, l.worstLate.Round(time.Millisecond))})
