@@ -24,7 +24,7 @@ type head struct {
 
 // Errors of reading a head; the proxy answers them itself.
 var (
-	errHeadTooLarge  = errors.New("header block larger than --max-header-bytes")
+	errHeadTooLarge  = errors.New("header block larger than the maximum")
 	errHeadMalformed = errors.New("malformed header line")
 	// errHeadCut: the connection ended or timed out inside a head, after
 	// some of its bytes; it wraps the read error.
