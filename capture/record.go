@@ -148,48 +148,59 @@ type Closes struct {
 	Upstream *CloseFrame `json:"upstream"`
 }
 
-// End values.
-const (
-	SideClient   = "client"
-	SideUpstream = "upstream"
-	SideProxy    = "proxy"
+// Side is who ended a session first: the client, the upstream or wstap.
+type Side string
 
-	HowCloseHandshake   = "close-handshake"
-	HowEOF              = "eof"
-	HowReset            = "reset"
-	HowTimeout          = "timeout"
-	HowTLSError         = "tls-error"
-	HowHandshakeRejects = "handshake-rejected"
-	HowDialError        = "dial-error"
-	HowShutdown         = "shutdown"
-	HowError            = "error"
+// Sides.
+const (
+	SideClient   Side = "client"
+	SideUpstream Side = "upstream"
+	SideProxy    Side = "proxy"
+)
+
+// How is how the first end of a session came about.
+type How string
+
+// Ways a session ends.
+const (
+	HowCloseHandshake   How = "close-handshake"
+	HowEOF              How = "eof"
+	HowReset            How = "reset"
+	HowTLSError         How = "tls-error"
+	HowHandshakeRejects How = "handshake-rejected"
+	HowDialError        How = "dial-error"
+	HowShutdown         How = "shutdown"
+	HowError            How = "error"
 )
 
 // End says when and how the session ended (docs/records.md, "end"): a time "end"
 // and an object "end"; one JSON key cannot be both, so the time is end.at.
 type End struct {
 	At    time.Time `json:"at"`
-	First string    `json:"first"`
-	How   string    `json:"how"`
+	First Side      `json:"first"`
+	How   How       `json:"how"`
 	Error string    `json:"error"`
 }
 
+// Verdict is how a session ended, in one word (docs/records.md, "Verdicts").
+type Verdict string
+
 // Verdicts (docs/records.md, "Verdicts").
 const (
-	VerdictClean          = "clean"
-	VerdictClosedUpstream = "closed-by-upstream"
-	VerdictClosedClient   = "closed-by-client"
-	VerdictAbnormalUp     = "abnormal-upstream-drop"
-	VerdictAbnormalClient = "abnormal-client-drop"
-	VerdictRejected       = "handshake-rejected"
-	VerdictTLSClient      = "tls-failed-client"
-	VerdictTLSUpstream    = "tls-failed-upstream"
-	VerdictUnreachable    = "upstream-unreachable"
-	VerdictShutdown       = "proxy-shutdown"
+	VerdictClean          Verdict = "clean"
+	VerdictClosedUpstream Verdict = "closed-by-upstream"
+	VerdictClosedClient   Verdict = "closed-by-client"
+	VerdictAbnormalUp     Verdict = "abnormal-upstream-drop"
+	VerdictAbnormalClient Verdict = "abnormal-client-drop"
+	VerdictRejected       Verdict = "handshake-rejected"
+	VerdictTLSClient      Verdict = "tls-failed-client"
+	VerdictTLSUpstream    Verdict = "tls-failed-upstream"
+	VerdictUnreachable    Verdict = "upstream-unreachable"
+	VerdictShutdown       Verdict = "proxy-shutdown"
 )
 
 // Verdicts lists every verdict in report order.
-var Verdicts = []string{VerdictClean, VerdictClosedUpstream, VerdictClosedClient,
+var Verdicts = []Verdict{VerdictClean, VerdictClosedUpstream, VerdictClosedClient,
 	VerdictAbnormalUp, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient,
 	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown}
 
@@ -212,7 +223,7 @@ type SessionRecord struct {
 	ClientCloseCode   *int      `json:"client_close_code"`
 	UpstreamCloseCode *int      `json:"upstream_close_code"`
 	Abnormal          bool      `json:"abnormal"`
-	Verdict           string    `json:"verdict"`
+	Verdict           Verdict   `json:"verdict"`
 	Findings          []Finding `json:"findings"`
 	ConcurrentAtEnd   int       `json:"concurrent_at_end"`
 	// ConcurrentAtOpen: upgraded sessions open when this one's 101 reached

@@ -87,15 +87,9 @@ func NewScanner(obs Observer, fromClient bool, rsvAllowed byte) *Scanner {
 	return &Scanner{obs: obs, fromClient: fromClient, rsvAllowed: rsvAllowed}
 }
 
-// SetRsvAllowed changes the RSV bits extensions allow (after the 101 named them).
-func (s *Scanner) SetRsvAllowed(rsv byte) { s.rsvAllowed = rsv }
-
 // Tunnel reports whether the scanner gave up on framing (unparsable header)
 // and how many bytes it has passed through since.
 func (s *Scanner) Tunnel() (bool, int64) { return s.tunnel, s.tunnelN }
-
-// Closed reports whether this direction has sent a close frame.
-func (s *Scanner) Closed() bool { return s.closed }
 
 // Feed scans one chunk of relayed bytes.
 func (s *Scanner) Feed(b []byte) {

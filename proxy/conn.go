@@ -118,27 +118,6 @@ func tlsLeg(st tls.ConnectionState, d time.Duration, err error) *capture.TLSLeg 
 	return leg
 }
 
-// alertOf extracts the TLS alert from a handshake error: the alert the peer
-// sent ("remote error: tls: bad certificate") or the one we sent.
-func alertOf(err error) string {
-	var ae tls.AlertError
-	if errors.As(err, &ae) {
-		return strings.TrimPrefix(ae.Error(), "tls: ")
-	}
-	msg := err.Error()
-	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
-		return msg[i+len("remote error: tls: "):]
-	}
-	var ce *tls.CertificateVerificationError
-	if errors.As(err, &ce) {
-		return "bad certificate"
-	}
-	if strings.Contains(msg, "first record does not look like a TLS handshake") {
-		return "not tls"
-	}
-	return ""
-}
-
 func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *capture.TLSLeg, err error) {
 	defer raw.Close()
 	if isBenignTLSProbe(err, leg) {
@@ -227,11 +206,11 @@ func (s *Server) rejectHead(conn, raw net.Conn, err error, first bool) {
 	case errors.Is(err, errHeadMalformed):
 		s.reject(conn, raw, 400, err.Error())
 	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
-		if !first && !strings.Contains(err.Error(), "head cut") {
+		if !first && !errors.Is(err, errHeadCut) {
 			return // an idle keep-alive connection, not a slow request
 		}
 		s.rejected(raw, "header-timeout", fmt.Sprintf("request headers not complete within --header-timeout (%s)", s.cfg.HeaderTimeout))
-	case errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "head cut"):
+	case errors.Is(err, io.EOF) && !errors.Is(err, errHeadCut):
 		// The client closed an idle connection: nothing to record.
 	default:
 		if !first && errors.Is(err, io.EOF) {

@@ -118,8 +118,10 @@ type faultCase struct {
 	// exact: each end got exactly what the other sent.
 	exact bool
 	// expected record
-	verdict, first, how string
-	finding             string
+	verdict capture.Verdict
+	first   capture.Side
+	how     capture.How
+	finding string
 }
 
 // exchange: each side sends its bytes, then a close handshake started by the

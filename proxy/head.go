@@ -24,8 +24,11 @@ type head struct {
 
 // Errors of reading a head; the proxy answers them itself.
 var (
-	errHeadTooLarge  = errors.New("header block larger than --max-header-bytes")
+	errHeadTooLarge  = errors.New("header block larger than the maximum")
 	errHeadMalformed = errors.New("malformed header line")
+	// errHeadCut: the connection ended or timed out inside a head, after
+	// some of its bytes; it wraps the read error.
+	errHeadCut = errors.New("head cut")
 )
 
 // readHead reads one head from br, at most max bytes. It reads line by line
@@ -56,7 +59,7 @@ func readHead(br *bufio.Reader, max int) (*head, error) {
 			if h.size == 0 {
 				return nil, err
 			}
-			return nil, fmt.Errorf("head cut after %d bytes: %w", h.size, err)
+			return nil, fmt.Errorf("%w after %d bytes: %w", errHeadCut, h.size, err)
 		}
 		h.raw = append(h.raw, line...)
 		// A line ends with LF, optionally after one CR (RFC 9112 §2.2); only

@@ -9,14 +9,6 @@ import (
 	"github.com/wstap/wstap/capture"
 )
 
-// Directions of a session.
-const (
-	c2u = 0 // client → upstream
-	u2c = 1 // upstream → client
-)
-
-var dirNames = [2]string{"client_to_upstream", "upstream_to_client"}
-
 // pendingPing is a ping awaiting its pong.
 type pendingPing struct {
 	at time.Time
@@ -32,17 +24,17 @@ const maxPending = 16
 // sent in response to a Ping frame must have identical Application data").
 // Guarded by the session's mutex.
 type ledger struct {
-	pending     [2][]pendingPing // pings sent in direction d, awaiting a pong in 1-d
-	pingTimes   [2][]time.Time
-	rtt         [2][]float64 // ms; rtt[d]: pongs answering pings sent in direction d
+	pending     [numDirections][]pendingPing // pings sent in direction d, awaiting a pong in d.reverse()
+	pingTimes   [numDirections][]time.Time
+	rtt         [numDirections][]float64 // ms; rtt[d]: pongs answering pings sent in direction d
 	dropped     int64
 	unsolicited int64
 	latePongs   int64
 	worstLate   time.Duration
-	hbTimes     [2][]time.Time
+	hbTimes     [numDirections][]time.Time
 }
 
-func (l *ledger) ping(dir int, p []byte, now time.Time) {
+func (l *ledger) ping(dir direction, p []byte, now time.Time) {
 	l.pingTimes[dir] = append(l.pingTimes[dir], now)
 	if len(l.pending[dir]) == maxPending {
 		l.pending[dir] = append(l.pending[dir][:0], l.pending[dir][1:]...)
@@ -53,15 +45,16 @@ func (l *ledger) ping(dir int, p []byte, now time.Time) {
 	l.pending[dir] = append(l.pending[dir], pp)
 }
 
-// pong records a pong travelling in dir; it answers a ping sent in 1-dir.
-// It returns the round trip, or -1 for an unsolicited pong.
-func (l *ledger) pong(dir int, p []byte, now time.Time) time.Duration {
-	q := l.pending[1-dir]
+// pong records a pong travelling in dir; it answers a ping sent in the
+// reverse direction. It returns the round trip, or -1 for an unsolicited pong.
+func (l *ledger) pong(dir direction, p []byte, now time.Time) time.Duration {
+	pinged := dir.reverse()
+	q := l.pending[pinged]
 	for i := range q {
 		if bytes.Equal(q[i].p[:q[i].n], p) {
 			rtt := now.Sub(q[i].at)
-			l.rtt[1-dir] = append(l.rtt[1-dir], ms(rtt))
-			l.pending[1-dir] = append(q[:i], q[i+1:]...)
+			l.rtt[pinged] = append(l.rtt[pinged], ms(rtt))
+			l.pending[pinged] = append(q[:i], q[i+1:]...)
 			return rtt
 		}
 	}
@@ -71,7 +64,7 @@ func (l *ledger) pong(dir int, p []byte, now time.Time) time.Duration {
 }
 
 func (l *ledger) unanswered() int64 {
-	return int64(len(l.pending[0])+len(l.pending[1])) + l.dropped
+	return int64(len(l.pending[clientToUpstream])+len(l.pending[upstreamToClient])) + l.dropped
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -42,20 +41,20 @@ func (ss *wsSession) relay(cliR, upR io.Reader, done func()) {
 		}
 	}
 	go func() {
-		ss.pump(c2u, ss.up, cliR)
+		ss.pump(clientToUpstream, ss.up, cliR)
 		end()
 	}()
 	go func() {
-		ss.pump(u2c, ss.cli, upR)
+		ss.pump(upstreamToClient, ss.cli, upR)
 		end()
 	}()
 }
 
 // pump is one direction: src is read, dst is written.
-func (ss *wsSession) pump(dir int, dst io.Writer, src io.Reader) {
+func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 	d := ss.dirs[dir]
 	tap := ss.srv.cfg.Tap
-	fromServer := dir == u2c
+	fromServer := dir == upstreamToClient
 	onChunk := func(b []byte) {
 		d.now = time.Now()
 		d.nowNs = d.now.UnixNano()
@@ -72,63 +71,72 @@ func (ss *wsSession) pump(dir int, dst io.Writer, src io.Reader) {
 	ss.ended(dir, err)
 }
 
-// ended classifies why a direction stopped and mirrors it.
-func (ss *wsSession) ended(dir int, err error) {
-	now := time.Now()
-	srcSide, dstSide := capture.SideClient, capture.SideUpstream
-	srcRaw, dstRaw, dst, srcConn := ss.cliRaw, ss.upRaw, ss.up, ss.cli
-	leg := capture.LegClient
-	if dir == u2c {
-		srcSide, dstSide = capture.SideUpstream, capture.SideClient
-		srcRaw, dstRaw, dst, srcConn = ss.upRaw, ss.cliRaw, ss.cli, ss.up
-		leg = capture.LegUpstream
+// legs returns the relayed and the raw TCP connection of a side.
+func (ss *wsSession) legs(side capture.Side) (conn, raw net.Conn) {
+	if side == capture.SideUpstream {
+		return ss.up, ss.upRaw
 	}
+	return ss.cli, ss.cliRaw
+}
+
+// ended classifies why a direction stopped and mirrors it.
+func (ss *wsSession) ended(dir direction, err error) {
 	ss.mu.Lock()
 	torn := ss.torn
 	ss.mu.Unlock()
 	if torn {
 		return
 	}
+	now := time.Now()
+	src, dst := dir.source(), dir.dest()
+	srcConn, srcRaw := ss.legs(src)
+	dstConn, dstRaw := ss.legs(dst)
+	srcLeg, dstLeg := legOf(src), legOf(dst)
 	var ce *frames.CopyError
 	errors.As(err, &ce)
 	tap := ss.srv.cfg.Tap
 	switch {
 	case ce != nil && ce.Read && errors.Is(ce.Err, io.EOF):
 		// The source sent FIN (or close_notify then FIN): half-close the other leg.
-		ss.setEnd(srcSide, capture.HowEOF, nil, now)
-		ss.tlsEnded(srcSide, srcConn)
-		tap.End(ss.id, leg, byPeer(leg), false, now)
-		closeWrite(dst, dstRaw)
-		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), false, now)
-	case ce != nil && ce.Read && isReset(ce.Err):
-		ss.setEnd(srcSide, capture.HowReset, ce.Err, now)
-		tap.End(ss.id, leg, byPeer(leg), true, now)
-		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), true, now)
-		ss.teardown(dstRaw, srcRaw, true)
+		ss.setEnd(src, capture.HowEOF, nil, now)
+		ss.tlsEnded(src, srcConn)
+		tap.End(ss.id, srcLeg, byPeer(srcLeg), false, now)
+		closeWrite(dstConn, dstRaw)
+		tap.End(ss.id, dstLeg, byProxy(dstLeg), false, now)
 	case ce != nil && ce.Read:
-		how := capture.HowError
-		if isTLSError(ce.Err) {
-			how = capture.HowTLSError
-		}
-		ss.setEnd(srcSide, how, ce.Err, now)
-		tap.End(ss.id, leg, byPeer(leg), false, now)
-		tap.End(ss.id, otherLeg(leg), byProxy(otherLeg(leg)), false, now)
-		ss.teardown(dstRaw, srcRaw, false)
+		how := readEndHow(srcConn, ce.Err)
+		rst := how == capture.HowReset
+		ss.setEnd(src, how, ce.Err, now)
+		tap.End(ss.id, srcLeg, byPeer(srcLeg), rst, now)
+		tap.End(ss.id, dstLeg, byProxy(dstLeg), rst, now)
+		ss.teardown(dstRaw, srcRaw, rst)
 	default:
 		// Writing to the destination failed: that side is gone.
-		how := capture.HowError
 		var e error = err
 		if ce != nil {
 			e = ce.Err
 		}
+		how := capture.HowError
 		if isReset(e) {
 			how = capture.HowReset
 		}
-		ss.setEnd(dstSide, how, e, now)
-		tap.End(ss.id, otherLeg(leg), byPeer(otherLeg(leg)), how == capture.HowReset, now)
-		tap.End(ss.id, leg, byProxy(leg), how == capture.HowReset, now)
-		ss.teardown(srcRaw, dstRaw, how == capture.HowReset)
+		rst := how == capture.HowReset
+		ss.setEnd(dst, how, e, now)
+		tap.End(ss.id, dstLeg, byPeer(dstLeg), rst, now)
+		tap.End(ss.id, srcLeg, byProxy(srcLeg), rst, now)
+		ss.teardown(srcRaw, dstRaw, rst)
 	}
+}
+
+// readEndHow classifies a read error other than a clean EOF.
+func readEndHow(c net.Conn, err error) capture.How {
+	switch {
+	case isReset(err):
+		return capture.HowReset
+	case isTLSError(c, err):
+		return capture.HowTLSError
+	}
+	return capture.HowError
 }
 
 // byPeer and byProxy give Tap.End's fromServer for an ending sent on leg l
@@ -136,13 +144,6 @@ func (ss *wsSession) ended(dir int, err error) {
 // server side of its leg, wstap the server side of the client leg.
 func byPeer(l capture.Leg) bool  { return l == capture.LegUpstream }
 func byProxy(l capture.Leg) bool { return l == capture.LegClient }
-
-func otherLeg(l capture.Leg) capture.Leg {
-	if l == capture.LegClient {
-		return capture.LegUpstream
-	}
-	return capture.LegClient
-}
 
 // teardown closes both legs; with rst the first is reset (mirroring a reset
 // the proxy saw on the second).
@@ -185,17 +186,8 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-func isTLSError(err error) bool {
-	var rh tls.RecordHeaderError
-	var ae tls.AlertError
-	if errors.As(err, &rh) || errors.As(err, &ae) {
-		return true
-	}
-	return strings.Contains(err.Error(), "tls: ")
-}
-
 // tlsEnded records how a TLS leg that reached EOF was closed.
-func (ss *wsSession) tlsEnded(side string, c net.Conn) {
+func (ss *wsSession) tlsEnded(side capture.Side, c net.Conn) {
 	sn := snifferOf(c)
 	if sn == nil {
 		return
@@ -209,7 +201,7 @@ func (ss *wsSession) tlsEnded(side string, c net.Conn) {
 }
 
 // tlsLeg is the record's TLS description of a side; nil for plain TCP.
-func (ss *wsSession) tlsLeg(side string) *capture.TLSLeg {
+func (ss *wsSession) tlsLeg(side capture.Side) *capture.TLSLeg {
 	if side == capture.SideClient {
 		return ss.rec.TLS.Client
 	}

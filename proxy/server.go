@@ -104,30 +104,54 @@ type Server struct {
 type Stats struct {
 	Opened, Active, Abnormal, Rejected, HTTP, AcceptErrors atomic.Int64
 	verdictMu                                              sync.Mutex
-	verdicts                                               map[string]int64
+	verdicts                                               map[capture.Verdict]int64
 }
 
 // Verdicts returns a copy of the ended sessions by verdict.
-func (s *Stats) Verdicts() map[string]int64 {
+func (s *Stats) Verdicts() map[capture.Verdict]int64 {
 	s.verdictMu.Lock()
 	defer s.verdictMu.Unlock()
-	m := make(map[string]int64, len(s.verdicts))
+	m := make(map[capture.Verdict]int64, len(s.verdicts))
 	for k, v := range s.verdicts {
 		m[k] = v
 	}
 	return m
 }
 
-func (s *Stats) countVerdict(v string) {
+func (s *Stats) countVerdict(v capture.Verdict) {
 	s.verdictMu.Lock()
 	if s.verdicts == nil {
-		s.verdicts = map[string]int64{}
+		s.verdicts = map[capture.Verdict]int64{}
 	}
 	s.verdicts[v]++
 	s.verdictMu.Unlock()
 }
 
-func (c *Config) defaults() error {
+// ErrConfig is the error of a Config that cannot run; the errors of Check
+// and Start wrap it and name the field at fault.
+var ErrConfig = errors.New("invalid proxy configuration")
+
+// Check reports what keeps c from running, before anything is opened. It
+// does not ask for a Recorder, which Start needs besides.
+func (c *Config) Check() error {
+	if c.Upstream != nil {
+		switch c.Upstream.Scheme {
+		case "ws", "wss":
+		default:
+			return fmt.Errorf("%w: Upstream %q: scheme must be ws or wss", ErrConfig, c.Upstream.String())
+		}
+		if c.Upstream.Hostname() == "" {
+			return fmt.Errorf("%w: Upstream %q: no host", ErrConfig, c.Upstream.String())
+		}
+	}
+	if (c.TLS || c.Upstream == nil) && c.CA == nil {
+		return fmt.Errorf("%w: TLS interception (TLS, or forward mode) needs a CA", ErrConfig)
+	}
+	return nil
+}
+
+// defaults fills the zero fields of c.
+func (c *Config) defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -155,30 +179,17 @@ func (c *Config) defaults() error {
 	if c.Tap == nil {
 		c.Tap = capture.NopTap{}
 	}
-	if c.Recorder == nil {
-		return errors.New("proxy: no recorder")
-	}
-	if c.Upstream != nil {
-		switch c.Upstream.Scheme {
-		case "ws", "wss":
-		default:
-			return fmt.Errorf("--upstream %q: scheme must be ws or wss", c.Upstream.String())
-		}
-		if c.Upstream.Hostname() == "" {
-			return fmt.Errorf("--upstream %q: no host", c.Upstream.String())
-		}
-	}
-	if (c.TLS || c.Upstream == nil) && c.CA == nil {
-		return errors.New("proxy: TLS interception needs a CA")
-	}
-	return nil
 }
 
 // Start listens and serves in the background.
 func Start(cfg Config) (*Server, error) {
-	if err := cfg.defaults(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
+	if cfg.Recorder == nil {
+		return nil, fmt.Errorf("%w: no Recorder", ErrConfig)
+	}
+	cfg.defaults()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)

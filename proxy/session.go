@@ -27,11 +27,11 @@ type wsSession struct {
 	cli, up       net.Conn
 
 	upgradedAt time.Time
-	dirs       [2]*dirObs
+	dirs       [numDirections]*dirObs
 
 	mu       sync.Mutex
 	ledger   ledger
-	closes   [2]*capture.CloseFrame // close frame sent in direction d
+	closes   [numDirections]*capture.CloseFrame // close frame sent in direction d
 	firstEnd *endCause
 	torn     bool // the proxy closed both legs: later errors are consequences
 	stopping bool // proxy shutdown
@@ -47,8 +47,8 @@ type findingCount struct {
 
 // endCause is the first thing that ended the relay.
 type endCause struct {
-	side string // capture.SideClient / SideUpstream / SideProxy
-	how  string
+	side capture.Side
+	how  capture.How
 	err  string
 	at   time.Time
 }
@@ -93,7 +93,7 @@ func levelOf(sev string) zerolog.Level {
 }
 
 // setEnd keeps the first cause of the end; later ones are consequences.
-func (ss *wsSession) setEnd(side, how string, err error, at time.Time) {
+func (ss *wsSession) setEnd(side capture.Side, how capture.How, err error, at time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.firstEnd != nil {
@@ -125,7 +125,7 @@ func (ss *wsSession) shutdown() {
 // written only by that direction's goroutine.
 type dirObs struct {
 	ss    *wsSession
-	dir   int
+	dir   direction
 	now   time.Time
 	nowNs int64 // now in unix nanoseconds
 	// stamped is the read whose time last went into last; activeStamped
@@ -166,7 +166,7 @@ func (d *dirObs) Frame(f *frames.Info) {
 	if d.stamped != now {
 		d.stamped, d.activeStamped = now, false
 		prev := d.last.Load()
-		if o := d.ss.dirs[1-d.dir].last.Load(); o > prev {
+		if o := d.ss.dirs[d.dir.reverse()].last.Load(); o > prev {
 			prev = o
 		}
 		if gap := time.Duration(now - prev); gap > d.maxGap {
@@ -187,11 +187,11 @@ func (d *dirObs) Control(f *frames.Info, p []byte) {
 		ss.mu.Lock()
 		ss.ledger.ping(d.dir, p, d.now)
 		ss.mu.Unlock()
-		ss.event(zerolog.InfoLevel, "ping", "dir", dirNames[d.dir], "len", len(p))
+		ss.event(zerolog.InfoLevel, "ping", "dir", d.dir.String(), "len", len(p))
 	case ws.OpPong:
 		ss.mu.Lock()
 		rtt := ss.ledger.pong(d.dir, p, d.now)
-		late := d.dir == c2u && rtt > ss.srv.cfg.LatePong
+		late := d.dir == clientToUpstream && rtt > ss.srv.cfg.LatePong
 		if late {
 			ss.ledger.latePongs++
 			if rtt > ss.ledger.worstLate {
@@ -200,9 +200,9 @@ func (d *dirObs) Control(f *frames.Info, p []byte) {
 		}
 		ss.mu.Unlock()
 		if rtt >= 0 {
-			ss.event(zerolog.InfoLevel, "pong", "dir", dirNames[d.dir], "len", len(p), "rtt_ms", round3(ms(rtt)))
+			ss.event(zerolog.InfoLevel, "pong", "dir", d.dir.String(), "len", len(p), "rtt_ms", round3(ms(rtt)))
 		} else {
-			ss.event(zerolog.InfoLevel, "pong", "dir", dirNames[d.dir], "len", len(p), "unsolicited", true)
+			ss.event(zerolog.InfoLevel, "pong", "dir", d.dir.String(), "len", len(p), "unsolicited", true)
 		}
 	case ws.OpClose:
 		ci := frames.DecodeClose(p)
@@ -211,7 +211,7 @@ func (d *dirObs) Control(f *frames.Info, p []byte) {
 			ss.closes[d.dir] = &capture.CloseFrame{Code: ci.Code, Reason: ci.Reason, At: d.now}
 		}
 		ss.mu.Unlock()
-		ss.event(zerolog.InfoLevel, "close", "dir", dirNames[d.dir], "code", ci.Code, "reason", ci.Reason, "code_name", frames.CodeName(ci.Code))
+		ss.event(zerolog.InfoLevel, "close", "dir", d.dir.String(), "code", ci.Code, "reason", ci.Reason, "code_name", frames.CodeName(ci.Code))
 	}
 }
 
@@ -220,7 +220,7 @@ func (d *dirObs) Data(f *frames.Info, prefix []byte) {
 		// One event per message (its first frame) for the HAR, capped per
 		// direction so a busy session cannot flood the event queue.
 		d.messages++
-		fields := []any{"dir", dirNames[d.dir], "opcode", int(f.OpCode), "len", f.Length}
+		fields := []any{"dir", d.dir.String(), "opcode", int(f.OpCode), "len", f.Length}
 		if d.ss.srv.cfg.LogPayloads && len(prefix) > 0 {
 			if f.OpCode == ws.OpText {
 				fields = append(fields, "data", string(prefix))
@@ -239,7 +239,7 @@ func (d *dirObs) Data(f *frames.Info, prefix []byte) {
 			d.ss.mu.Lock()
 			d.ss.ledger.hbTimes[d.dir] = append(d.ss.ledger.hbTimes[d.dir], d.now)
 			d.ss.mu.Unlock()
-			d.ss.event(zerolog.InfoLevel, "heartbeat", "dir", dirNames[d.dir])
+			d.ss.event(zerolog.InfoLevel, "heartbeat", "dir", d.dir.String())
 			return
 		}
 	}
@@ -249,7 +249,7 @@ func (d *dirObs) Data(f *frames.Info, prefix []byte) {
 			d.ss.mu.Lock()
 			d.ss.appClose = msg
 			d.ss.mu.Unlock()
-			d.ss.event(zerolog.WarnLevel, "app-close", "dir", dirNames[d.dir], "message", msg)
+			d.ss.event(zerolog.WarnLevel, "app-close", "dir", d.dir.String(), "message", msg)
 			return
 		}
 	}
@@ -260,7 +260,7 @@ func (d *dirObs) Finding(rule, detail string) {
 	if rule == frames.RuleHeaderUnparsable {
 		sev = capture.SevError
 	}
-	d.ss.finding(capture.Finding{Rule: rule, Severity: sev, Detail: dirNames[d.dir] + ": " + detail})
+	d.ss.finding(capture.Finding{Rule: rule, Severity: sev, Detail: d.dir.String() + ": " + detail})
 }
 
 // findingsList renders the findings with their repeat counts.
@@ -275,4 +275,11 @@ func (ss *wsSession) findingsList() []capture.Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// isStopping reports whether the proxy is shutting this session down.
+func (ss *wsSession) isStopping() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.stopping
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/wstap/wstap/capture"
 )
 
 // TLS record content types (RFC 5246 §6.2.1, RFC 8446 §5.1).
@@ -30,13 +31,13 @@ type tlsSniffer struct {
 
 	mu      sync.Mutex
 	armed   bool // the first handshake is over
-	leg     string
+	leg     capture.Side
 	ss      *wsSession
 	refuses bool
 	tcpEOF  bool // the TCP connection itself reached EOF
 }
 
-func newSniffer(c net.Conn, leg string, refuses bool) *tlsSniffer {
+func newSniffer(c net.Conn, leg capture.Side, refuses bool) *tlsSniffer {
 	return &tlsSniffer{Conn: c, leg: leg, refuses: refuses}
 }
 
@@ -113,7 +114,7 @@ func (t *tlsSniffer) handshakeRecord() {
 // renegotiation records a renegotiation on a leg: the upstream's is accepted
 // as a client would (tls.RenegotiateFreelyAsClient); a client's is refused
 // by Go's server with a no_renegotiation alert.
-func (ss *wsSession) renegotiation(leg string, refused bool) {
+func (ss *wsSession) renegotiation(leg capture.Side, refused bool) {
 	ss.mu.Lock()
 	if l := ss.tlsLeg(leg); l != nil {
 		l.Renegotiations++
@@ -123,7 +124,7 @@ func (ss *wsSession) renegotiation(leg string, refused bool) {
 	if refused {
 		outcome = "refused"
 	}
-	ss.event(zerolog.WarnLevel, "tls-renegotiation", "leg", leg, "outcome", outcome, "at", time.Now().UTC().Format(time.RFC3339Nano))
+	ss.event(zerolog.WarnLevel, "tls-renegotiation", "leg", string(leg), "outcome", outcome, "at", time.Now().UTC().Format(time.RFC3339Nano))
 }
 
 // snifferOf finds the sniffer under a leg's TLS connection.

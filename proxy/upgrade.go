@@ -19,28 +19,55 @@ import (
 	"github.com/wstap/wstap/frames"
 )
 
+// upgrade is one upgrade request on its way to a relay: what the steps of
+// serveSession share.
+type upgrade struct {
+	s      *Server
+	ss     *wsSession
+	req    *head
+	tgt    target
+	method string
+	start  time.Time
+	br     *bufio.Reader // the client's: bytes after the request stay in it
+	ubr    *bufio.Reader // the upstream's: bytes after the 101 stay in it
+	resp   *head
+	// cleanups undo the setup, last step first, unless the relay took over.
+	cleanups []func()
+}
+
 // serveSession relays one upgrade request and, after a 101, the frames. The
 // request is forwarded as it is, however broken (docs/records.md, "What is a
-// session"): the upstream decides, and the audit says what is wrong.
+// session"): the upstream decides, and the audit says what is wrong. Its
+// steps run in order; the first that fails ends the session with fail.
 //
 // It returns true when the upgraded session was handed to its two relay
 // goroutines, which then own both connections; the caller's goroutine, whose
 // stack grew through the handshakes, ends and frees it.
 func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *capture.TLSLeg) (handedOff bool) {
-	ss := newSession(s, s.newID())
-	var cleanups []func()
+	u := s.newUpgrade(cli, cliRaw, br, req, tgt, cliTLS)
 	defer func() {
 		if !handedOff {
-			runCleanups(cleanups)
+			runCleanups(u.cleanups)
 		}
 	}()
+	if !u.begin() || !u.dial() || !u.forward() || !u.answer() {
+		return false
+	}
+	u.startRelay()
+	return true
+}
+
+// newUpgrade starts the record of a session with its request.
+func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *capture.TLSLeg) *upgrade {
+	ss := newSession(s, s.newID())
 	ss.cli, ss.cliRaw = cli, cliRaw
-	start := time.Now()
+	u := &upgrade{s: s, ss: ss, req: req, tgt: tgt, br: br, start: time.Now()}
 	method, uri, proto, _ := requestLine(req.start)
+	u.method = method
 	r := &ss.rec
 	r.ClientAddr = cliRaw.RemoteAddr().String()
 	r.Target = tgt.url(uri)
-	r.Start = start
+	r.Start = u.start
 	r.TLS.Client = cliTLS
 	r.Mode = "reverse"
 	if s.cfg.Upstream == nil {
@@ -48,139 +75,183 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 	}
 	r.Handshake = capture.Handshake{Method: method, URI: capture.RedactURL(uri), Proto: proto,
 		RequestHeaders: append([]capture.Header(nil), req.headers...)}
-	cleanups = append(cleanups, func() { cli.Close() })
-	if !s.track(ss) {
-		ss.setEnd(capture.SideProxy, capture.HowShutdown, nil, time.Now())
-		ss.stopping = true
-		ss.finish(false)
-		return
-	}
-	cleanups = append(cleanups, func() { s.untrack(ss) })
-	s.Stats.Opened.Add(1)
-	for _, f := range AuditRequest(&r.Handshake) {
-		ss.finding(f)
-	}
-	for _, f := range s.audit.Begin(ss.id, &r.Handshake, start) {
-		ss.finding(f)
-	}
+	u.cleanups = append(u.cleanups, func() { cli.Close() })
+	return u
+}
 
-	up, upRaw, upTLS, err := s.dialUpstream(context.Background(), tgt)
-	r.TLS.Upstream = upTLS
-	if upTLS != nil {
-		ss.event(tlsLevel(upTLS), "tls", "leg", "upstream", "version", upTLS.Version, "cipher", upTLS.Cipher, "sni", upTLS.SNI,
-			"alpn", upTLS.ALPN, "resumed", upTLS.Resumed, "handshake_ms", upTLS.HandshakeMS, "error", upTLS.Error, "alert", upTLS.Alert)
+// fail ends a session whose upgrade stopped before the relay: side and how
+// are its first end, err what the record says of it. The failed step has
+// answered the client already. It returns false, for "return u.fail(...)".
+func (u *upgrade) fail(side capture.Side, how capture.How, verdict capture.Verdict, err error) bool {
+	u.ss.setEnd(side, how, err, time.Now())
+	u.ss.rec.Verdict = verdict
+	u.ss.finish(false)
+	return false
+}
+
+// begin counts the session among the open ones and audits its request.
+func (u *upgrade) begin() bool {
+	s, ss := u.s, u.ss
+	if !s.track(ss) {
+		ss.mu.Lock()
+		ss.stopping = true
+		ss.mu.Unlock()
+		return u.fail(capture.SideProxy, capture.HowShutdown, capture.VerdictShutdown, nil)
 	}
-	if cliTLS != nil {
-		ss.event(tlsLevel(cliTLS), "tls", "leg", "client", "version", cliTLS.Version, "cipher", cliTLS.Cipher, "sni", cliTLS.SNI,
-			"alpn", cliTLS.ALPN, "resumed", cliTLS.Resumed, "handshake_ms", cliTLS.HandshakeMS)
+	u.cleanups = append(u.cleanups, func() { s.untrack(ss) })
+	s.Stats.Opened.Add(1)
+	for _, f := range AuditRequest(&ss.rec.Handshake) {
+		ss.finding(f)
 	}
+	for _, f := range s.audit.Begin(ss.id, &ss.rec.Handshake, u.start) {
+		ss.finding(f)
+	}
+	return true
+}
+
+// dial opens the upstream leg. A failure gets the client a 502 that says why.
+func (u *upgrade) dial() bool {
+	s, ss := u.s, u.ss
+	up, upRaw, upTLS, err := s.dialUpstream(context.Background(), u.tgt)
+	ss.rec.TLS.Upstream = upTLS
+	ss.tlsEvents()
 	if err != nil {
-		how, verdict := capture.HowDialError, capture.VerdictUnreachable
+		side, how, verdict := capture.SideUpstream, capture.HowDialError, capture.VerdictUnreachable
 		if upTLS != nil {
 			how, verdict = capture.HowTLSError, capture.VerdictTLSUpstream
 		}
-		side := capture.SideUpstream
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 			// wstap itself is out of descriptors: the upstream is not at fault.
 			side, how = capture.SideProxy, capture.HowError
 			err = fmt.Errorf("wstap's open-file limit is reached: %w", err)
 		}
-		ss.setEnd(side, how, err, time.Now())
-		r.Verdict = verdict
-		s.reject502(cli, err)
-		ss.finish(false)
-		return
+		s.reject502(ss.cli, err)
+		return u.fail(side, how, verdict, err)
 	}
 	ss.up, ss.upRaw = up, upRaw
-	for _, c := range []net.Conn{cli, up} {
+	for _, c := range []net.Conn{ss.cli, up} {
 		if sn := snifferOf(c); sn != nil {
 			sn.attach(ss)
 		}
 	}
-	cleanups = append(cleanups, func() { up.Close() })
+	u.cleanups = append(u.cleanups, func() { up.Close() })
+	cliRaw := ss.cliRaw
 	s.cfg.Tap.Open(&capture.Conv{Session: ss.id, Client: tcpAddr(cliRaw.RemoteAddr()), Listen: tcpAddr(cliRaw.LocalAddr()),
-		Local: tcpAddr(upRaw.LocalAddr()), Upstream: tcpAddr(upRaw.RemoteAddr())}, capture.LegBoth, start)
-	cleanups = append(cleanups, func() { s.cfg.Tap.Forget(ss.id) })
-	r.UpstreamAddr = upRaw.RemoteAddr().String()
+		Local: tcpAddr(upRaw.LocalAddr()), Upstream: tcpAddr(upRaw.RemoteAddr())}, capture.LegBoth, u.start)
+	u.cleanups = append(u.cleanups, func() { s.cfg.Tap.Forget(ss.id) })
+	ss.rec.UpstreamAddr = upRaw.RemoteAddr().String()
+	return true
+}
 
-	// Forward the request with Host naming the upstream (reverse mode).
-	if s.cfg.Upstream != nil {
-		req.set("Host", hostHeader(tgt))
+// tlsEvents logs the TLS of both legs, once the upstream's is known.
+func (ss *wsSession) tlsEvents() {
+	if l := ss.rec.TLS.Upstream; l != nil {
+		ss.event(tlsLevel(l), "tls", "leg", "upstream", "version", l.Version, "cipher", l.Cipher, "sni", l.SNI,
+			"alpn", l.ALPN, "resumed", l.Resumed, "handshake_ms", l.HandshakeMS, "error", l.Error, "alert", l.Alert)
 	}
-	out := req.raw
-	if s.cfg.Upstream != nil || !bytes.HasPrefix(req.raw, []byte(req.start+"\r\n")) {
-		// Host rewritten (reverse mode) or the request line turned from
-		// absolute form to origin form (forward mode).
-		out = req.bytes()
+	if l := ss.rec.TLS.Client; l != nil {
+		ss.event(tlsLevel(l), "tls", "leg", "client", "version", l.Version, "cipher", l.Cipher, "sni", l.SNI,
+			"alpn", l.ALPN, "resumed", l.Resumed, "handshake_ms", l.HandshakeMS)
 	}
-	s.cfg.Tap.Data(ss.id, capture.LegClient, false, start, req.raw)
+}
+
+// forward sends the request upstream and reads the head of its answer.
+func (u *upgrade) forward() bool {
+	s, ss := u.s, u.ss
+	out := u.outgoing()
+	s.cfg.Tap.Data(ss.id, capture.LegClient, false, u.start, u.req.raw)
 	s.cfg.Tap.Data(ss.id, capture.LegUpstream, false, time.Now(), out)
-	if _, err := up.Write(out); err != nil {
-		ss.setEnd(capture.SideUpstream, endHow(err), fmt.Errorf("writing upgrade request upstream: %w", err), time.Now())
-		r.Verdict = capture.VerdictUnreachable
-		s.reject502(cli, err)
-		ss.finish(false)
-		return
+	if _, err := ss.up.Write(out); err != nil {
+		s.reject502(ss.cli, err)
+		return u.fail(capture.SideUpstream, endHow(ss.up, err), capture.VerdictUnreachable,
+			fmt.Errorf("writing upgrade request upstream: %w", err))
 	}
-	ubr := bufio.NewReaderSize(up, 4096)
-	resp, err := readHead(ubr, 1<<20)
+	u.ubr = bufio.NewReaderSize(ss.up, 4096)
+	resp, err := readHead(u.ubr, 1<<20)
 	if err != nil {
-		ss.setEnd(capture.SideUpstream, endHow(err), fmt.Errorf("reading the upgrade response: %w", err), time.Now())
-		r.Verdict = capture.VerdictRejected
-		if ss.stopping {
-			r.Verdict = capture.VerdictShutdown
+		verdict := capture.VerdictRejected
+		if ss.isStopping() {
+			verdict = capture.VerdictShutdown
 		}
-		switch {
-		case ss.stopping:
-			s.reject502(cli, err)
-		case isReset(err):
-			// The upstream reset the connection before answering: the client
-			// sees a reset, as it would without wstap (transparency rule 3).
-			resetConn(cliRaw)
-		case err == io.EOF:
-			// The upstream closed before sending a byte of its answer: FIN.
-			cli.Close()
-		default:
-			s.reject502(cli, err)
-		}
-		ss.finish(false)
-		return
+		u.mirrorCut(err)
+		return u.fail(capture.SideUpstream, endHow(ss.up, err), verdict, fmt.Errorf("reading the upgrade response: %w", err))
 	}
+	u.resp = resp
+	return true
+}
+
+// outgoing is the request as it goes upstream: with Host naming the
+// upstream in reverse mode, in origin form in forward mode.
+func (u *upgrade) outgoing() []byte {
+	req := u.req
+	if u.s.cfg.Upstream != nil {
+		req.set("Host", hostHeader(u.tgt))
+		return req.bytes()
+	}
+	if !bytes.HasPrefix(req.raw, []byte(req.start+"\r\n")) {
+		// The request line turned from absolute form to origin form.
+		return req.bytes()
+	}
+	return req.raw
+}
+
+// mirrorCut answers a client whose upstream ended before its answer head
+// was complete as the upstream did, so the client sees what it would see
+// without wstap (transparency rule 3): a reset as a reset, a FIN before the
+// first byte as a FIN; anything else, or wstap shutting down, gets a 502.
+func (u *upgrade) mirrorCut(err error) {
+	ss := u.ss
+	switch {
+	case ss.isStopping():
+		u.s.reject502(ss.cli, err)
+	case isReset(err):
+		resetConn(ss.cliRaw)
+	case err == io.EOF:
+		ss.cli.Close()
+	default:
+		u.s.reject502(ss.cli, err)
+	}
+}
+
+// answer records the upstream's answer and relays it to the client. Any
+// answer but a 101 reaches the client verbatim, body included
+// (transparency rule 4), and ends the session.
+func (u *upgrade) answer() bool {
+	s, ss, resp := u.s, u.ss, u.resp
+	r := &ss.rec
 	_, status, perr := statusLine(resp.start)
 	hs := &r.Handshake
 	hs.Status = status
 	hs.ResponseHeaders = append([]capture.Header(nil), resp.headers...)
 	hs.Subprotocol = resp.get("Sec-WebSocket-Protocol")
 	hs.Extensions = resp.get("Sec-WebSocket-Extensions")
-	hs.LatencyMS = round3(ms(time.Since(start)))
+	hs.LatencyMS = round3(ms(time.Since(u.start)))
 	for _, f := range AuditResponse(hs) {
 		ss.finding(f)
 	}
 	now := time.Now()
 	s.cfg.Tap.Data(ss.id, capture.LegBoth, true, now, resp.raw)
 	ss.event(zerolog.InfoLevel, "handshake", "status", status, "latency_ms", hs.LatencyMS, "subprotocol", hs.Subprotocol, "target", r.Target)
-	if _, err := cli.Write(resp.raw); err != nil {
-		ss.setEnd(capture.SideClient, endHow(err), fmt.Errorf("writing the upgrade response to the client: %w", err), time.Now())
-		r.Verdict = capture.VerdictAbnormalClient
-		ss.finish(false)
-		return
+	if _, err := ss.cli.Write(resp.raw); err != nil {
+		return u.fail(capture.SideClient, endHow(ss.cli, err), capture.VerdictAbnormalClient,
+			fmt.Errorf("writing the upgrade response to the client: %w", err))
 	}
 	if perr != nil || status != 101 {
-		// Any other answer reaches the client verbatim, body included
-		// (transparency rule 4).
-		relayBody(cli, ubr, resp, method)
-		ss.setEnd(capture.SideUpstream, capture.HowHandshakeRejects, nil, time.Now())
-		r.Verdict = capture.VerdictRejected
-		ss.finish(false)
-		return
+		relayBody(ss.cli, u.ubr, resp, u.method)
+		return u.fail(capture.SideUpstream, capture.HowHandshakeRejects, capture.VerdictRejected, nil)
 	}
-
-	// Upgraded: relay frames both ways.
 	ss.upgradedAt = now
+	return true
+}
+
+// startRelay hands the upgraded session to its two relay goroutines, with
+// a frame scanner per direction.
+func (u *upgrade) startRelay() {
+	s, ss := u.s, u.ss
 	s.active.Add(1)
 	s.Stats.Active.Add(1)
 	rsv := byte(0)
-	if strings.Contains(strings.ToLower(hs.Extensions), "permessage-deflate") {
+	if strings.Contains(strings.ToLower(ss.rec.Handshake.Extensions), "permessage-deflate") {
 		rsv = 4 // RSV1, RFC 7692 §6
 	}
 	prefix := 0
@@ -190,21 +261,22 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 	if s.cfg.LogPayloads {
 		prefix = 1024
 	}
-	for d := range ss.dirs {
+	now := ss.upgradedAt
+	for d := range numDirections {
 		o := &dirObs{ss: ss, dir: d, now: now}
 		o.last.Store(now.UnixNano())
 		o.active.Store(now.UnixNano())
-		o.scanner = frames.NewScanner(o, d == c2u, rsv)
+		o.scanner = frames.NewScanner(o, d == clientToUpstream, rsv)
 		o.scanner.DataPrefix = prefix
 		ss.dirs[d] = o
 	}
 	s.wg.Add(1) // the session's own, released when both relays are done
-	ss.relay(bufferedThen(br, cli), bufferedThen(ubr, up), func() {
+	cleanups := u.cleanups
+	ss.relay(bufferedThen(u.br, ss.cli), bufferedThen(u.ubr, ss.up), func() {
 		ss.finish(true)
 		runCleanups(cleanups)
 		s.wg.Done()
 	})
-	return true
 }
 
 // runCleanups undoes a session's setup, last step first.
@@ -221,14 +293,15 @@ func tlsLevel(l *capture.TLSLeg) zerolog.Level {
 	return zerolog.InfoLevel
 }
 
-func endHow(err error) string {
-	if isReset(err) {
+// endHow classifies an error of the upgrade exchange on c: a connection
+// that ended, cleanly or inside a head, is an EOF.
+func endHow(c net.Conn, err error) capture.How {
+	switch {
+	case isReset(err):
 		return capture.HowReset
-	}
-	if isTLSError(err) {
+	case isTLSError(c, err):
 		return capture.HowTLSError
-	}
-	if err == io.EOF || strings.Contains(err.Error(), "EOF") {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return capture.HowEOF
 	}
 	return capture.HowError

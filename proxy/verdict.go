@@ -42,7 +42,7 @@ func (ss *wsSession) finish(upgraded bool) {
 	if r.Abnormal {
 		ss.srv.Stats.Abnormal.Add(1)
 	}
-	ss.event(levelForVerdict(r.Verdict), "end", "verdict", r.Verdict, "first", r.End.First, "how", r.End.How,
+	ss.event(levelForVerdict(r.Verdict), "end", "verdict", string(r.Verdict), "first", string(r.End.First), "how", string(r.End.How),
 		"duration_ms", r.DurationMS, "concurrent_at_end", r.ConcurrentAtEnd)
 	ss.srv.cfg.Recorder.Session(r)
 }
@@ -51,55 +51,59 @@ func (ss *wsSession) finish(upgraded bool) {
 // session that got its 101 (docs/records.md, "Session record").
 func (ss *wsSession) finishUpgraded(end *endCause) {
 	r := &ss.rec
-	cd, ud := ss.dirs[c2u], ss.dirs[u2c]
+	cd, ud := ss.dirs[clientToUpstream], ss.dirs[upstreamToClient]
 	r.Frames = capture.Frames{ClientToUpstream: cd.counts, UpstreamToClient: ud.counts}
+	clientSilence := ss.fillKeepalive(end)
 
-	l := &ss.ledger
-	k := &r.Keepalive
-	k.ClientPings, k.UpstreamPings = cd.counts.Ping, ud.counts.Ping
-	k.ClientPingIntervalMS = intervals(l.pingTimes[c2u])
-	k.UpstreamPingIntervalMS = intervals(l.pingTimes[u2c])
-	k.PongRTTMS = rttOf(l.rtt[c2u], l.rtt[u2c])
-	k.ClientPongRTTMS = rttOf(l.rtt[u2c])
-	k.UpstreamPongRTTMS = rttOf(l.rtt[c2u])
-	k.UnansweredPings = l.unanswered()
-	k.UnsolicitedPongs = l.unsolicited
-	k.ClientHeartbeats, k.UpstreamHeartbeats = int64(len(l.hbTimes[c2u])), int64(len(l.hbTimes[u2c]))
-	k.ClientHeartbeatIntervalMS = intervals(l.hbTimes[c2u])
-	k.UpstreamHeartbeatIntervalMS = intervals(l.hbTimes[u2c])
-	k.LastAppClose = ss.appClose
-
-	last := cd.last.Load()
-	if u := ud.last.Load(); u > last {
-		last = u
-	}
-	final := end.at.Sub(time.Unix(0, last))
-	k.SilenceBeforeEnd = round3(ms(final))
-	maxGap := cd.maxGap
-	if ud.maxGap > maxGap {
-		maxGap = ud.maxGap
-	}
-	if final > maxGap {
-		maxGap = final
-	}
-	k.MaxSilenceMS = round3(ms(maxGap))
-	// The client's keep-alive silence: since its last data frame or ping
-	// (its pongs answer the upstream and keep no idle timer of its own).
-	clientSilence := end.at.Sub(time.Unix(0, cd.active.Load()))
-	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
-
-	r.Close = capture.Closes{Client: ss.closes[c2u], Upstream: ss.closes[u2c]}
+	r.Close = capture.Closes{Client: ss.closes[clientToUpstream], Upstream: ss.closes[upstreamToClient]}
 	cc, uc := 1006, 1006 // RFC 6455 §7.1.5: no close frame received
-	if c := ss.closes[u2c]; c != nil {
+	if c := ss.closes[upstreamToClient]; c != nil {
 		cc = c.Code
 	}
-	if c := ss.closes[c2u]; c != nil {
+	if c := ss.closes[clientToUpstream]; c != nil {
 		uc = c.Code
 	}
 	r.ClientCloseCode, r.UpstreamCloseCode = &cc, &uc
 	r.Abnormal = cc == 1006
+	ss.judge(end)
+	ss.keepaliveFindings(clientSilence)
+}
 
-	cl, up := ss.closes[c2u], ss.closes[u2c]
+// fillKeepalive fills the record's ping/pong ledger and silences; it
+// returns the client's silence before the end.
+func (ss *wsSession) fillKeepalive(end *endCause) (clientSilence time.Duration) {
+	cd, ud := ss.dirs[clientToUpstream], ss.dirs[upstreamToClient]
+	l := &ss.ledger
+	k := &ss.rec.Keepalive
+	k.ClientPings, k.UpstreamPings = cd.counts.Ping, ud.counts.Ping
+	k.ClientPingIntervalMS = intervals(l.pingTimes[clientToUpstream])
+	k.UpstreamPingIntervalMS = intervals(l.pingTimes[upstreamToClient])
+	k.PongRTTMS = rttOf(l.rtt[clientToUpstream], l.rtt[upstreamToClient])
+	k.ClientPongRTTMS = rttOf(l.rtt[upstreamToClient])
+	k.UpstreamPongRTTMS = rttOf(l.rtt[clientToUpstream])
+	k.UnansweredPings = l.unanswered()
+	k.UnsolicitedPongs = l.unsolicited
+	k.ClientHeartbeats, k.UpstreamHeartbeats = int64(len(l.hbTimes[clientToUpstream])), int64(len(l.hbTimes[upstreamToClient]))
+	k.ClientHeartbeatIntervalMS = intervals(l.hbTimes[clientToUpstream])
+	k.UpstreamHeartbeatIntervalMS = intervals(l.hbTimes[upstreamToClient])
+	k.LastAppClose = ss.appClose
+
+	last := max(cd.last.Load(), ud.last.Load())
+	final := end.at.Sub(time.Unix(0, last))
+	k.SilenceBeforeEnd = round3(ms(final))
+	k.MaxSilenceMS = round3(ms(max(cd.maxGap, ud.maxGap, final)))
+	// The client's keep-alive silence: since its last data frame or ping
+	// (its pongs answer the upstream and keep no idle timer of its own).
+	clientSilence = end.at.Sub(time.Unix(0, cd.active.Load()))
+	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
+	return clientSilence
+}
+
+// judge gives the verdict of an upgraded session from its close frames and
+// its first end.
+func (ss *wsSession) judge(end *endCause) {
+	r := &ss.rec
+	cl, up := ss.closes[clientToUpstream], ss.closes[upstreamToClient]
 	switch {
 	case cl != nil && up != nil:
 		r.Verdict = capture.VerdictClean
@@ -119,13 +123,16 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	default:
 		r.Verdict = capture.VerdictAbnormalUp
 	}
+}
 
-	// Keep-alive findings (issue 4, item 2).
+// keepaliveFindings adds the keep-alive findings (issue 4, item 2).
+func (ss *wsSession) keepaliveFindings(clientSilence time.Duration) {
+	l, r := &ss.ledger, &ss.rec
 	if l.latePongs > 0 {
 		ss.findingLocked(capture.Finding{Rule: "late-pong", Severity: capture.SevWarn,
 			Detail: fmt.Sprintf("the client answered %d upstream ping(s) later than %s (worst %s)", l.latePongs, ss.srv.cfg.LatePong, l.worstLate.Round(time.Millisecond))})
 	}
-	if n := len(l.pending[u2c]); n > 0 {
+	if n := len(l.pending[upstreamToClient]); n > 0 {
 		ss.findingLocked(capture.Finding{Rule: "unanswered-ping", Severity: capture.SevWarn,
 			Detail: fmt.Sprintf("%d upstream ping(s) got no pong from the client", n)})
 	}
@@ -136,7 +143,7 @@ func (ss *wsSession) finishUpgraded(end *endCause) {
 	}
 }
 
-func levelForVerdict(v string) zerolog.Level {
+func levelForVerdict(v capture.Verdict) zerolog.Level {
 	switch v {
 	case capture.VerdictClean, capture.VerdictClosedClient, capture.VerdictClosedUpstream, capture.VerdictShutdown:
 		return zerolog.InfoLevel

@@ -21,9 +21,11 @@ import (
 // want is the ending of a session as docs/records.md defines it; a nil code means
 // the field must be null (no 101).
 type endWant struct {
-	verdict, first, how string
-	cc, uc              *int
-	abnormal            bool
+	verdict  capture.Verdict
+	first    capture.Side
+	how      capture.How
+	cc, uc   *int
+	abnormal bool
 }
 
 // tcpOf is the TCP connection under c (under its TLS, if any).

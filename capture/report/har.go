@@ -224,9 +224,9 @@ func harSessionEntry(r *capture.SessionRecord) *harEntry {
 		ControlFrames: &[]harMessage{},
 		Comment: fmt.Sprintf("wstap session %s: verdict %s, ended first by %s (%s)",
 			r.ID, r.Verdict, r.End.First, r.End.How),
-		Session: &harSession{ID: r.ID, Verdict: r.Verdict, Abnormal: r.Abnormal,
+		Session: &harSession{ID: r.ID, Verdict: string(r.Verdict), Abnormal: r.Abnormal,
 			ClientCloseCode: r.ClientCloseCode, UpstreamCloseCode: r.UpstreamCloseCode,
-			EndFirst: r.End.First, EndHow: r.End.How},
+			EndFirst: string(r.End.First), EndHow: string(r.End.How)},
 	}
 	if h.Status == http.StatusSwitchingProtocols {
 		e.Response.BodySize = 0

@@ -528,14 +528,14 @@ func (s *Summary) mergeConcurrency() {
 func (s *Summary) countVerdicts() {
 	n := map[string]int{}
 	for _, ref := range s.sess {
-		n[ref.rec.Verdict]++
+		n[string(ref.rec.Verdict)]++
 		if upgraded(ref.rec) {
 			s.Upgraded++
 		}
 	}
 	for _, v := range capture.Verdicts {
-		s.Verdicts = append(s.Verdicts, verdictCount{v, n[v]})
-		delete(n, v)
+		s.Verdicts = append(s.Verdicts, verdictCount{string(v), n[string(v)]})
+		delete(n, string(v))
 	}
 	var other []string
 	for v := range n {
@@ -554,8 +554,8 @@ func (s *Summary) summarizeDrops() {
 			continue
 		}
 		s.Abnormal++
-		s.DroppedBy[ref.rec.End.First]++
-		s.DroppedHow[strings.TrimSpace(ref.rec.End.First+" "+ref.rec.End.How)]++
+		s.DroppedBy[string(ref.rec.End.First)]++
+		s.DroppedHow[strings.TrimSpace(string(ref.rec.End.First)+" "+string(ref.rec.End.How))]++
 		if s.Concurrency.FirstDropAt.IsZero() {
 			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
 		}
@@ -738,7 +738,7 @@ func (s *Summary) countTLS() {
 			for _, l := range []struct {
 				name string
 				leg  *capture.TLSLeg
-			}{{capture.SideClient, ref.rec.TLS.Client}, {capture.SideUpstream, ref.rec.TLS.Upstream}} {
+			}{{string(capture.SideClient), ref.rec.TLS.Client}, {string(capture.SideUpstream), ref.rec.TLS.Upstream}} {
 				if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
 					add(l.name, l.leg.Alert, l.leg.Error)
 				}

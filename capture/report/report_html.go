@@ -46,7 +46,7 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 	v.Charts = []*svgChart{s.openChart(), s.pingChart()}
 	v.Rows, v.RowsOf = s.abnormalRows()
 	v.MultiRun = len(s.Runs) > 1
-	v.TLSLegs = []tlsLegView{{capture.SideClient, s.TLS.Client}, {capture.SideUpstream, s.TLS.Upstream}}
+	v.TLSLegs = []tlsLegView{{string(capture.SideClient), s.TLS.Client}, {string(capture.SideUpstream), s.TLS.Upstream}}
 	if err := reportHTML.Execute(w, v); err != nil {
 		return fmt.Errorf("writing report.html: %w", err)
 	}

@@ -20,7 +20,7 @@ var testT0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 // synthRecord builds a session record as the recorder writes it: session i
 // started at start, lasted durMS, ended with verdict at concurrency conc
 // after silenceMS without frames.
-func synthRecord(i int, start time.Time, durMS float64, verdict string, conc int, silenceMS float64) capture.SessionRecord {
+func synthRecord(i int, start time.Time, durMS float64, verdict capture.Verdict, conc int, silenceMS float64) capture.SessionRecord {
 	end := start.Add(time.Duration(durMS * float64(time.Millisecond)))
 	r := capture.SessionRecord{
 		ID:         fmt.Sprintf("s%05d", i),
@@ -126,7 +126,7 @@ func ev(at time.Time, session, event string, kv ...any) map[string]any {
 // non-WebSocket requests with 429s, TLS failures and findings.
 func mixedRun(seed uint64, start time.Time) testRun {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	verdicts := []string{capture.VerdictClean, capture.VerdictClean, capture.VerdictClean, capture.VerdictAbnormalUp, capture.VerdictAbnormalUp,
+	verdicts := []capture.Verdict{capture.VerdictClean, capture.VerdictClean, capture.VerdictClean, capture.VerdictAbnormalUp, capture.VerdictAbnormalUp,
 		capture.VerdictClosedUpstream, capture.VerdictAbnormalClient, capture.VerdictRejected, capture.VerdictTLSClient}
 	var tr testRun
 	for i := range 40 + rng.IntN(40) {
@@ -184,7 +184,7 @@ func TestReportMerge(t *testing.T) {
 	}{
 		{"abnormal", sm.Abnormal, sa.Abnormal, sb.Abnormal},
 		{"upgraded", sm.Upgraded, sa.Upgraded, sb.Upgraded},
-		{"dropped by upstream", sm.DroppedBy[capture.SideUpstream], sa.DroppedBy[capture.SideUpstream], sb.DroppedBy[capture.SideUpstream]},
+		{"dropped by upstream", sm.DroppedBy[string(capture.SideUpstream)], sa.DroppedBy[string(capture.SideUpstream)], sb.DroppedBy[string(capture.SideUpstream)]},
 		{"http requests", sm.HTTP.Requests, sa.HTTP.Requests, sb.HTTP.Requests},
 		{"429", sm.HTTP.Throttled, sa.HTTP.Throttled, sb.HTTP.Throttled},
 		{"rejected", sm.Rejected["header-timeout"], sa.Rejected["header-timeout"], sb.Rejected["header-timeout"]},

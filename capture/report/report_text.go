@@ -183,7 +183,7 @@ func (s *Summary) textTLS(t *textWriter) {
 	for _, l := range []struct {
 		name string
 		r    tlsLegReport
-	}{{capture.SideClient, r.Client}, {capture.SideUpstream, r.Upstream}} {
+	}{{string(capture.SideClient), r.Client}, {string(capture.SideUpstream), r.Upstream}} {
 		if l.r.Handshakes == 0 {
 			t.printf("  %-8s no TLS handshake\n", l.name)
 			continue

@@ -117,7 +117,7 @@ func (s *Summary) openAt(t time.Time) int {
 // defaultOutcome is what wstap does with a renegotiation on a leg: the
 // upstream's is accepted, a client's refused.
 func defaultOutcome(leg string) string {
-	if leg == capture.SideClient {
+	if leg == legClient {
 		return "refused"
 	}
 	return "accepted"
@@ -159,8 +159,8 @@ func newTLSTally(s *Summary) *tlsTally {
 	t := &s.TLS
 	y := &tlsTally{
 		s:      s,
-		legs:   map[string]*tlsLegReport{capture.SideClient: &t.Client, capture.SideUpstream: &t.Upstream},
-		causes: map[string]map[string]int{capture.SideClient: {}, capture.SideUpstream: {}},
+		legs:   map[string]*tlsLegReport{legClient: &t.Client, legUpstream: &t.Upstream},
+		causes: map[string]map[string]int{legClient: {}, legUpstream: {}},
 		hsMS:   map[string][]float64{},
 		reneg:  map[[2]string]int{},
 	}
@@ -203,7 +203,7 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 	for _, e := range r.Renegotiations {
 		leg, outcome := e.Leg, e.Outcome
 		if leg == "" {
-			leg = capture.SideUpstream
+			leg = legUpstream
 		}
 		if outcome == "" {
 			outcome = defaultOutcome(leg)
@@ -232,7 +232,7 @@ func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[strin
 		for _, lg := range []struct {
 			name string
 			leg  *capture.TLSLeg
-		}{{capture.SideClient, rec.TLS.Client}, {capture.SideUpstream, rec.TLS.Upstream}} {
+		}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
 			if lg.leg != nil && y.recordLeg(ref, lg.name, lg.leg, evReneg[rec.ID][lg.name]) {
 				renegotiated = true
 			}
@@ -374,7 +374,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 		switch {
 		case p.reneg:
 			b.Renegotiations++
-		case p.leg == capture.SideClient:
+		case p.leg == legClient:
 			b.ClientHandshakes++
 			if p.failed {
 				b.ClientFailures++
@@ -412,7 +412,7 @@ func (t *tlsReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			n    int
-		}{{capture.SideClient, c.Handshakes}, {capture.SideUpstream, u.Handshakes}} {
+		}{{string(legClient), c.Handshakes}, {string(legUpstream), u.Handshakes}} {
 			if l.n > 0 {
 				legs = append(legs, plural(l.n, l.name+" handshake", l.name+" handshakes"))
 			}
@@ -422,7 +422,7 @@ func (t *tlsReport) sentence() string {
 		for _, l := range []struct {
 			name string
 			r    tlsLegReport
-		}{{capture.SideClient, c}, {capture.SideUpstream, u}} {
+		}{{string(legClient), c}, {string(legUpstream), u}} {
 			if l.r.Handshakes > 0 {
 				parts = append(parts, legFailureText(l.name, l.r))
 			}
@@ -495,3 +495,9 @@ func shorten(s string, n int) string {
 	}
 	return string(r[:n-1]) + "…"
 }
+
+// The legs of the TLS section, named as records name the sides.
+const (
+	legClient   = string(capture.SideClient)
+	legUpstream = string(capture.SideUpstream)
+)

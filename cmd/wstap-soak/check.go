@@ -192,7 +192,10 @@ func (c *checker) checkBytes(byPath map[string][]*capture.SessionRecord) {
 // clean; upstream RST and FIN are abnormal-upstream-drop (reset, eof); a
 // client abort is abnormal-client-drop; malformed frames leave a finding.
 func (c *checker) checkVerdicts(byPath map[string][]*capture.SessionRecord) {
-	want := map[string]struct{ verdict, how string }{
+	want := map[string]struct {
+		verdict capture.Verdict
+		how     capture.How
+	}{
 		"":             {capture.VerdictClean, "close-handshake"},
 		faultMalformed: {capture.VerdictClean, "close-handshake"},
 		faultRST:       {"abnormal-upstream-drop", "reset"},

@@ -72,7 +72,7 @@ func newMetrics(rec *capture.Recorder) *metrics {
 	m.http = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_http_requests_total",
 		Help: "Non-WebSocket HTTP requests forwarded, by the status the client got (502: upstream unreachable)."}, []string{"status"})
 	for _, v := range capture.Verdicts {
-		m.ended.WithLabelValues(v)
+		m.ended.WithLabelValues(string(v))
 	}
 	for _, d := range directions {
 		m.frames.WithLabelValues(d)
@@ -124,7 +124,7 @@ func (m *metrics) Event(e capture.Event) {
 
 // Session counts rec and forwards it to the capture.Recorder.
 func (m *metrics) Session(rec *capture.SessionRecord) {
-	m.ended.WithLabelValues(rec.Verdict).Inc()
+	m.ended.WithLabelValues(string(rec.Verdict)).Inc()
 	if rec.Abnormal {
 		m.abnormal.Inc()
 	}

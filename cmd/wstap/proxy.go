@@ -82,61 +82,17 @@ type running struct {
 	stopFn []func()
 	// metrics serves --metrics; nil without it.
 	metrics *metrics
+	nofile  capture.NofileLimit
 }
 
-// startProxy opens the run dir and starts the proxy. Errors name the flag or
-// file at fault.
+// startProxy builds and checks the whole configuration (refusing bad or
+// conflicting flags before anything starts), then opens the run dir, then
+// starts the proxy. Errors name the flag or file at fault; a usageErr is the
+// user's to fix.
 func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
-	cfg := proxy.Config{Listen: o.listen, TLS: o.tls, InsecureUpstream: o.insecureUpstream,
-		MaxHeaderBytes: o.maxHeaderBytes, HeaderTimeout: o.headerTimeout, LatePong: o.latePong,
-		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents}
-	if o.upstream != "" {
-		u, err := url.Parse(o.upstream)
-		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return nil, usageErr{fmt.Sprintf("--upstream %q: want ws://host[:port] or wss://host[:port]", o.upstream)}
-		}
-		cfg.Upstream = u
-	} else if o.tls {
-		return nil, usageErr{"--tls needs --upstream (forward mode intercepts TLS inside CONNECT by itself)"}
-	}
-	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return nil, usageErr{fmt.Sprintf("--listen %q: %v", o.listen, err)}
-	}
-	for _, p := range o.heartbeats {
-		re, err := regexp.Compile(p)
-		if err != nil {
-			return nil, usageErr{fmt.Sprintf("--heartbeat %q: %v", p, err)}
-		}
-		cfg.Heartbeats = append(cfg.Heartbeats, re)
-	}
-	for _, p := range o.appClose {
-		re, err := regexp.Compile(p)
-		if err != nil {
-			return nil, usageErr{fmt.Sprintf("--app-close %q: %v", p, err)}
-		}
-		cfg.AppClose = append(cfg.AppClose, re)
-	}
-	if o.upstreamCA != "" {
-		pem, err := os.ReadFile(o.upstreamCA)
-		if err != nil {
-			return nil, fmt.Errorf("--upstream-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", o.upstreamCA)
-		}
-		cfg.UpstreamCAs = pool
-	}
-	if cfg.TLS || cfg.Upstream == nil {
-		dir := o.caDir
-		if dir == "" {
-			dir = proxy.DefaultCADir()
-		}
-		ca, err := proxy.LoadOrCreateCA(dir)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-dir: %w", err)
-		}
-		cfg.CA = ca
+	cfg, err := o.config()
+	if err != nil {
+		return nil, err
 	}
 	soft, hard, err := proxy.RaiseNofile()
 	if err != nil {
@@ -147,28 +103,123 @@ func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 			fmt.Fprintf(stderr, "wstap: WARNING: %s\n", w)
 		}
 	}
+	r, err := openRun(o, &cfg, capture.NofileLimit{Soft: soft, Hard: hard}, stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.start(o, cfg, stderr); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// check refuses flags that are malformed or conflict, before any file is read.
+func (o *proxyOptions) check() error {
+	if o.upstream != "" {
+		u, err := url.Parse(o.upstream)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return usageErr{fmt.Sprintf("--upstream %q: want ws://host[:port] or wss://host[:port]", o.upstream)}
+		}
+	} else if o.tls {
+		return usageErr{"--tls needs --upstream (forward mode intercepts TLS inside CONNECT by itself)"}
+	}
+	if o.insecureUpstream && o.upstreamCA != "" {
+		return usageErr{"--insecure-upstream and --upstream-ca conflict: the first verifies no certificate, the second names whom to trust"}
+	}
+	if !o.pcap && (o.pcapSnap != 0 || o.pcapMaxMB != 0) {
+		return usageErr{"--pcap-snap and --pcap-max-mb need the pcapng that --pcap=false turns off"}
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return usageErr{fmt.Sprintf("--listen %q: %v", o.listen, err)}
+	}
+	return nil
+}
+
+// config turns the flags into the proxy's configuration: the flags
+// checked, the patterns compiled, the CA files read.
+func (o *proxyOptions) config() (proxy.Config, error) {
+	cfg := proxy.Config{Listen: o.listen, TLS: o.tls, InsecureUpstream: o.insecureUpstream,
+		MaxHeaderBytes: o.maxHeaderBytes, HeaderTimeout: o.headerTimeout, LatePong: o.latePong,
+		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents}
+	if err := o.check(); err != nil {
+		return cfg, err
+	}
+	if o.upstream != "" {
+		cfg.Upstream, _ = url.Parse(o.upstream) // checked
+	}
+	var err error
+	if cfg.Heartbeats, err = compileAll("--heartbeat", o.heartbeats); err != nil {
+		return cfg, err
+	}
+	if cfg.AppClose, err = compileAll("--app-close", o.appClose); err != nil {
+		return cfg, err
+	}
+	if o.upstreamCA != "" {
+		if cfg.UpstreamCAs, err = readCAs(o.upstreamCA); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.TLS || cfg.Upstream == nil {
+		dir := o.caDir
+		if dir == "" {
+			dir = proxy.DefaultCADir()
+		}
+		if cfg.CA, err = proxy.LoadOrCreateCA(dir); err != nil {
+			return cfg, fmt.Errorf("--ca-dir: %w", err)
+		}
+	}
+	if err := cfg.Check(); err != nil {
+		return cfg, usageErr{err.Error()}
+	}
+	return cfg, nil
+}
+
+// compileAll compiles the patterns of a repeatable flag.
+func compileAll(flag string, patterns []string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, p := range patterns {
+		re, err := regexp.Compile(p)
+		if err != nil {
+			return nil, usageErr{fmt.Sprintf("%s %q: %v", flag, p, err)}
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// readCAs reads the PEM certificates of --upstream-ca.
+func readCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--upstream-ca %s: no PEM certificate in it", file)
+	}
+	return pool, nil
+}
+
+// openRun opens the run dir: the recorder (behind the metrics with
+// --metrics), the pcapng and the key log, and points cfg at them.
+func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, stderr io.Writer) (*running, error) {
 	dir := o.out
 	if dir == "" {
 		dir = filepath.Join("wstap-runs", time.Now().UTC().Format("20060102T150405Z"))
 	}
 	host, _ := os.Hostname()
-	mode := "forward"
-	if cfg.Upstream != nil {
-		mode = "reverse"
-	}
 	info := capture.RunInfo{Version: version, Args: redactArgs(o.args), Start: time.Now().UTC(), Host: host,
-		GoVersion: runtime.Version(), Mode: mode, Listen: o.listen, Upstream: capture.RedactURL(o.upstream),
-		Nofile: capture.NofileLimit{Soft: soft, Hard: hard}}
+		GoVersion: runtime.Version(), Mode: modeOf(cfg), Listen: o.listen, Upstream: capture.RedactURL(o.upstream),
+		Nofile: nofile}
 	rec, err := capture.OpenRecorder(dir, info, 0, stderr)
 	if err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
 	}
-	r := &running{rec: rec, dir: dir}
+	r := &running{rec: rec, dir: dir, nofile: nofile}
 	cfg.Recorder = rec
-	var met *metrics
 	if o.metrics != "" {
-		met = newMetrics(rec)
-		cfg.Recorder = met
+		r.metrics = newMetrics(rec)
+		cfg.Recorder = r.metrics
 	}
 	if o.pcap {
 		p, err := capture.OpenPcap(dir, capture.PcapOptions{SnapLen: o.pcapSnap, MaxMB: o.pcapMaxMB})
@@ -188,32 +239,44 @@ func startProxy(o *proxyOptions, stderr io.Writer) (*running, error) {
 	r.keylog = kl
 	cfg.KeyLog = kl
 	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+	return r, nil
+}
+
+func modeOf(cfg *proxy.Config) string {
+	if cfg.Upstream != nil {
+		return "reverse"
+	}
+	return "forward"
+}
+
+// start starts the proxy (and --metrics) on the opened run dir; on an
+// error the run dir is closed.
+func (r *running) start(o *proxyOptions, cfg proxy.Config, stderr io.Writer) error {
 	srv, err := proxy.Start(cfg)
 	if err != nil {
 		r.closeRecording()
-		var ue usageErr
-		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "--") {
-			return nil, usageErr{err.Error()}
+		if errors.Is(err, proxy.ErrConfig) {
+			return usageErr{err.Error()}
 		}
-		return nil, err
+		return err
 	}
 	r.srv = srv
-	if met != nil {
-		stop, err := met.serve(o.metrics, srv)
+	if r.metrics != nil {
+		stop, err := r.metrics.serve(o.metrics, srv)
 		if err != nil {
 			r.stop()
-			return nil, fmt.Errorf("--metrics: %w", err)
+			return fmt.Errorf("--metrics: %w", err)
 		}
 		r.stopFn = append(r.stopFn, stop)
-		r.metrics = met
-		fmt.Fprintf(stderr, "wstap: Prometheus metrics on http://%s/metrics\n", met.Addr())
+		fmt.Fprintf(stderr, "wstap: Prometheus metrics on http://%s/metrics\n", r.metrics.Addr())
 	}
-	cfg.Log.Info().Str("listen", srv.Addr().String()).Str("mode", mode).Str("upstream", info.Upstream).
-		Uint64("nofile", soft).Uint64("nofile_hard", hard).Str("run_dir", dir).Msg("wstap proxy started")
+	nofile := r.nofile
+	cfg.Log.Info().Str("listen", srv.Addr().String()).Str("mode", modeOf(&cfg)).Str("upstream", capture.RedactURL(o.upstream)).
+		Uint64("nofile", nofile.Soft).Uint64("nofile_hard", nofile.Hard).Str("run_dir", r.dir).Msg("wstap proxy started")
 	if ip := net.ParseIP(hostOf(o.listen)); ip == nil || !ip.IsLoopback() {
 		fmt.Fprintf(stderr, "wstap: WARNING: listening on %s, not loopback: anyone who can reach this address can use the proxy\n", o.listen)
 	}
-	return r, nil
+	return nil
 }
 
 func hostOf(hp string) string {
@@ -269,13 +332,7 @@ func redactArgs(args []string) []string {
 	return out
 }
 
-func runProxy(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := &proxyOptions{args: args}
-	o.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: wstap proxy [flags]
+const proxyHelp = `Usage: wstap proxy [flags]
 
 Examples:
   wstap proxy --upstream wss://chat.example.com --tls          clients connect to wss://127.0.0.1:8080
@@ -286,17 +343,14 @@ Examples:
 Stop with Ctrl-C (SIGINT) or SIGTERM: open sessions are recorded as proxy-shutdown.
 
 Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, "proxy", "unexpected argument %q", fs.Arg(0))
+`
+
+func runProxy(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	o := &proxyOptions{args: args}
+	o.flags(fs)
+	if code, ok := parseFlags(fs, "proxy", proxyHelp, args, stdout, stderr); !ok {
+		return code
 	}
 	r, err := startProxy(o, stderr)
 	if err != nil {

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/wstap/wstap/capture"
 	"golang.org/x/term"
 )
 
@@ -49,11 +50,11 @@ func startStatus(r *running, stderr io.Writer) func() {
 func statusLine(r *running) string {
 	st := &r.srv.Stats
 	v := st.Verdicts()
-	keys := make([]string, 0, len(v))
+	keys := make([]capture.Verdict, 0, len(v))
 	for k := range v {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var b strings.Builder
 	fmt.Fprintf(&b, "active %d  opened %d  1006 %d", st.Active.Load(), st.Opened.Load(), st.Abnormal.Load())
 	for _, k := range keys {
