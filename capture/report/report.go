@@ -245,6 +245,8 @@ type Summary struct {
 	// Explanations judges the seven usual explanations, in their order.
 	Causes       []*Cause      `json:"causes"`
 	Explanations []Explanation `json:"explanations"`
+	// Plan is the JMeter plan's check beside the causes (report --plan).
+	Plan *PlanCheck `json:"plan,omitempty"`
 
 	Concurrency concurrency `json:"concurrency"`
 	Keepalive   keepalives  `json:"keepalive"`

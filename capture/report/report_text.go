@@ -19,6 +19,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 	s.textVerdicts(tw)
 	s.textDrops(tw)
 	s.textCauses(tw)
+	if tw.err == nil {
+		s.writePlanText(tw.w)
+	}
 	s.textKeepalive(tw)
 	s.textFindings(tw)
 	s.textTLS(tw)

@@ -5,23 +5,29 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
+	"time"
 
 	"github.com/wstap/wstap/capture"
 	"github.com/wstap/wstap/capture/report"
 	"github.com/wstap/wstap/internal/atomicfile"
+	"github.com/wstap/wstap/internal/jmeter"
 )
 
 func init() {
 	register("report", "summary of run dirs to stdout, and report.html", runReport)
 }
 
-const reportHelp = `Usage: wstap report RUN_DIR... [--html FILE] [--json]
+const reportHelp = `Usage: wstap report RUN_DIR... [--html FILE] [--json] [--plan FILE.jmx]
 
 Prints what ended how and why: sessions by verdict; how many ended in 1006
-and who dropped them; the concurrency at the first 1006 and the level above
-which drops concentrate; the silence before the drops and the idle-timeout or
-session-lifetime inference; keep-alive per direction; findings per rule; TLS
+and who dropped them; the cause of every 1006 session (a concurrency cap per
+platform, per credential or per target with its level; an idle timeout, a
+ping timeout or a session lifetime with its value; TLS; the client; wstap
+itself), each with its evidence; the seven usual explanations, each
+confirmed, ruled out or without data; keep-alive of the 1006 sessions and
+the others side by side, judged against the platform; findings per rule; TLS
 per leg (failures by alert, by concurrency and over time, renegotiations,
 close_notify or bare TCP ends); statuses of the non-WebSocket requests (429s);
 events dropped. It also writes report.html: one self-contained page (no network, no
@@ -34,7 +40,8 @@ the page goes to --html FILE (default ./report.html).
 
 Examples:
   wstap report wstap-runs/20261128T101500Z
-  wstap report --json wstap-runs/20261128T101500Z | jq .concurrency.threshold
+  wstap report --json wstap-runs/20261128T101500Z | jq .causes
+  wstap report wstap-runs/20261128T101500Z --plan chat-plan.jmx
   wstap report wstap-runs/engine-a wstap-runs/engine-b --html merged.html
   wstap report wstap-runs/20261128T101500Z --html /tmp/report.html
 
@@ -45,6 +52,7 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	htmlPath := fs.String("html", "", "write the HTML report to `FILE` (default RUN_DIR/report.html for one run dir, ./report.html for several)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON document instead of text")
+	planFile := fs.String("plan", "", "the JMeter plan (`FILE.jmx`) that drove the run: its findings beside the causes")
 	dirs, code, ok := parseWithOperands(fs, "report", reportHelp, args, stdout, stderr)
 	if !ok {
 		return code
@@ -62,6 +70,14 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 		runs = append(runs, r)
 	}
 	s := report.Summarize(runs...)
+	if *planFile != "" {
+		p, err := jmeter.ReadFile(*planFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "wstap report: --plan: %v\n", err)
+			return 2
+		}
+		s.AttachPlan(planCheck(p, *planFile, s.Keepalive.IdleTimeoutMS))
+	}
 
 	out := *htmlPath
 	if out == "" {
@@ -91,6 +107,33 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "\nHTML report: %s\n", out)
 	return 0
+}
+
+// planCheck judges a plan against the run: its keep-alive against the idle
+// timeout the run inferred (60 s, wstap plan's default, when none).
+func planCheck(p *jmeter.Plan, file string, idleMS float64) *report.PlanCheck {
+	idle := 60 * time.Second
+	if idleMS > 0 {
+		idle = time.Duration(idleMS * float64(time.Millisecond))
+	}
+	pc := &report.PlanCheck{File: file}
+	for _, tg := range p.ThreadGroups {
+		t := tg.Timing()
+		g := report.PlanGroupCheck{Name: tg.Name, Summary: tg.Summary(), Findings: []report.PlanFinding{},
+			AnswerGapS: finiteOr(t.AnswerGap, -1), SendGapS: finiteOr(t.SendGap, -1)}
+		for _, f := range jmeter.CheckGroup(tg, idle) {
+			g.Findings = append(g.Findings, report.PlanFinding{Rule: f.Rule, Detail: f.Detail})
+		}
+		pc.ThreadGroups = append(pc.ThreadGroups, g)
+	}
+	return pc
+}
+
+func finiteOr(v, or float64) float64 {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return or
+	}
+	return v
 }
 
 // warnBadLines says on stderr how many lines of the run dir's JSONL files

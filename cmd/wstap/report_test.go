@@ -134,3 +134,48 @@ func TestReportCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReportPlan: --plan puts the plan's findings beside the run's causes
+// (text, JSON and the page); a file that is not a plan exits 2 naming it.
+func TestReportPlan(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "testdata", "rundir", "demo"))); err != nil {
+		t.Fatal(err)
+	}
+	plan := filepath.Join("..", "..", "testdata", "jmx", "think-time.jmx")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", dir, "--plan", plan}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"The JMeter plan (" + plan + ")", "plan-pongs-late", "plan-no-keepalive",
+		`beside the run: thread group "Chat with think time" sends nothing for up to 30 s; the upstream dropped 10 sessions after 1.0 s of client silence (idle-timeout)`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil || !bytes.Contains(page, []byte(`data-beside="1"`)) {
+		t.Errorf("report.html lacks the plan beside the run (%v)", err)
+	}
+	stdout.Reset()
+	if code := run([]string{"report", dir, "--json", "--plan", plan}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var doc struct {
+		Plan struct {
+			ThreadGroups []struct {
+				Findings []struct{ Rule string }
+			} `json:"thread_groups"`
+			Beside []string
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil || len(doc.Plan.ThreadGroups) != 1 || len(doc.Plan.Beside) != 1 ||
+		len(doc.Plan.ThreadGroups[0].Findings) == 0 {
+		t.Errorf("JSON plan %+v (%v)", doc.Plan, err)
+	}
+	stderr.Reset()
+	bad := filepath.Join("..", "..", "testdata", "jmx", "not-a-plan.jmx")
+	if code := run([]string{"report", dir, "--plan", bad}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), bad) {
+		t.Errorf("not a plan: exit %d, stderr %q; want 2 naming the file", code, stderr.String())
+	}
+}
