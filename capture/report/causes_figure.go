@@ -1,6 +1,9 @@
 package report
 
-import "math"
+import (
+	"math"
+	"strings"
+)
 
 // causeFigure is the one figure of a cause: the variable it acts on, binned,
 // with the cause's sessions and the sessions it spared side by side, and the
@@ -8,7 +11,9 @@ import "math"
 type causeFigure struct {
 	XLabel string   `json:"x_label"`
 	Line   float64  `json:"line"`
-	Bins   []figBin `json:"bins"`
+	// LineLabel names the line: "level 232", "idle timeout 5.0 s".
+	LineLabel string   `json:"line_label"`
+	Bins      []figBin `json:"bins"`
 	// HitLabel and OtherLabel name the two bars.
 	HitLabel   string `json:"hit_label"`
 	OtherLabel string `json:"other_label"`
@@ -48,6 +53,7 @@ func capFigure(c *capFit, all []*facts) *causeFigure {
 	}
 	fig := binFigure(hit, other, float64(c.level)+0.5, 1)
 	fig.XLabel, fig.HitLabel, fig.OtherLabel = "sessions open in scope at open", "dropped or refused", "let live"
+	fig.LineLabel = "level " + groupInt(c.level)
 	return fig
 }
 
@@ -69,8 +75,9 @@ func timerFigure(t *timerFit, c *Cause, all []*facts) *causeFigure {
 			}
 		}
 	}
-	fig := binFigure(hit, other, t.median/1000, 0)
+	fig := binFigure(hit, other, t.estimate/1000, 0)
 	fig.HitLabel, fig.OtherLabel = "dropped", "spared (longest reached)"
+	fig.LineLabel = strings.ReplaceAll(t.kind.cause, "-", " ") + " " + secondsText(t.estimate)
 	switch t.kind.cause {
 	case CauseIdle:
 		fig.XLabel = "client silence before the end, pongs not counted (s)"
@@ -82,8 +89,9 @@ func timerFigure(t *timerFit, c *Cause, all []*facts) *causeFigure {
 	return fig
 }
 
-// binFigure bins two samples over [0, max] in figureBins equal bins (whole
-// numbers when step is 1), keeping the line inside.
+// binFigure bins two samples over [0, max] in about figureBins equal bins
+// (whole numbers when step is 1), with a bin edge on the line so that no
+// bin straddles it.
 func binFigure(hit, other []float64, line, step float64) *causeFigure {
 	top := line
 	for _, v := range append(append([]float64{}, hit...), other...) {
@@ -96,13 +104,14 @@ func binFigure(hit, other []float64, line, step float64) *causeFigure {
 	if width <= 0 {
 		width = 1
 	}
-	n := int(top/width) + 1
+	origin := math.Mod(line, width) - width // an edge falls on the line
+	n := int((top-origin)/width) + 1
 	fig := &causeFigure{Line: line, Bins: make([]figBin, n)}
 	for i := range fig.Bins {
-		fig.Bins[i] = figBin{Lo: float64(i) * width, Hi: float64(i+1) * width}
+		fig.Bins[i] = figBin{Lo: max(0, origin+float64(i)*width), Hi: origin + float64(i+1)*width}
 	}
 	put := func(v float64, hit bool) {
-		i := min(n-1, max(0, int(v/width)))
+		i := min(n-1, max(0, int((v-origin)/width)))
 		if hit {
 			fig.Bins[i].Hit++
 		} else {
@@ -114,6 +123,9 @@ func binFigure(hit, other []float64, line, step float64) *causeFigure {
 	}
 	for _, v := range other {
 		put(v, false)
+	}
+	if len(fig.Bins) > 0 && fig.Bins[0].Hi <= 0 {
+		fig.Bins = fig.Bins[1:]
 	}
 	return fig
 }

@@ -34,8 +34,8 @@ func figureChart(id string, fig *causeFigure) *svgChart {
 	for _, b := range fig.Bins {
 		top = max(top, b.Hit, b.Other)
 	}
-	hi := fig.Bins[len(fig.Bins)-1].Hi
-	x := linear(0, hi, c.Left, c.Right)
+	lo, hi := fig.Bins[0].Lo, fig.Bins[len(fig.Bins)-1].Hi
+	x := linear(lo, hi, c.Left, c.Right)
 	yTop := yMax(float64(top))
 	y := linear(0, yTop, c.Bottom, c.Top)
 	for _, b := range fig.Bins {
@@ -53,15 +53,11 @@ func figureChart(id string, fig *causeFigure) *svgChart {
 		}
 	}
 	lx := x(fig.Line)
-	c.Lines = append(c.Lines, svgLine{lx, c.Top, lx, c.Bottom, "threshold", lineLabel(fig), 0, 0}.labelAt(c.Top))
+	c.Lines = append(c.Lines, svgLine{lx, c.Top, lx, c.Bottom, "threshold", fig.LineLabel, 0, 0}.labelAt(c.Top))
 	c.XTicks = valueTicks(hi, x, func(v float64) string { return trimZero(v) })
 	c.YTicks = valueTicks(yTop, y, func(v float64) string { return groupInt(int(v)) })
 	c.Legend = []svgLegend{{"drop", fig.HitLabel}, {"ok", fig.OtherLabel}}
 	return c
-}
-
-func lineLabel(fig *causeFigure) string {
-	return "inferred " + trimZero(fig.Line)
 }
 
 func trimZero(v float64) string {

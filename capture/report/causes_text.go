@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -73,23 +74,28 @@ func writeFigureText(w io.Writer, fig *causeFigure) {
 	for _, b := range fig.Bins {
 		peak = max(peak, b.Hit, b.Other)
 	}
-	fmt.Fprintf(w, "    %s: # %s, . %s\n", fig.XLabel, fig.HitLabel, fig.OtherLabel)
+	fmt.Fprintf(w, "    %s: # %s, . %s; ▶ beyond the %s\n", fig.XLabel, fig.HitLabel, fig.OtherLabel, fig.LineLabel)
 	for _, b := range fig.Bins {
 		if b.Hit == 0 && b.Other == 0 {
 			continue
 		}
 		mark := " "
-		if fig.Line >= b.Lo && fig.Line < b.Hi {
-			mark = "◀"
+		if b.Lo >= fig.Line {
+			mark = "▶" // beyond the line
 		}
 		fmt.Fprintf(w, "    %9s %s %-22s %5d  %-22s %5d\n", binText(b), mark,
 			strings.Repeat("#", scaled(b.Hit, peak)), b.Hit, strings.Repeat(".", scaled(b.Other, peak)), b.Other)
 	}
 }
 
+// binText names a bin: whole numbers "233–240" (the bins of a cap hold
+// whole counts, edges on halves), else "4.8–5.2".
 func binText(b figBin) string {
-	if b.Hi-b.Lo >= 1 && b.Lo == float64(int(b.Lo)) && b.Hi == float64(int(b.Hi)) {
-		return fmt.Sprintf("%.0f–%.0f", b.Lo, b.Hi-1)
+	if math.Mod(b.Hi, 1) == 0.5 || math.Mod(b.Hi, 1) == 0 && math.Mod(b.Lo, 1) == 0 && b.Hi-b.Lo >= 1 {
+		return fmt.Sprintf("%.0f–%.0f", math.Ceil(b.Lo), math.Ceil(b.Hi)-1)
+	}
+	if b.Hi-b.Lo < 0.2 {
+		return fmt.Sprintf("%.2f–%.2f", b.Lo, b.Hi)
 	}
 	return fmt.Sprintf("%.1f–%.1f", b.Lo, b.Hi)
 }
