@@ -9,8 +9,8 @@ import (
 // with the cause's sessions and the sessions it spared side by side, and the
 // inferred line (the cap's level, the timeout).
 type causeFigure struct {
-	XLabel string   `json:"x_label"`
-	Line   float64  `json:"line"`
+	XLabel string  `json:"x_label"`
+	Line   float64 `json:"line"`
 	// LineLabel names the line: "level 232", "idle timeout 5.0 s".
 	LineLabel string   `json:"line_label"`
 	Bins      []figBin `json:"bins"`
