@@ -112,12 +112,8 @@ func run(args []string) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if o.dir == "" {
-		if o.dir, err = os.MkdirTemp("", "wstap-soak-"); err != nil {
-			return false, fmt.Errorf("creating a work dir: %w", err)
-		}
-	} else if err := os.MkdirAll(o.dir, 0o755); err != nil {
-		return false, fmt.Errorf("--dir %s: %w", o.dir, err)
+	if err := o.workDir(); err != nil {
+		return false, err
 	}
 	fmt.Printf("wstap-soak: %d sessions for %v (ramp %v, warm-up %v), faults %.1f%%, pcap %v, work dir %s\n",
 		o.sessions, o.duration, o.ramp, o.warmup, 100*o.faults, o.pcap, o.dir)
@@ -143,6 +139,43 @@ func run(args []string) (ok bool, err error) {
 	fmt.Printf("upstream %s (pid %d), proxy %s (pid %d), metrics %s, run dir %s\n",
 		upAddr, upCmd.Process.Pid, px.listen, px.cmd.Process.Pid, px.metrics, px.out)
 
+	fl, smp, begin, final := drive(o, px)
+	code, took, stopErr := px.stop(2 * time.Minute)
+	fmt.Printf("proxy SIGTERM: exit code %d after %v\n", code, took.Round(time.Millisecond))
+
+	smp.print(os.Stdout)
+	fl.summary(os.Stdout)
+	c := &checker{o: o, fl: fl, smp: smp, warmEnd: begin.Add(o.ramp + o.warmup), runDir: px.out}
+	c.add("proxy exit", stopErr == nil && code == 0, fmt.Sprintf("SIGTERM → exit code %d in %v (%v)", code, took.Round(time.Millisecond), stopErr))
+	c.checkSamples()
+	c.add("no leak", final.err == "" && final.active == 0 && final.goroutines <= 50,
+		fmt.Sprintf("after every session ended: %d sessions active, %d goroutines (≤ 50) %s", final.active, final.goroutines, final.err))
+	if err := c.checkRecords(filepath.Join(px.out, "sessions.jsonl")); err != nil {
+		return false, err
+	}
+	c.checkRunJSON(filepath.Join(px.out, "run.json"))
+	return c.print(os.Stdout), nil
+}
+
+// workDir makes the work dir, a temporary one without --dir.
+func (o *options) workDir() error {
+	if o.dir == "" {
+		var err error
+		if o.dir, err = os.MkdirTemp("", "wstap-soak-"); err != nil {
+			return fmt.Errorf("creating a work dir: %w", err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return fmt.Errorf("--dir %s: %w", o.dir, err)
+	}
+	return nil
+}
+
+// drive runs the clients with the sampler beside them, waits for the proxy
+// to end every session, and returns the fleet, the samples, the start and
+// the final sample (all sessions ended).
+func drive(o *options, px *proxyProc) (*fleet, *sampler, time.Time, sample) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fl := &fleet{cfg: clientConfig{proxy: px.listen, ping: o.ping, messageEvery: o.messageEvery,
@@ -182,19 +215,5 @@ func run(args []string) (ok bool, err error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	smp.keep(final) // the final sample, all sessions ended
-	code, took, stopErr := px.stop(2 * time.Minute)
-	fmt.Printf("proxy SIGTERM: exit code %d after %v\n", code, took.Round(time.Millisecond))
-
-	smp.print(os.Stdout)
-	fl.summary(os.Stdout)
-	c := &checker{o: o, fl: fl, smp: smp, warmEnd: begin.Add(o.ramp + o.warmup), runDir: px.out}
-	c.add("proxy exit", stopErr == nil && code == 0, fmt.Sprintf("SIGTERM → exit code %d in %v (%v)", code, took.Round(time.Millisecond), stopErr))
-	c.checkSamples()
-	c.add("no leak", final.err == "" && final.active == 0 && final.goroutines <= 50,
-		fmt.Sprintf("after every session ended: %d sessions active, %d goroutines (≤ 50) %s", final.active, final.goroutines, final.err))
-	if err := c.checkRecords(filepath.Join(px.out, "sessions.jsonl")); err != nil {
-		return false, err
-	}
-	c.checkRunJSON(filepath.Join(px.out, "run.json"))
-	return c.print(os.Stdout), nil
+	return fl, smp, begin, final
 }
