@@ -3,7 +3,9 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -84,24 +86,32 @@ func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) boo
 		return false
 	}
 	tgt := target{host: host, port: port}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DialTimeout)
 	var d net.Dialer
 	upRaw, err := d.DialContext(ctx, "tcp", tgt.hostport())
 	cancel()
 	if err != nil {
-		s.connectFailed(raw, tgt, err)
-		s.reject502(conn, fmt.Errorf("dialing CONNECT target %s: %w", tgt.hostport(), err))
+		err = fmt.Errorf("dialing CONNECT target %s: %w", tgt.hostport(), err)
+		s.connectEvent(raw, tgt, time.Since(start), 502, err.Error())
+		s.reject502(conn, err)
 		return false
 	}
 	pre := &preDialed{conn: upRaw}
 	defer pre.close()
-	if _, err := conn.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n")); err != nil {
+	_, err = conn.Write([]byte("HTTP/1.1 200 Connection Established\r\n\r\n"))
+	latency := time.Since(start)
+	if err != nil {
+		s.connectEvent(raw, tgt, latency, 200, "writing 200 Connection Established to the client: "+err.Error())
 		return false
 	}
 	raw.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
 	first, err := br.Peek(1)
 	raw.SetReadDeadline(time.Time{})
 	if err != nil {
+		if !s.isClosing() {
+			s.connectEvent(raw, tgt, latency, 200, emptyTunnelReason(err, s.cfg.HeaderTimeout))
+		}
 		return false
 	}
 	tunnel := &bufferedConn{Conn: raw, r: br}
@@ -122,18 +132,32 @@ func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) boo
 	return s.serveRequests(tunnel, raw, tgt, nil)
 }
 
-// connectFailed records a CONNECT whose target could not be dialed as an
-// upstream-unreachable session: the load tool will report its failure.
-func (s *Server) connectFailed(raw net.Conn, tgt target, err error) {
-	ss := newSession(s, s.newID())
-	ss.rec.ClientAddr = raw.RemoteAddr().String()
-	ss.rec.Mode = "forward"
-	tgt.tls = tgt.port == "443"
-	ss.rec.Target = tgt.url("/")
-	ss.rec.Start = time.Now()
-	ss.rec.Verdict = capture.VerdictUnreachable
-	ss.setEnd(capture.SideUpstream, capture.HowDialError, fmt.Errorf("dialing CONNECT target %s: %w", tgt.hostport(), err), time.Now())
-	ss.finish(false)
+// connectEvent records a CONNECT tunnel in which no request was read (its
+// dial failed, or the client sent nothing) as an http event, not a session
+// (docs/records.md, "What is a session"): status is what wstap answered the
+// CONNECT with, latency how long that answer took, reason why nothing went
+// through the tunnel.
+func (s *Server) connectEvent(raw net.Conn, tgt target, latency time.Duration, status int, reason string) {
+	s.Stats.HTTP.Add(1)
+	level := zerolog.InfoLevel
+	if status >= 400 {
+		level = zerolog.WarnLevel
+	}
+	s.cfg.Recorder.Event(capture.Event{Level: level, Name: capture.EventHTTP, Fields: []any{"method", "CONNECT",
+		"url", tgt.hostport(), "target", tgt.hostport(), "status", status, "reason", reason,
+		"latency_ms", round3(ms(latency)), "client", raw.RemoteAddr().String()}})
+}
+
+// emptyTunnelReason says why a tunnel carried no request.
+func emptyTunnelReason(err error, timeout time.Duration) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("the client sent nothing in the tunnel within --header-timeout (%s)", timeout)
+	}
+	if errors.Is(err, io.EOF) {
+		return "the client closed the tunnel without sending anything"
+	}
+	return "reading the tunnel's first byte from the client: " + err.Error()
 }
 
 // bufferedConn reads through the bufio.Reader that already holds the

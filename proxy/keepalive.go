@@ -32,11 +32,19 @@ type ledger struct {
 	latePongs   int64
 	worstLate   time.Duration
 	hbTimes     [numDirections][]time.Time
+	// oldestDropped: the first ping sent in d that fell out of pending
+	// unanswered; answeredUpTo: the ping time of the latest ping sent in d
+	// that got its pong.
+	oldestDropped [numDirections]time.Time
+	answeredUpTo  [numDirections]time.Time
 }
 
 func (l *ledger) ping(dir direction, p []byte, now time.Time) {
 	l.pingTimes[dir] = append(l.pingTimes[dir], now)
 	if len(l.pending[dir]) == maxPending {
+		if l.oldestDropped[dir].IsZero() {
+			l.oldestDropped[dir] = l.pending[dir][0].at
+		}
 		l.pending[dir] = append(l.pending[dir][:0], l.pending[dir][1:]...)
 		l.dropped++
 	}
@@ -54,6 +62,9 @@ func (l *ledger) pong(dir direction, p []byte, now time.Time) time.Duration {
 		if bytes.Equal(q[i].p[:q[i].n], p) {
 			rtt := now.Sub(q[i].at)
 			l.rtt[pinged] = append(l.rtt[pinged], ms(rtt))
+			if q[i].at.After(l.answeredUpTo[pinged]) {
+				l.answeredUpTo[pinged] = q[i].at
+			}
 			l.pending[pinged] = append(q[:i], q[i+1:]...)
 			return rtt
 		}
@@ -65,6 +76,23 @@ func (l *ledger) pong(dir direction, p []byte, now time.Time) time.Duration {
 
 func (l *ledger) unanswered() int64 {
 	return int64(len(l.pending[clientToUpstream])+len(l.pending[upstreamToClient])) + l.dropped
+}
+
+// oldestUnanswered is the time of the oldest ping sent in dir still
+// unanswered: one that got no pong and is newer than every ping that did
+// (RFC 6455 §5.5.3: a pong may answer only the most recent of several
+// pings, so older ones count as answered by it). ok is false when none.
+func (l *ledger) oldestUnanswered(dir direction) (at time.Time, ok bool) {
+	after := l.answeredUpTo[dir]
+	if d := l.oldestDropped[dir]; !d.IsZero() && d.After(after) {
+		return d, true
+	}
+	for _, p := range l.pending[dir] {
+		if p.at.After(after) {
+			return p.at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -95,6 +95,7 @@ type Server struct {
 
 	nextID   atomic.Uint64
 	active   atomic.Int64 // upgraded sessions open
+	creds    credentialCounts
 	Stats    Stats
 	done     chan struct{}
 	acceptWG sync.WaitGroup

@@ -138,6 +138,9 @@ type dirObs struct {
 	// ignores the answers to its own pings counts.
 	active atomic.Int64
 	maxGap time.Duration
+	// activeMaxGap is the longest gap between two reads holding a frame
+	// other than a pong (the final one up to the end is added by finish).
+	activeMaxGap time.Duration
 	// messages counts the message events sent for this direction.
 	messages int
 	scanner  *frames.Scanner
@@ -176,6 +179,9 @@ func (d *dirObs) Frame(f *frames.Info) {
 	}
 	if f.OpCode != ws.OpPong && !d.activeStamped {
 		d.activeStamped = true
+		if gap := time.Duration(now - d.active.Load()); gap > d.activeMaxGap {
+			d.activeMaxGap = gap
+		}
 		d.active.Store(now)
 	}
 }

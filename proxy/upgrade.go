@@ -31,6 +31,8 @@ type upgrade struct {
 	br     *bufio.Reader // the client's: bytes after the request stay in it
 	ubr    *bufio.Reader // the upstream's: bytes after the 101 stay in it
 	resp   *head
+	// counted: the record holds its concurrency at the answer.
+	counted bool
 	// cleanups undo the setup, last step first, unless the relay took over.
 	cleanups []func()
 }
@@ -75,6 +77,7 @@ func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, t
 	}
 	r.Handshake = capture.Handshake{Method: method, URI: capture.RedactURL(uri), Proto: proto,
 		RequestHeaders: append([]capture.Header(nil), req.headers...)}
+	r.Credential = credentialID(req.headers, uri)
 	u.cleanups = append(u.cleanups, func() { cli.Close() })
 	return u
 }
@@ -83,6 +86,9 @@ func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, t
 // are its first end, err what the record says of it. The failed step has
 // answered the client already. It returns false, for "return u.fail(...)".
 func (u *upgrade) fail(side capture.Side, how capture.How, verdict capture.Verdict, err error) bool {
+	if !u.counted {
+		u.countAtAnswer()
+	}
 	u.ss.setEnd(side, how, err, time.Now())
 	u.ss.rec.Verdict = verdict
 	u.ss.finish(false)
@@ -230,6 +236,7 @@ func (u *upgrade) answer() bool {
 		ss.finding(f)
 	}
 	now := time.Now()
+	u.countAtAnswer()
 	s.cfg.Tap.Data(ss.id, capture.LegBoth, true, now, resp.raw)
 	ss.event(zerolog.InfoLevel, "handshake", "status", status, "latency_ms", hs.LatencyMS, "subprotocol", hs.Subprotocol, "target", r.Target)
 	if _, err := ss.cli.Write(resp.raw); err != nil {
@@ -240,16 +247,29 @@ func (u *upgrade) answer() bool {
 		relayBody(ss.cli, u.ubr, resp, u.method)
 		return u.fail(capture.SideUpstream, capture.HowHandshakeRejects, capture.VerdictRejected, nil)
 	}
+	// The 101 has reached the client: from now on the session is open, and
+	// counted so until finish (docs/records.md, "concurrent_at_open").
+	r.ConcurrentAtOpen = int(s.active.Add(1))
+	s.Stats.Active.Add(1)
+	r.CredentialConcurrentAtOpen = s.creds.opened(r.Credential)
 	ss.upgradedAt = now
 	return true
+}
+
+// countAtAnswer records the upgraded sessions open, in all and with this
+// request's credential, when an answer that is not (yet) a relayed 101
+// came: what a cap that refuses upgrades saw.
+func (u *upgrade) countAtAnswer() {
+	r := &u.ss.rec
+	u.counted = true
+	r.ConcurrentAtOpen = int(u.s.active.Load())
+	r.CredentialConcurrentAtOpen = u.s.creds.now(r.Credential)
 }
 
 // startRelay hands the upgraded session to its two relay goroutines, with
 // a frame scanner per direction.
 func (u *upgrade) startRelay() {
 	s, ss := u.s, u.ss
-	s.active.Add(1)
-	s.Stats.Active.Add(1)
 	rsv := byte(0)
 	if strings.Contains(strings.ToLower(ss.rec.Handshake.Extensions), "permessage-deflate") {
 		rsv = 4 // RSV1, RFC 7692 §6

@@ -25,6 +25,7 @@ func (ss *wsSession) finish(upgraded bool) {
 		ss.finishUpgraded(end)
 		r.ConcurrentAtEnd = int(ss.srv.active.Add(-1) + 1)
 		ss.srv.Stats.Active.Add(-1)
+		ss.srv.creds.closed(r.Credential)
 	}
 	// Shutdown is the verdict only when it is what ended the session: one
 	// whose side had already ended TCP (a half-closed session the other
@@ -96,6 +97,11 @@ func (ss *wsSession) fillKeepalive(end *endCause) (clientSilence time.Duration) 
 	// (its pongs answer the upstream and keep no idle timer of its own).
 	clientSilence = end.at.Sub(time.Unix(0, cd.active.Load()))
 	k.ClientSilenceBeforeEndMS = round3(ms(clientSilence))
+	k.ClientMaxSilenceMS = round3(ms(max(cd.activeMaxGap, clientSilence)))
+	if at, ok := l.oldestUnanswered(upstreamToClient); ok && !at.After(end.at) {
+		v := round3(ms(end.at.Sub(at)))
+		k.UnansweredPingBeforeEndMS = &v
+	}
 	return clientSilence
 }
 
