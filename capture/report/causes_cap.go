@@ -53,7 +53,7 @@ type scopeFit struct {
 // credential and one target the three scopes are the same count.
 func (a *attribution) caps() {
 	hit := func(f *facts) bool { return a.owner[f] == nil && (f.upstreamDrop() || f.rejected()) }
-	var best *scopeFit
+	var best, credFit *scopeFit
 	for _, sc := range []struct {
 		scope string
 		key   func(*facts) string
@@ -66,6 +66,9 @@ func (a *attribution) caps() {
 		fit := a.fitScope(sc.scope, sc.key, sc.x, hit)
 		if fit != nil && (best == nil || fit.misses < best.misses) {
 			best = fit
+		}
+		if sc.scope == ScopeCredential {
+			credFit = fit
 		}
 	}
 	if best == nil {
@@ -81,6 +84,12 @@ func (a *attribution) caps() {
 		}
 		a.add(cause, c.members)
 		cause.Evidence = a.capEvidence(c, cause)
+		if best.scope == ScopeAll && (credFit == nil || credFit.misses == best.misses) {
+			if cred := sharedCredential(c.members); cred != "" {
+				cause.Evidence += "; every session above it carried credential " + cred +
+					", and a cap on that credential alone explains the drops as well: the run cannot tell the two apart"
+			}
+		}
 		cause.figure = capFigure(c, a.all)
 	}
 }
@@ -190,4 +199,17 @@ func levelAt(pts []capPoint, i, hits int) *capFit {
 		return nil
 	}
 	return c
+}
+
+// sharedCredential is the credential all members carried, or "".
+func sharedCredential(m []*facts) string {
+	if len(m) == 0 || m[0].credential == "" {
+		return ""
+	}
+	for _, f := range m[1:] {
+		if f.credential != m[0].credential {
+			return ""
+		}
+	}
+	return m[0].credential
 }

@@ -33,6 +33,9 @@ type demoGroup struct {
 	name  string
 	cfg   load.Config
 	delay time.Duration
+	// ready, when set, holds the group back after its delay until it is
+	// true (checked every 10 ms).
+	ready func() bool
 }
 
 const demoHelp = `Usage: wstap demo [flags]
@@ -107,6 +110,10 @@ func demo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (string,
 
 	base := load.Config{URL: proxyURL, RootCAs: r.srv.CAPool(), Subprotocol: "v1.chat", Ramp: min(time.Second, o.idle/4)}
 	groups := demoGroups(base, o.idle, [4]int{pinging, silent, clean, over})
+	// The over-cap group waits until every other session has its 101, so
+	// that on a loaded machine none of them arrives late and above the cap.
+	others := int64(min(o.cap, pinging+silent+clean+1))
+	groups[len(groups)-1].ready = func() bool { return plat.Stats().Upgraded >= others }
 	if err := runDemoGroups(ctx, groups, stdout); err != nil {
 		r.stop()
 		return "", err
@@ -188,6 +195,13 @@ func runDemoGroups(ctx context.Context, groups []demoGroup, stdout io.Writer) er
 			case <-time.After(g.delay):
 			case <-ctx.Done():
 				return
+			}
+			for g.ready != nil && !g.ready() {
+				select {
+				case <-time.After(10 * time.Millisecond):
+				case <-ctx.Done():
+					return
+				}
 			}
 			// The group names itself in the URL, so the records say which it was.
 			g.cfg.URL += "?group=" + g.name
