@@ -199,6 +199,7 @@ func holdSession(c *websocket.Conn, d time.Duration, closing chan<- struct{}) er
 // 1006 count is 1, by the upstream; and every query of the Grafana
 // dashboard in docs/ runs and returns series.
 func TestMetricsPrometheus(t *testing.T) {
+	testkit.NeedTool(t, "prometheus")
 	up := &websocket.Upgrader{}
 	upURL, _ := testkit.WSServer(t, false, up, echoOrDrop)
 	r := startMetricsProxy(t, upURL)
