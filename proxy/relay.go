@@ -55,12 +55,17 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 	d := ss.dirs[dir]
 	tap := ss.srv.cfg.Tap
 	fromServer := dir == upstreamToClient
+	live := &ss.live[dir]
+	// The chunk is scanned here rather than by Copy (same order: tap,
+	// scan, write) so that its frames are published live once counted.
 	onChunk := func(b []byte) {
 		d.now = time.Now()
 		d.nowNs = d.now.UnixNano()
 		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
+		d.scanner.Feed(b)
+		live.publish(d, len(b))
 	}
-	relayed, err := frames.Copy(dst, src, ss.srv.relayBuffers(), d.scanner, onChunk)
+	relayed, err := frames.Copy(dst, src, ss.srv.relayBuffers(), nil, onChunk)
 	// Wire bytes of the frames as they came, not as their headers declared:
 	// a frame cut short or declaring 2^63-1 bytes counts what was relayed.
 	d.counts.Bytes = relayed

@@ -93,6 +93,10 @@ type Server struct {
 	closing  bool
 	wg       sync.WaitGroup
 
+	// endedRelayed is what the sessions no longer in sessions relayed
+	// (guarded by mu; Server.Relayed).
+	endedRelayed [numDirections]Relayed
+
 	nextID   atomic.Uint64
 	active   atomic.Int64 // upgraded sessions open
 	creds    credentialCounts
@@ -319,6 +323,7 @@ func (s *Server) track(ss *wsSession) bool {
 func (s *Server) untrack(ss *wsSession) {
 	s.mu.Lock()
 	delete(s.sessions, ss)
+	s.foldRelayed(ss)
 	s.mu.Unlock()
 }
 

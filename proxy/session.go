@@ -38,6 +38,11 @@ type wsSession struct {
 	findings map[string]*findingCount
 	order    []string
 	appClose string
+
+	// live is what each direction relayed so far, for Server.Relayed
+	// (metrics); the last padding ends the second direction's cache line.
+	live [numDirections]liveDir
+	_    [64]byte
 }
 
 type findingCount struct {

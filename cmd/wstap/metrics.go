@@ -31,18 +31,15 @@ var handshakeBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .
 // --metrics'). It stands between the proxy and the capture.Recorder: it
 // forwards every event and session record unchanged and counts them on the
 // way, so it never blocks the relay more than an atomic add does. Live
-// figures the proxy already keeps (active, opened, rejected, accept errors)
-// are read from proxy.Stats at scrape time.
+// figures the proxy already keeps (active, opened, rejected, accept errors
+// from proxy.Stats; frames, bytes, pings and pongs of the sessions still
+// open from proxy.Server.Relayed) are read at scrape time.
 type metrics struct {
 	next *capture.Recorder
 	reg  *prometheus.Registry
 
 	ended     *prometheus.CounterVec // by verdict
-	abnormal  prometheus.Counter
-	frames    *prometheus.CounterVec // by direction, at session end
-	bytes     *prometheus.CounterVec
-	pings     *prometheus.CounterVec // by direction, live from events
-	pongs     *prometheus.CounterVec
+	abnormal  *prometheus.CounterVec // by the side that ended the session first
 	handshake prometheus.Histogram
 	http      *prometheus.CounterVec // by status
 
@@ -57,16 +54,9 @@ func newMetrics(rec *capture.Recorder) *metrics {
 	m := &metrics{next: rec, reg: prometheus.NewRegistry()}
 	m.ended = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_sessions_ended_total",
 		Help: "WebSocket sessions ended, by verdict."}, []string{"verdict"})
-	m.abnormal = prometheus.NewCounter(prometheus.CounterOpts{Name: "wstap_sessions_abnormal_total",
-		Help: "Sessions whose client saw close code 1006 (no close frame reached it)."})
-	m.frames = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_frames_total",
-		Help: "WebSocket frames relayed, by direction; counted when their session ends."}, []string{"direction"})
-	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_frame_bytes_total",
-		Help: "Wire bytes of the frames relayed (headers included), by direction; counted when their session ends."}, []string{"direction"})
-	m.pings = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_pings_total",
-		Help: "Ping frames relayed, by direction, as they pass."}, []string{"direction"})
-	m.pongs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_pongs_total",
-		Help: "Pong frames relayed, by direction, as they pass."}, []string{"direction"})
+	m.abnormal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_sessions_abnormal_total",
+		Help: "Sessions whose client saw close code 1006 (no close frame reached it), by the side that ended first (the record's end.first)."},
+		[]string{"first"})
 	m.handshake = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wstap_handshake_latency_seconds",
 		Help: "Time from the upgrade request to the upstream's answer (any status).", Buckets: handshakeBuckets})
 	m.http = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_http_requests_total",
@@ -74,13 +64,10 @@ func newMetrics(rec *capture.Recorder) *metrics {
 	for _, v := range capture.Verdicts {
 		m.ended.WithLabelValues(string(v))
 	}
-	for _, d := range directions {
-		m.frames.WithLabelValues(d)
-		m.bytes.WithLabelValues(d)
-		m.pings.WithLabelValues(d)
-		m.pongs.WithLabelValues(d)
+	for _, s := range []capture.Side{capture.SideClient, capture.SideUpstream, capture.SideProxy} {
+		m.abnormal.WithLabelValues(string(s))
 	}
-	m.reg.MustRegister(m.ended, m.abnormal, m.frames, m.bytes, m.pings, m.pongs, m.handshake, m.http,
+	m.reg.MustRegister(m.ended, m.abnormal, m.handshake, m.http,
 		counterFunc("wstap_events_dropped_total", "Events left out of events.jsonl because the writer fell behind.",
 			func() int64 { return rec.Count.EventsDropped.Load() }),
 		counterFunc("wstap_packets_dropped_total", "Packets left out of capture.pcapng because the writer fell behind.",
@@ -102,14 +89,6 @@ func counterFunc(name, help string, f func() int64) prometheus.Collector {
 // Event counts e and forwards it to the capture.Recorder.
 func (m *metrics) Event(e capture.Event) {
 	switch e.Name {
-	case "ping", "pong":
-		if d, ok := eventField(e, "dir").(string); ok && (d == directions[0] || d == directions[1]) {
-			if e.Name == "ping" {
-				m.pings.WithLabelValues(d).Inc()
-			} else {
-				m.pongs.WithLabelValues(d).Inc()
-			}
-		}
 	case "handshake":
 		if ms, ok := eventField(e, "latency_ms").(float64); ok {
 			m.handshake.Observe(ms / 1000)
@@ -126,11 +105,7 @@ func (m *metrics) Event(e capture.Event) {
 func (m *metrics) Session(rec *capture.SessionRecord) {
 	m.ended.WithLabelValues(string(rec.Verdict)).Inc()
 	if rec.Abnormal {
-		m.abnormal.Inc()
-	}
-	for i, d := range [2]capture.DirFrames{rec.Frames.ClientToUpstream, rec.Frames.UpstreamToClient} {
-		m.frames.WithLabelValues(directions[i]).Add(float64(d.Frames))
-		m.bytes.WithLabelValues(directions[i]).Add(float64(d.Bytes))
+		m.abnormal.WithLabelValues(string(rec.End.First)).Inc()
 	}
 	m.next.Session(rec)
 }
@@ -154,7 +129,8 @@ func (m *metrics) serve(addr string, srv *proxy.Server) (stop func(), err error)
 			Help: "Upgraded WebSocket sessions open now."}, func() float64 { return float64(st.Active.Load()) }),
 		counterFunc("wstap_sessions_opened_total", "WebSocket sessions started (upgrade requests received).", st.Opened.Load),
 		counterFunc("wstap_rejected_requests_total", "Requests wstap refused itself (unparsable, headers too large or too slow).", st.Rejected.Load),
-		counterFunc("wstap_accept_errors_total", "Failed accepts (EMFILE: the open-file limit is reached).", st.AcceptErrors.Load))
+		counterFunc("wstap_accept_errors_total", "Failed accepts (EMFILE: the open-file limit is reached).", st.AcceptErrors.Load),
+		newRelayedCollector(srv))
 	if _, err := strconv.Atoi(addr); err == nil {
 		addr = "127.0.0.1:" + addr
 	}

@@ -159,7 +159,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`wstap_sessions_opened_total`:                                2,
 		`wstap_sessions_ended_total{verdict="clean"}`:                2,
 		`wstap_sessions_ended_total{verdict="abnormal-client-drop"}`: 0,
-		`wstap_sessions_abnormal_total`:                              0,
+		`wstap_sessions_abnormal_total{first="upstream"}`:            0,
 		`wstap_frames_total{direction="client_to_upstream"}`:         10,
 		`wstap_frames_total{direction="upstream_to_client"}`:         10,
 		`wstap_frame_bytes_total{direction="client_to_upstream"}`:    96,

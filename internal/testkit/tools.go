@@ -47,6 +47,7 @@ var installHints = map[string]string{
 	"chromium":         "apt-get install -y chromium",
 	"chromium-browser": "apt-get install -y chromium",
 	"google-chrome":    "apt-get install -y chromium",
+	"prometheus":       "apt-get install -y prometheus",
 }
 
 // NeedTool returns the path of the outside program name, or of the first of
