@@ -142,7 +142,8 @@ Trust it from
   Node.js       NODE_EXTRA_CA_CERTS=%[2]s node client.js
   browser       import %[2]s as a certificate authority (Firefox: Settings > Privacy & Security >
                 Certificates > View Certificates > Authorities > Import)
-                Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n wstap -i %[2]s
+                Chromium on Linux (certutil: apt-get install libnss3-tools; then restart Chromium):
+                mkdir -p $HOME/.pki/nssdb && certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n wstap -i %[2]s
 `, abs(ca.Dir), pemPath, abs(ca.KeyPath()), ca.Fingerprint(), ca.Cert.NotAfter.UTC().Format(time.DateOnly), caDefaultPassword)
 }
 

@@ -80,7 +80,7 @@ func TestCACmdShowsTrustHints(t *testing.T) {
 		"jmeter -n -t plan.jmx -H 127.0.0.1 -P 8080",
 		"curl --cacert " + pemPath,
 		"NODE_EXTRA_CA_CERTS=" + pemPath,
-		"certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n wstap -i " + pemPath,
+		"mkdir -p $HOME/.pki/nssdb && certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n wstap -i " + pemPath,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("wstap ca output lacks %q:\n%s", want, out)

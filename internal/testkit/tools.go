@@ -47,6 +47,7 @@ var installHints = map[string]string{
 	"chromium":         "apt-get install -y chromium",
 	"chromium-browser": "apt-get install -y chromium",
 	"google-chrome":    "apt-get install -y chromium",
+	"certutil":         "apt-get install -y libnss3-tools",
 	"prometheus":       "apt-get install -y prometheus",
 }
 
