@@ -46,7 +46,10 @@ type Cause struct {
 	// members are the facts of the sessions and rejections attributed here,
 	// for the figures of the text and HTML report.
 	members []*facts
-	figure  *causeFigure
+	// lowMS is the shortest value of a timer's drops (its variable at their
+	// end): a session whose variable reached it met the timer.
+	lowMS  float64
+	figure *causeFigure
 }
 
 // facts is what the causes need of one session: a few numbers, so a report

@@ -92,7 +92,7 @@ func (a *attribution) timers() {
 		if len(m) < minTimerCount || (t.kind.cause == CauseLifetime && mostlySilent(m)) {
 			continue
 		}
-		c := &Cause{Cause: t.kind.cause, Seconds: math.Round(t.estimate/100) / 10}
+		c := &Cause{Cause: t.kind.cause, Seconds: math.Round(t.estimate/100) / 10, lowMS: t.low}
 		a.add(c, m)
 		c.Evidence = a.timerEvidence(t, c)
 		c.figure = timerFigure(t, c, a.all)

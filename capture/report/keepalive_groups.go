@@ -20,8 +20,8 @@ type keepaliveGroup struct {
 	// PingUnansweredAtEnd counts the sessions that ended with a platform
 	// ping unanswered.
 	PingUnansweredAtEnd int `json:"ping_unanswered_at_end"`
-	// SilentPastIdle counts the sessions whose client was silent for the
-	// inferred idle timeout or longer.
+	// SilentPastIdle counts the sessions whose client was silent as long as
+	// the shortest silence the idle timeout dropped, or longer.
 	SilentPastIdle int `json:"silent_past_idle_timeout"`
 }
 
@@ -38,7 +38,7 @@ func (s *Summary) summarizeKeepaliveGroups() {
 	k.PlatformPingEveryMS = quantilesOf(cadence).P50
 	for _, c := range s.Causes {
 		if c.Cause == CauseIdle {
-			k.IdleTimeoutMS = c.Seconds * 1000
+			k.IdleTimeoutMS, s.idleLowMS = c.Seconds*1000, c.lowMS
 		}
 	}
 	k.Groups = []keepaliveGroup{s.keepaliveGroup("1006", true), s.keepaliveGroup("others", false)}
@@ -65,7 +65,7 @@ func (s *Summary) keepaliveGroup(name string, abnormal bool) keepaliveGroup {
 		if f.pingToEndMS >= 0 {
 			g.PingUnansweredAtEnd++
 		}
-		if idle := s.Keepalive.IdleTimeoutMS; idle > 0 && f.clientMaxSilenceMS >= idle {
+		if s.idleLowMS > 0 && f.clientMaxSilenceMS >= s.idleLowMS {
 			g.SilentPastIdle++
 		}
 	}

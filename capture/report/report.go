@@ -266,6 +266,8 @@ type Summary struct {
 	sess  []sessionRef      // every session of every run, in end order
 	steps []concurrencyStep // open upgraded sessions over time, all runs
 	facts []*facts          // what the causes need of each session, in end order
+	// idleLowMS is the shortest client silence the idle timeout dropped.
+	idleLowMS float64
 }
 
 // runSummary names one merged run.
