@@ -231,7 +231,7 @@ func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, std
 		cfg.Tap = p
 		rec.PacketsDropped = p.Dropped
 	}
-	kl, err := os.OpenFile(filepath.Join(dir, capture.KeylogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	kl, err := capture.OpenPrivate(filepath.Join(dir, capture.KeylogFile), os.O_APPEND)
 	if err != nil {
 		r.closeRecording()
 		return nil, fmt.Errorf("--out: %w", err)
