@@ -57,7 +57,7 @@ type pcapFile struct {
 func (pf *pcapFile) open() error {
 	pf.index++
 	pf.path = filepath.Join(pf.dir, pcapName(pf.index))
-	f, err := os.OpenFile(pf.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := OpenPrivate(pf.path, os.O_TRUNC)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", pf.path, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -72,8 +71,8 @@ type pcapWriter struct {
 // newPcapWriter creates dir/capture.pcapng for a writer that counts its
 // drops in dropped.
 func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64) (*pcapWriter, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	if err := MakeRunDir(dir); err != nil {
+		return nil, err
 	}
 	w := &pcapWriter{
 		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20},

@@ -94,18 +94,18 @@ type Recorder struct {
 // OpenRecorder creates dir and its files. queue is the event queue length
 // (0 means 65536).
 func OpenRecorder(dir string, info RunInfo, queue int, stderr io.Writer) (*Recorder, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating run dir %s: %w", dir, err)
+	if err := MakeRunDir(dir); err != nil {
+		return nil, err
 	}
 	if queue <= 0 {
 		queue = 1 << 16
 	}
 	r := &Recorder{dir: dir, info: info, events: make(chan Event, queue), done: make(chan struct{}), stderr: stderr}
 	var err error
-	if r.evFile, err = os.OpenFile(filepath.Join(dir, EventsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	if r.evFile, err = OpenPrivate(filepath.Join(dir, EventsFile), os.O_APPEND); err != nil {
 		return nil, fmt.Errorf("opening events.jsonl: %w", err)
 	}
-	if r.sessFile, err = os.OpenFile(filepath.Join(dir, SessionsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+	if r.sessFile, err = OpenPrivate(filepath.Join(dir, SessionsFile), os.O_APPEND); err != nil {
 		r.evFile.Close()
 		return nil, fmt.Errorf("opening sessions.jsonl: %w", err)
 	}
@@ -255,14 +255,27 @@ func (r *Recorder) writeRunJSON() error {
 		return fmt.Errorf("encoding run.json: %w", err)
 	}
 	path := filepath.Join(r.dir, RunFile)
-	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), PrivateMode); err != nil {
 		// A full disk: rewrite run.json in place, in the blocks it frees,
 		// so the counters of what was lost still reach the disk.
-		if e := os.WriteFile(path, append(b, '\n'), 0o644); e != nil {
+		if e := rewritePrivate(path, append(b, '\n')); e != nil {
 			return fmt.Errorf("writing run.json: %w", err)
 		}
 	}
 	return nil
+}
+
+// rewritePrivate writes b over the file at path, mode 0600.
+func rewritePrivate(path string, b []byte) error {
+	f, err := OpenPrivate(path, os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if e := f.Close(); err == nil {
+		err = e
+	}
+	return err
 }
 
 // Close drains the event queue, closes the files and writes the final

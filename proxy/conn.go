@@ -170,6 +170,10 @@ func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.T
 		reqTgt := tgt
 		if tgt.host == "" {
 			// Forward mode, outside a tunnel.
+			if !s.admit(conn, raw, h) {
+				conn.Close()
+				return
+			}
 			if method == "CONNECT" {
 				if s.serveConnect(conn, raw, br, h) {
 					return true

@@ -68,6 +68,13 @@ type Config struct {
 	// LogPayloads puts up to 1 KiB of each message into its event (for the
 	// HAR); off by default: payloads may hold secrets.
 	LogPayloads bool
+	// Allow, in forward mode, limits the CONNECT and absolute-form targets
+	// (403 for others); empty: any target.
+	Allow []AllowRule
+	// ProxyAuth, in forward mode, is "user:pass": requests without these
+	// Basic credentials in Proxy-Authorization get 407. It is a secret:
+	// no record, event or error message holds it.
+	ProxyAuth string
 	// Recorder receives events and session records (required).
 	Recorder Recorder
 	// Tap receives the decrypted bytes for the pcapng (nil: none).
@@ -152,7 +159,7 @@ func (c *Config) Check() error {
 	if (c.TLS || c.Upstream == nil) && c.CA == nil {
 		return fmt.Errorf("%w: TLS interception (TLS, or forward mode) needs a CA", ErrConfig)
 	}
-	return nil
+	return c.checkAdmission()
 }
 
 // defaults fills the zero fields of c.

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/wstap/wstap/capture"
 	"github.com/wstap/wstap/capture/report"
@@ -56,7 +57,8 @@ func runBundle(args []string, stdout, stderr io.Writer) int {
 	}
 	d, err := capture.OpenRunDir(dirs[0])
 	if err == nil {
-		err = writeOutput(*out, stdout, func(w io.Writer) error { return report.WriteBundle(d, w, opts) })
+		err = writeOutput(*out, sharedMode(opts.IncludePayloads || opts.IncludeKeylog), stdout,
+			func(w io.Writer) error { return report.WriteBundle(d, w, opts) })
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wstap bundle: %v\n", err)
@@ -69,14 +71,24 @@ func runBundle(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// writeOutput writes a file whole: to a temporary file beside it, renamed
-// into place once complete, so a failure leaves no partial file. "-" is stdout.
-func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
+// sharedMode is the mode of a bundle or a HAR, made to be shared: 0644
+// when redacted, 0600 when it keeps payloads or the key log.
+func sharedMode(secrets bool) os.FileMode {
+	if secrets {
+		return capture.PrivateMode
+	}
+	return 0o644
+}
+
+// writeOutput writes a file whole with mode perm: to a temporary file beside
+// it, renamed into place once complete, so a failure leaves no partial file.
+// "-" is stdout.
+func writeOutput(path string, perm os.FileMode, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(stdout)
 	}
 	var werr error
-	err := atomicfile.Write(path, 0o600, func(w io.Writer) error {
+	err := atomicfile.Write(path, perm, func(w io.Writer) error {
 		werr = write(w)
 		return werr
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wstap/wstap/capture"
 	"github.com/wstap/wstap/capture/report"
+	"github.com/wstap/wstap/internal/atomicfile"
 	"github.com/wstap/wstap/internal/load"
 	"github.com/wstap/wstap/internal/platform"
 )
@@ -236,32 +237,18 @@ func writeDemoReport(dir string, stdout io.Writer) error {
 		return err
 	}
 	html := filepath.Join(dir, "report.html")
-	f, err := os.Create(html)
-	if err != nil {
-		return err
-	}
-	if err := sum.WriteHTML(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeReportHTML(sum, html); err != nil {
 		return err
 	}
 	bundle := filepath.Join(dir, "evidence.tar.gz")
-	bf, err := os.Create(bundle)
-	if err != nil {
-		return err
-	}
 	d, err := capture.OpenRunDir(dir)
-	if err == nil {
-		err = report.WriteBundle(d, bf, report.BundleOptions{})
-	}
 	if err != nil {
-		bf.Close()
-		return fmt.Errorf("writing %s: %w", bundle, err)
-	}
-	if err := bf.Close(); err != nil {
 		return err
+	}
+	if err := atomicfile.Write(bundle, sharedMode(false), func(w io.Writer) error {
+		return report.WriteBundle(d, w, report.BundleOptions{})
+	}); err != nil {
+		return fmt.Errorf("writing %s: %w", bundle, err)
 	}
 	fmt.Fprintf(stdout, "\nRun dir:  %s\nReport:   %s (open it in a browser)\nBundle:   %s (redacted, for a support ticket)\nCapture:  tshark -r %s -Y websocket\n",
 		dir, html, bundle, filepath.Join(dir, "capture.pcapng"))

@@ -55,7 +55,7 @@ func runHAR(args []string, stdout, stderr io.Writer) int {
 	}
 	d, err := capture.OpenRunDir(dirs[0])
 	if err == nil {
-		err = writeOutput(*out, stdout, func(w io.Writer) error { return report.WriteHAR(w, d, opts) })
+		err = writeOutput(*out, sharedMode(opts.IncludePayloads), stdout, func(w io.Writer) error { return report.WriteHAR(w, d, opts) })
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wstap har: %v\n", err)

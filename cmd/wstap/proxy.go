@@ -38,6 +38,8 @@ type proxyOptions struct {
 	headerTimeout, latePong, noKeepalive     time.Duration
 	heartbeats, appClose                     multiFlag
 	metrics                                  string
+	allow                                    multiFlag
+	proxyAuth                                string
 	logPayloads                              bool
 	maxMessageEvents                         int
 	args                                     []string
@@ -67,6 +69,8 @@ func (o *proxyOptions) flags(fs *flag.FlagSet) {
 	fs.Var(&o.heartbeats, "heartbeat", "regexp of text messages that are application heartbeats (repeatable)")
 	fs.Var(&o.appClose, "app-close", "regexp of text messages that announce a close or an error (repeatable)")
 	fs.IntVar(&o.expectSessions, "expect-sessions", 0, "warn at start when this host's limits cannot carry this many sessions")
+	fs.Var(&o.allow, "allow", "forward mode: the only targets allowed, `HOST[:PORT][,...]` (others get 403); repeatable")
+	fs.StringVar(&o.proxyAuth, "proxy-auth", "", "forward mode: require Proxy-Authorization Basic with `USER:PASS`, or @FILE holding USER:PASS (kept out of ps); others get 407")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464)")
 	fs.BoolVar(&o.logPayloads, "log-payloads", false, "put up to 1 KiB of each message into events.jsonl (for the HAR); payloads may hold secrets")
 	fs.IntVar(&o.maxMessageEvents, "max-message-events", 1000, "message events per session direction in events.jsonl (-1: none)")
@@ -132,6 +136,39 @@ func (o *proxyOptions) check() error {
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return usageErr{fmt.Sprintf("--listen %q: %v", o.listen, err)}
 	}
+	if o.upstream != "" && (len(o.allow) > 0 || o.proxyAuth != "") {
+		return usageErr{"--allow and --proxy-auth are for forward mode; with --upstream every client goes to that one upstream"}
+	}
+	if o.upstream == "" && !proxy.LoopbackOnly(o.listen) && len(o.allow) == 0 && o.proxyAuth == "" {
+		return usageErr{fmt.Sprintf("forward mode on --listen %s, not loopback, needs --allow HOST[:PORT],... or --proxy-auth USER:PASS (or both): "+
+			"without them anyone who reaches %s could use wstap as an open intercepting proxy", o.listen, o.listen)}
+	}
+	return nil
+}
+
+// admission puts --allow and --proxy-auth into cfg; Config.Check then
+// refuses forward mode off loopback with neither.
+func (o *proxyOptions) admission(cfg *proxy.Config) error {
+	for _, list := range o.allow {
+		rules, err := proxy.ParseAllow(list)
+		if err != nil {
+			return usageErr{"--allow: " + strings.TrimPrefix(err.Error(), proxy.ErrConfig.Error()+": ")}
+		}
+		cfg.Allow = append(cfg.Allow, rules...)
+	}
+	cfg.ProxyAuth = o.proxyAuth
+	if file, ok := strings.CutPrefix(o.proxyAuth, "@"); ok {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return usageErr{fmt.Sprintf("--proxy-auth: %v", err)}
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		cfg.ProxyAuth = strings.TrimSuffix(line, "\r")
+	}
+	// The value is never quoted: without a colon it may be the password alone.
+	if user, _, ok := strings.Cut(cfg.ProxyAuth, ":"); o.proxyAuth != "" && (!ok || user == "") {
+		return usageErr{"--proxy-auth: want USER:PASS (or @FILE holding USER:PASS on its first line), got no user before a colon"}
+	}
 	return nil
 }
 
@@ -146,6 +183,9 @@ func (o *proxyOptions) config() (proxy.Config, error) {
 	}
 	if o.upstream != "" {
 		cfg.Upstream, _ = url.Parse(o.upstream) // checked
+	}
+	if err := o.admission(&cfg); err != nil {
+		return cfg, err
 	}
 	var err error
 	if cfg.Heartbeats, err = compileAll("--heartbeat", o.heartbeats); err != nil {
@@ -231,7 +271,7 @@ func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, std
 		cfg.Tap = p
 		rec.PacketsDropped = p.Dropped
 	}
-	kl, err := os.OpenFile(filepath.Join(dir, capture.KeylogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	kl, err := capture.OpenPrivate(filepath.Join(dir, capture.KeylogFile), os.O_APPEND)
 	if err != nil {
 		r.closeRecording()
 		return nil, fmt.Errorf("--out: %w", err)
@@ -273,18 +313,28 @@ func (r *running) start(o *proxyOptions, cfg proxy.Config, stderr io.Writer) err
 	nofile := r.nofile
 	cfg.Log.Info().Str("listen", srv.Addr().String()).Str("mode", modeOf(&cfg)).Str("upstream", capture.RedactURL(o.upstream)).
 		Uint64("nofile", nofile.Soft).Uint64("nofile_hard", nofile.Hard).Str("run_dir", r.dir).Msg("wstap proxy started")
-	if ip := net.ParseIP(hostOf(o.listen)); ip == nil || !ip.IsLoopback() {
-		fmt.Fprintf(stderr, "wstap: WARNING: listening on %s, not loopback: anyone who can reach this address can use the proxy\n", o.listen)
-	}
+	warnOffLoopback(o, stderr)
 	return nil
 }
 
-func hostOf(hp string) string {
-	h, _, _ := net.SplitHostPort(hp)
-	if h == "localhost" {
-		return "127.0.0.1"
+// warnOffLoopback says who can use a proxy listening off loopback.
+func warnOffLoopback(o *proxyOptions, stderr io.Writer) {
+	switch {
+	case proxy.LoopbackOnly(o.listen):
+	case o.proxyAuth != "":
+		fmt.Fprintf(stderr, "wstap: listening on %s, not loopback: forward mode for clients with the --proxy-auth credentials%s\n", o.listen, allowNote(o))
+	case len(o.allow) > 0:
+		fmt.Fprintf(stderr, "wstap: WARNING: listening on %s, not loopback: anyone who can reach this address can use the proxy%s\n", o.listen, allowNote(o))
+	default:
+		fmt.Fprintf(stderr, "wstap: WARNING: listening on %s, not loopback: anyone who can reach this address can use the proxy\n", o.listen)
 	}
-	return h
+}
+
+func allowNote(o *proxyOptions) string {
+	if len(o.allow) == 0 {
+		return ""
+	}
+	return ", to the targets of --allow " + o.allow.String()
 }
 
 // stop shuts the proxy down: open sessions are recorded as proxy-shutdown,
@@ -323,13 +373,36 @@ type usageErr struct{ msg string }
 
 func (e usageErr) Error() string { return e.msg }
 
-// redactArgs hides flag values that may carry secrets (URLs with tokens).
+// redactArgs hides flag values that may carry secrets: URLs with tokens,
+// and the password of --proxy-auth (its user is kept; @FILE names a file).
 func redactArgs(args []string) []string {
 	out := make([]string, len(args))
+	secretNext := false
 	for i, a := range args {
-		out[i] = capture.RedactURL(a)
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case secretNext:
+			out[i] = redactPassword(a)
+		case strings.HasPrefix(a, "-") && name == "proxy-auth" && hasValue:
+			out[i] = a[:len(a)-len(value)] + redactPassword(value)
+		default:
+			out[i] = capture.RedactURL(a)
+		}
+		secretNext = strings.HasPrefix(a, "-") && name == "proxy-auth" && !hasValue
 	}
 	return out
+}
+
+// redactPassword turns USER:PASS into USER:[redacted].
+func redactPassword(v string) string {
+	if strings.HasPrefix(v, "@") {
+		return v
+	}
+	user, _, ok := strings.Cut(v, ":")
+	if !ok {
+		return "[redacted]"
+	}
+	return user + ":[redacted]"
 }
 
 const proxyHelp = `Usage: wstap proxy [flags]
@@ -339,6 +412,9 @@ Examples:
   wstap proxy --upstream ws://127.0.0.1:9000 --listen 127.0.0.1:8081
   wstap proxy                                                   forward mode: jmeter -H 127.0.0.1 -P 8080
   wstap proxy --upstream wss://staging.internal --upstream-ca internal-ca.pem --out run1
+  wstap proxy --listen 0.0.0.0:8080 --allow chat.example.com:443 --proxy-auth @proxy-auth.txt
+                                                                forward mode for JMeter engines on other hosts:
+                                                                jmeter -H wstap-host -P 8080 -u USER -a PASS
 
 Stop with Ctrl-C (SIGINT) or SIGTERM: open sessions are recorded as proxy-shutdown.
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -145,11 +146,23 @@ func warnBadLines(stderr io.Writer, cmd string, d *capture.RunDir) {
 }
 
 // writeReportHTML writes the page whole: to a temporary file, then renamed.
+// In a run dir it is private like its neighbours (mode 0600); elsewhere
+// (--html, or ./report.html for several run dirs) it is an ordinary file the
+// user means to open or publish (0644): it quotes no header, cookie or
+// payload, only redacted URLs and credential hashes.
 func writeReportHTML(s *report.Summary, path string) error {
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(path, reportMode(path), func(w io.Writer) error {
 		if err := s.WriteHTML(w); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 		return nil
 	})
+}
+
+// reportMode is the mode of a report written to path.
+func reportMode(path string) os.FileMode {
+	if capture.IsRunDir(filepath.Dir(path)) {
+		return capture.PrivateMode
+	}
+	return 0o644
 }
