@@ -85,8 +85,7 @@ func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) boo
 	}
 	tgt := target{host: host, port: port}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DialTimeout)
-	var d net.Dialer
-	upRaw, err := d.DialContext(ctx, "tcp", tgt.hostport())
+	upRaw, err := s.dialer().DialContext(ctx, "tcp", tgt.hostport())
 	cancel()
 	if err != nil {
 		s.connectFailed(raw, tgt, err)
