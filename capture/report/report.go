@@ -429,7 +429,7 @@ func (s *Summary) attribute() {
 		status[st.Status] = st.Count
 	}
 	s.Explanations = explain(&explainInput{all: s.facts, causes: s.Causes,
-		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures})
+		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures, tls: &s.TLS})
 }
 
 // collect lists the runs and their sessions and sums the run-level counters.

@@ -184,6 +184,9 @@ func (s *Summary) textFindings(t *textWriter) {
 func (s *Summary) textTLS(t *textWriter) {
 	r := s.TLS
 	t.printf("\n%s\n", r.Text)
+	if r.RuledOut() {
+		return
+	}
 	for _, l := range []struct {
 		name string
 		r    tlsLegReport
