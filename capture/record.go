@@ -53,9 +53,13 @@ type TLSLeg struct {
 	Alert       string  `json:"alert,omitempty"`
 	Resumed     bool    `json:"resumed,omitempty"`
 	HandshakeMS float64 `json:"handshake_ms,omitempty"`
-	// Renegotiations counts renegotiations the upstream requested (TLS 1.2).
+	// Renegotiations counts the TLS 1.2 renegotiations this leg's peer asked
+	// for after the first handshake, one per request whatever the records.
 	Renegotiations int `json:"renegotiations,omitempty"`
-	// End is how this leg's TLS ended: "close_notify", "tcp" or "" while open.
+	// RenegotiationsFailed: of those, the ones whose new handshake failed.
+	RenegotiationsFailed int `json:"renegotiations_failed,omitempty"`
+	// End is how this leg's TLS ended: "close_notify", "tcp" (a bare FIN) or
+	// "reset"; set on every leg whose handshake completed.
 	End string `json:"end,omitempty"`
 }
 
@@ -197,12 +201,15 @@ const (
 	VerdictTLSUpstream    Verdict = "tls-failed-upstream"
 	VerdictUnreachable    Verdict = "upstream-unreachable"
 	VerdictShutdown       Verdict = "proxy-shutdown"
+	// VerdictProxyError: wstap itself ended an upgraded session (its own TLS
+	// stack failed, or an internal error); end.first is "proxy".
+	VerdictProxyError Verdict = "proxy-error"
 )
 
 // Verdicts lists every verdict in report order.
 var Verdicts = []Verdict{VerdictClean, VerdictClosedUpstream, VerdictClosedClient,
 	VerdictAbnormalUp, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient,
-	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown}
+	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown, VerdictProxyError}
 
 // SessionRecord is one line of sessions.jsonl. Field names are the contract
 // of docs/records.md ("Session record"); do not rename them.

@@ -62,7 +62,10 @@ type RunInfo struct {
 	Listen    string      `json:"listen"`
 	Upstream  string      `json:"upstream,omitempty"`
 	Nofile    NofileLimit `json:"nofile"`
-	Counters  Counters    `json:"counters"`
+	// TCPKeepAliveMS is --tcp-keepalive in milliseconds: 0 when wstap sends
+	// no TCP keep-alive probe on either leg (the default).
+	TCPKeepAliveMS int64    `json:"tcp_keepalive_ms"`
+	Counters       Counters `json:"counters"`
 }
 
 // Recorder writes a run dir: events.jsonl through one writer goroutine fed

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/internal/renegtls"
 )
 
 // target is where a client's requests go: scheme ws/wss (http/https for
@@ -89,11 +90,13 @@ func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *capture.TLSLe
 		GetCertificate: s.cfg.CA.GetCertificate(host),
 		NextProtos:     []string{"http/1.1"},
 		KeyLogWriter:   s.cfg.KeyLog,
-		// RFC 5746: Go servers never renegotiate; a client's attempt is refused.
+		// Go's TLS server never renegotiates: a TLS 1.2 client's new
+		// ClientHello gets a fatal unexpected_message alert (crypto/tls
+		// handleRenegotiation), and the session ends.
 		MinVersion:       tls.VersionTLS10,
 		CurvePreferences: curvePreferences,
 	}
-	sn := newSniffer(raw, capture.SideClient, true)
+	sn := newSniffer(raw, capture.SideClient)
 	tc := tls.Server(sn, cfg)
 	start := time.Now()
 	raw.SetDeadline(start.Add(s.cfg.HeaderTimeout))
@@ -252,13 +255,14 @@ func statusText(code int) string {
 	return "Error"
 }
 
-// dialUpstream opens the upstream leg: TCP, then TLS for wss.
+// dialUpstream opens the upstream leg: TCP, then TLS for wss. The TLS client
+// is renegtls's: a TLS 1.2 upstream may go on sending while it renegotiates,
+// and wstap must read that data as the client would (transparency rule 3).
 func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Conn, leg *capture.TLSLeg, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	if raw = tgt.pre.take(); raw == nil {
-		var d net.Dialer
-		raw, err = d.DialContext(ctx, "tcp", tgt.hostport())
+		raw, err = s.dialer().DialContext(ctx, "tcp", tgt.hostport())
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("dialing upstream %s: %w", tgt.hostport(), err)
 		}
@@ -266,8 +270,13 @@ func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Co
 	if !tgt.tls {
 		return raw, raw, nil, nil
 	}
-	sn := newSniffer(raw, capture.SideUpstream, false)
-	tc := tls.Client(sn, s.tlsConfigUpstream(tgt.host))
+	sn := newSniffer(raw, capture.SideUpstream)
+	tc, err := renegtls.Client(sn, s.tlsConfigUpstream(tgt.host),
+		renegtls.Options{SessionCache: upstreamSessionCache, OnRenegotiation: sn.renegotiated})
+	if err != nil {
+		raw.Close()
+		return nil, nil, nil, fmt.Errorf("TLS client for upstream %s: %w", tgt.hostport(), err)
+	}
 	start := time.Now()
 	err = tc.HandshakeContext(ctx)
 	sn.arm()
@@ -277,4 +286,10 @@ func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Co
 		return nil, nil, leg, fmt.Errorf("TLS handshake with upstream %s: %w", tgt.hostport(), err)
 	}
 	return tc, raw, leg, nil
+}
+
+// dialer dials the upstream: without TCP keep-alive unless --tcp-keepalive
+// asks for it (transparency rule 2: wstap sends no probe the client did not).
+func (s *Server) dialer() *net.Dialer {
+	return &net.Dialer{KeepAlive: s.cfg.keepAlive()}
 }

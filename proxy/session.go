@@ -34,6 +34,7 @@ type wsSession struct {
 	closes   [numDirections]*capture.CloseFrame // close frame sent in direction d
 	firstEnd *endCause
 	torn     bool // the proxy closed both legs: later errors are consequences
+	ends     tlsEnds
 	stopping bool // proxy shutdown
 	findings map[string]*findingCount
 	order    []string

@@ -38,6 +38,7 @@ func (ss *wsSession) finish(upgraded bool) {
 	for _, f := range ss.srv.audit.End(ss.id, &r.Handshake, end.at) {
 		ss.findingLocked(f)
 	}
+	ss.fillTLSEnds(upgraded)
 	r.Findings = ss.findingsList()
 	ss.srv.Stats.countVerdict(r.Verdict)
 	if r.Abnormal {
@@ -121,6 +122,10 @@ func (ss *wsSession) judge(end *endCause) {
 	case up != nil:
 		r.Verdict = capture.VerdictClosedUpstream
 		r.End.First = capture.SideUpstream
+	case end.side == capture.SideProxy && end.how != capture.HowShutdown:
+		// wstap itself ended it: its TLS client failed, or an internal
+		// error (docs/records.md, verdict proxy-error).
+		r.Verdict = capture.VerdictProxyError
 	case cl != nil:
 		r.Verdict = capture.VerdictClosedClient
 		r.End.First = capture.SideClient
@@ -151,6 +156,8 @@ func (ss *wsSession) keepaliveFindings(clientSilence time.Duration) {
 
 func levelForVerdict(v capture.Verdict) zerolog.Level {
 	switch v {
+	case capture.VerdictProxyError:
+		return zerolog.ErrorLevel
 	case capture.VerdictClean, capture.VerdictClosedClient, capture.VerdictClosedUpstream, capture.VerdictShutdown:
 		return zerolog.InfoLevel
 	}

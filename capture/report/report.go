@@ -240,6 +240,10 @@ type Summary struct {
 	// "first how" ("upstream eof").
 	DroppedBy  map[string]int `json:"dropped_by"`
 	DroppedHow map[string]int `json:"dropped_how"`
+	// ProxyCaused counts the 1006 sessions wstap itself ended (end.first
+	// proxy, not at its shutdown: verdict proxy-error), reported first and
+	// apart: a diagnostic proxy must never hide a drop it caused.
+	ProxyCaused int `json:"proxy_caused"`
 
 	// Causes attributes every 1006 session to one cause, largest first;
 	// Explanations judges the seven usual explanations, in their order.
@@ -429,7 +433,7 @@ func (s *Summary) attribute() {
 		status[st.Status] = st.Count
 	}
 	s.Explanations = explain(&explainInput{all: s.facts, causes: s.Causes,
-		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures})
+		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures, tls: &s.TLS})
 }
 
 // collect lists the runs and their sessions and sums the run-level counters.
@@ -560,6 +564,9 @@ func (s *Summary) summarizeDrops() {
 		s.Abnormal++
 		s.DroppedBy[string(ref.rec.End.First)]++
 		s.DroppedHow[strings.TrimSpace(string(ref.rec.End.First)+" "+string(ref.rec.End.How))]++
+		if ref.rec.End.First == capture.SideProxy && ref.rec.End.How != capture.HowShutdown {
+			s.ProxyCaused++
+		}
 		if s.Concurrency.FirstDropAt.IsZero() {
 			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
 		}

@@ -450,8 +450,14 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 		}
 		return hs, fails
 	}
-	if len(s.TLS.ByConcurrency) < 3 || len(s.TLS.ByTime) != tlsTimeBuckets {
-		t.Fatalf("bands %+v, time %+v", s.TLS.ByConcurrency, s.TLS.ByTime)
+	// A 90 s run: six bands of 15 s, none empty.
+	if len(s.TLS.ByConcurrency) < 3 || len(s.TLS.ByTime) != 6 || s.TLS.ByTime[0].To.Sub(s.TLS.ByTime[0].From) != 15*time.Second {
+		t.Fatalf("bands %+v, time %+v; want 6 time bands of 15 s", s.TLS.ByConcurrency, s.TLS.ByTime)
+	}
+	for _, b := range append(s.TLS.ByConcurrency, s.TLS.ByTime...) {
+		if b.ClientHandshakes+b.UpstreamHandshakes+b.Renegotiations == 0 {
+			t.Errorf("empty band %s", b.Label)
+		}
 	}
 	for _, b := range s.TLS.ByConcurrency {
 		if b.High < 150 && b.ClientFailures != 0 {
@@ -521,23 +527,32 @@ func TestReportTLSNone(t *testing.T) {
 	r := &tr.recs[30]
 	r.TLS.Client.Renegotiations = 1
 	tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "client", "outcome", "refused"))
+	// An upstream renegotiation that failed, in a session that ended in 1006.
+	r = &tr.recs[40]
+	r.TLS.Upstream.Renegotiations, r.TLS.Upstream.RenegotiationsFailed = 1, 1
+	tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "upstream", "outcome", "failed"))
 	for _, i := range []int{20, 40} {
 		r := &tr.recs[i]
 		r.Abnormal, r.Verdict = true, capture.VerdictAbnormalUp
 		r.TLS.Upstream.End = "tcp"
 	}
 	s = Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "reneg"))))
-	wantReneg := []tlsRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
-	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 3 || s.TLS.RenegotiatedAbnormal != 1 {
-		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 3 (1)", s.TLS.Renegotiations,
+	wantReneg := []tlsRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}, {"upstream", "failed", 1}}
+	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 4 || s.TLS.RenegotiatedAbnormal != 2 {
+		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 4 (2)", s.TLS.Renegotiations,
 			s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal, wantReneg)
+	}
+	if s.TLS.RenegotiationFailed != 2 || s.TLS.RenegotiationFailedAbnormal != 1 ||
+		s.TLS.RenegotiationFailedBy["client"] != 1 || s.TLS.RenegotiationFailedBy["upstream"] != 1 {
+		t.Errorf("failed renegotiations in %d sessions %v, %d of them 1006; want 2 (client 1, upstream 1), 1",
+			s.TLS.RenegotiationFailed, s.TLS.RenegotiationFailedBy, s.TLS.RenegotiationFailedAbnormal)
 	}
 	total := 0
 	for _, b := range s.TLS.ByConcurrency {
 		total += b.Renegotiations
 	}
-	if total != 4 {
-		t.Errorf("renegotiations by concurrency sum to %d, want 4", total)
+	if total != 5 {
+		t.Errorf("renegotiations by concurrency sum to %d, want 5", total)
 	}
 	if got := s.TLS.Upstream.AbnormalEnds; len(got) != 1 || got["tcp"] != 2 {
 		t.Errorf("upstream TLS ends of the 1006 sessions %v, want tcp 2", got)
@@ -545,14 +560,22 @@ func TestReportTLSNone(t *testing.T) {
 	if got := s.TLS.Client.AbnormalEnds; len(got) != 1 || got["close_notify"] != 2 {
 		t.Errorf("client TLS ends of the 1006 sessions %v, want close_notify 2", got)
 	}
-	want = fmt.Sprintf("TLS: 0 failures in %s client handshakes and %s upstream handshakes; 4 renegotiations (client refused 1, upstream accepted 3) in 3 sessions, 1 of which ended in 1006",
+	want = fmt.Sprintf("TLS: 0 failures in %s client handshakes and %s upstream handshakes; 5 renegotiations (client refused 1, upstream accepted 3, upstream failed 1) in 4 sessions, 2 of which ended in 1006; 2 sessions with a failed or refused renegotiation (client 1, upstream 1), 1 of them ended in 1006",
 		groupInt(n), groupInt(n))
 	if s.TLS.Text != want {
 		t.Errorf("sentence %q, want %q", s.TLS.Text, want)
 	}
+	// Explanation 4 is confirmed by the failed renegotiation of a 1006 session.
+	if e := s.Explanations[3]; e.Name != "tls" || e.Verdict != Confirmed ||
+		!strings.Contains(e.Detail, "2 sessions with a failed or refused renegotiation (client 1, upstream 1), 1 of them among the 2 1006 sessions") {
+		t.Errorf("explanation %+v, want tls confirmed by the failed renegotiation", e)
+	}
 	var page bytes.Buffer
 	if err := s.WriteHTML(&page); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), `id="tls-reneg-failed">2<`) {
+		t.Error("page lacks the sessions with a failed renegotiation")
 	}
 	if !strings.Contains(page.String(), `data-reneg="upstream-accepted">3<`) {
 		t.Error("page lacks the renegotiation count")

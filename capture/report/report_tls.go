@@ -13,7 +13,7 @@ import (
 // TLS section of the report: what a user needs to confirm or rule out "TLS
 // fails or renegotiates under concurrency" (docs/records.md, explanation 4).
 
-// tlsTimeBuckets is the number of time buckets: tenths of the run.
+// tlsTimeBuckets is the most time bands the TLS section cuts a run into.
 const tlsTimeBuckets = 10
 
 // tlsMaxCauses caps the failure causes listed per leg.
@@ -31,10 +31,18 @@ type tlsReport struct {
 	RenegotiatedSessions int                     `json:"renegotiated_sessions"`
 	// RenegotiatedAbnormal: of those sessions, how many ended in 1006.
 	RenegotiatedAbnormal int `json:"renegotiated_abnormal"`
+	// RenegotiationFailed: the sessions one of whose renegotiations failed
+	// (upstream leg) or was refused (client leg); by leg in
+	// RenegotiationFailedBy; RenegotiationFailedAbnormal of them ended in
+	// 1006. Whether the failed renegotiations are the 1006 sessions.
+	RenegotiationFailed         int            `json:"renegotiation_failed_sessions"`
+	RenegotiationFailedBy       map[string]int `json:"renegotiation_failed_by_leg"`
+	RenegotiationFailedAbnormal int            `json:"renegotiation_failed_abnormal"`
 	// ByConcurrency: handshakes, failures and renegotiations by the number
 	// of upgraded sessions open (all runs merged) when they happened.
 	ByConcurrency []tlsBand `json:"by_concurrency"`
-	// ByTime: the same by tenth of the run.
+	// ByTime: the same by stretch of time (1 s, 2 s, 5 s … wide, at most
+	// about ten stretches); stretches without any event are left out.
 	ByTime []tlsBand `json:"by_time"`
 }
 
@@ -153,6 +161,9 @@ type tlsTally struct {
 	hsMS   map[string][]float64      // leg → durations of the successful handshakes
 	points []tlsPoint
 	reneg  map[[2]string]int // {leg, outcome} → renegotiations
+	// failed: session → leg → its renegotiations that failed or were refused,
+	// from the events of the run at hand.
+	failed map[string]map[string]int
 }
 
 func newTLSTally(s *Summary) *tlsTally {
@@ -164,6 +175,7 @@ func newTLSTally(s *Summary) *tlsTally {
 		hsMS:   map[string][]float64{},
 		reneg:  map[[2]string]int{},
 	}
+	t.RenegotiationFailedBy = map[string]int{}
 	for _, l := range y.legs {
 		l.AbnormalEnds = map[string]int{}
 	}
@@ -200,6 +212,7 @@ func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errTe
 // returns them by session and leg.
 func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 	evReneg := map[string]map[string]int{} // session → leg → count
+	y.failed = map[string]map[string]int{}
 	for _, e := range r.Renegotiations {
 		leg, outcome := e.Leg, e.Outcome
 		if leg == "" {
@@ -214,6 +227,12 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 			evReneg[e.Session] = map[string]int{}
 		}
 		evReneg[e.Session][leg]++
+		if outcome == "failed" || outcome == "refused" {
+			if y.failed[e.Session] == nil {
+				y.failed[e.Session] = map[string]int{}
+			}
+			y.failed[e.Session][leg]++
+		}
 	}
 	return evReneg
 }
@@ -243,6 +262,7 @@ func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[strin
 				y.s.TLS.RenegotiatedAbnormal++
 			}
 		}
+		y.failedRenegotiations(rec)
 	}
 	return ids
 }
@@ -279,6 +299,36 @@ func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evR
 		y.legs[name].AbnormalEnds[end]++
 	}
 	return l.Renegotiations > 0
+}
+
+// failedRenegotiations counts a session whose renegotiation failed or was
+// refused, by leg: from its events, else from its record (an upstream leg's
+// renegotiations_failed; a client leg's renegotiations, always refused).
+func (y *tlsTally) failedRenegotiations(rec *capture.SessionRecord) {
+	t := &y.s.TLS
+	var legs []string
+	for _, lg := range []struct {
+		name   string
+		leg    *capture.TLSLeg
+		failed func(*capture.TLSLeg) int
+	}{
+		{legClient, rec.TLS.Client, func(l *capture.TLSLeg) int { return l.Renegotiations }},
+		{legUpstream, rec.TLS.Upstream, func(l *capture.TLSLeg) int { return l.RenegotiationsFailed }},
+	} {
+		if y.failed[rec.ID][lg.name] > 0 || lg.leg != nil && lg.failed(lg.leg) > 0 {
+			legs = append(legs, lg.name)
+		}
+	}
+	if len(legs) == 0 {
+		return
+	}
+	t.RenegotiationFailed++
+	for _, l := range legs {
+		t.RenegotiationFailedBy[l]++
+	}
+	if rec.Abnormal {
+		t.RenegotiationFailedAbnormal++
+	}
 }
 
 // unrecordedFailures counts the failed handshakes of run r that no session
@@ -340,7 +390,9 @@ func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
 }
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
-// the drops-against-concurrency chart) and by tenth of the run.
+// the drops-against-concurrency chart) and by stretch of time (a round width
+// that cuts the run into at most tlsTimeBuckets); bands without any handshake
+// or renegotiation are left out.
 func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 	byConc, byTime = []tlsBand{}, []tlsBand{}
 	if len(points) == 0 {
@@ -361,40 +413,72 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 	for lo := 0; lo <= hi; lo += step {
 		byConc = append(byConc, tlsBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
 	}
-	span := to.Sub(from)
-	n := tlsTimeBuckets
-	if span <= 0 {
-		n = 1
-	}
+	width := timeBinWidth(to.Sub(from))
+	start := from.Truncate(width)
+	n := int(to.Sub(start)/width) + 1
 	for i := range n {
-		a, b := from.Add(span*time.Duration(i)/time.Duration(n)), from.Add(span*time.Duration(i+1)/time.Duration(n))
+		a, b := start.Add(width*time.Duration(i)), start.Add(width*time.Duration(i+1))
 		byTime = append(byTime, tlsBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
 	}
-	add := func(b *tlsBand, p tlsPoint) {
-		switch {
-		case p.reneg:
-			b.Renegotiations++
-		case p.leg == legClient:
-			b.ClientHandshakes++
-			if p.failed {
-				b.ClientFailures++
-			}
-		default:
-			b.UpstreamHandshakes++
-			if p.failed {
-				b.UpstreamFailures++
-			}
-		}
-	}
 	for _, p := range points {
-		add(&byConc[min(p.conc/step, len(byConc)-1)], p)
-		k := 0
-		if span > 0 {
-			k = min(int(int64(p.at.Sub(from))*int64(n)/int64(span)), n-1)
-		}
-		add(&byTime[k], p)
+		byConc[min(p.conc/step, len(byConc)-1)].add(p)
+		byTime[min(int(p.at.Sub(start)/width), n-1)].add(p)
 	}
-	return byConc, byTime
+	return nonEmpty(byConc), nonEmpty(byTime)
+}
+
+// add counts one point in b.
+func (b *tlsBand) add(p tlsPoint) {
+	switch {
+	case p.reneg:
+		b.Renegotiations++
+	case p.leg == legClient:
+		b.ClientHandshakes++
+		if p.failed {
+			b.ClientFailures++
+		}
+	default:
+		b.UpstreamHandshakes++
+		if p.failed {
+			b.UpstreamFailures++
+		}
+	}
+}
+
+// nonEmpty keeps the bands that counted something.
+func nonEmpty(bs []tlsBand) []tlsBand {
+	out := bs[:0]
+	for _, b := range bs {
+		if b.ClientHandshakes+b.UpstreamHandshakes+b.Renegotiations > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// timeBinWidths are the widths a TLS time band may have: whole seconds and
+// minutes a reader can add up.
+var timeBinWidths = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+	15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute,
+	15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+
+// timeBinWidth is the narrowest width that cuts span into at most
+// tlsTimeBuckets bands (one more at most, where the first is cut by the
+// round start).
+func timeBinWidth(span time.Duration) time.Duration {
+	for _, w := range timeBinWidths {
+		if span < w*tlsTimeBuckets {
+			return w
+		}
+	}
+	return (span/tlsTimeBuckets + time.Hour).Truncate(time.Hour)
+}
+
+// RuledOut reports whether TLS shows nothing wrong: no handshake failed on
+// either leg and no renegotiation failed or was refused. The report then says
+// it in one sentence, without tables of zeros.
+func (t *tlsReport) RuledOut() bool {
+	return t.Client.Failures == 0 && t.Upstream.Failures == 0 && t.RenegotiationFailed == 0
 }
 
 // sentence is the one-line conclusion: "TLS: 0 failures in 5,000 client
@@ -440,6 +524,13 @@ func (t *tlsReport) sentence() string {
 		parts = append(parts, fmt.Sprintf("%s (%s) in %s, %s of which ended in 1006",
 			plural(n, "renegotiation", "renegotiations"), strings.Join(by, ", "),
 			plural(t.RenegotiatedSessions, "session", "sessions"), groupInt(t.RenegotiatedAbnormal)))
+		if t.RenegotiationFailed == 0 {
+			parts = append(parts, "no renegotiation failed")
+		} else {
+			parts = append(parts, fmt.Sprintf("%s with a failed or refused renegotiation (%s), %s of them ended in 1006",
+				plural(t.RenegotiationFailed, "session", "sessions"), countsText(t.RenegotiationFailedBy),
+				groupInt(t.RenegotiationFailedAbnormal)))
+		}
 	}
 	return "TLS: " + strings.Join(parts, "; ")
 }

@@ -36,6 +36,7 @@ type proxyOptions struct {
 	pcapSnap, pcapMaxMB, maxHeaderBytes      int
 	maxPerToken, expectSessions              int
 	headerTimeout, latePong, noKeepalive     time.Duration
+	tcpKeepalive                             time.Duration
 	heartbeats, appClose                     multiFlag
 	metrics                                  string
 	allow                                    multiFlag
@@ -74,6 +75,7 @@ func (o *proxyOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464)")
 	fs.BoolVar(&o.logPayloads, "log-payloads", false, "put up to 1 KiB of each message into events.jsonl (for the HAR); payloads may hold secrets")
 	fs.IntVar(&o.maxMessageEvents, "max-message-events", 1000, "message events per session direction in events.jsonl (-1: none)")
+	fs.DurationVar(&o.tcpKeepalive, "tcp-keepalive", 0, "TCP keep-alive on both legs with this idle time and probe interval, for clients that use it (0: off, as most load clients)")
 }
 
 // running is a proxy with its recording.
@@ -133,6 +135,9 @@ func (o *proxyOptions) check() error {
 	if !o.pcap && (o.pcapSnap != 0 || o.pcapMaxMB != 0) {
 		return usageErr{"--pcap-snap and --pcap-max-mb need the pcapng that --pcap=false turns off"}
 	}
+	if o.tcpKeepalive < 0 {
+		return usageErr{fmt.Sprintf("--tcp-keepalive %s: want a positive duration, or 0 for off", o.tcpKeepalive)}
+	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return usageErr{fmt.Sprintf("--listen %q: %v", o.listen, err)}
 	}
@@ -177,7 +182,8 @@ func (o *proxyOptions) admission(cfg *proxy.Config) error {
 func (o *proxyOptions) config() (proxy.Config, error) {
 	cfg := proxy.Config{Listen: o.listen, TLS: o.tls, InsecureUpstream: o.insecureUpstream,
 		MaxHeaderBytes: o.maxHeaderBytes, HeaderTimeout: o.headerTimeout, LatePong: o.latePong,
-		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents}
+		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents,
+		TCPKeepAlive: o.tcpKeepalive}
 	if err := o.check(); err != nil {
 		return cfg, err
 	}
@@ -250,7 +256,7 @@ func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, std
 	host, _ := os.Hostname()
 	info := capture.RunInfo{Version: version, Args: redactArgs(o.args), Start: time.Now().UTC(), Host: host,
 		GoVersion: runtime.Version(), Mode: modeOf(cfg), Listen: o.listen, Upstream: capture.RedactURL(o.upstream),
-		Nofile: nofile}
+		Nofile: nofile, TCPKeepAliveMS: o.tcpKeepalive.Milliseconds()}
 	rec, err := capture.OpenRecorder(dir, info, 0, stderr)
 	if err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
