@@ -21,10 +21,18 @@ type PcapOptions struct {
 	QueueLen int
 	// QueueMB bounds the bytes waiting in the queue; 0 means 64 MiB.
 	QueueMB int
+	// BothLegs writes each leg of a session as a conversation of its own
+	// (--pcap-legs both). Without it each session is one conversation
+	// between the client's and the upstream's addresses, as it would look
+	// without wstap: each relayed byte is written once, the upgrade request
+	// as the client sent it, and each side's FIN or RST where that side
+	// sent it (the ones wstap sent to mirror them are left out).
+	BothLegs bool
 }
 
-// Pcap writes the decrypted traffic of both legs of every session to
-// capture.pcapng as synthetic Ethernet/IP/TCP conversations. It is a Tap:
+// Pcap writes the decrypted traffic of every session to capture.pcapng as
+// synthetic Ethernet/IP/TCP conversations: one per session, or one per leg
+// with PcapOptions.BothLegs. It is a Tap:
 // its methods copy what they are given into a bounded queue and return at
 // once; a single goroutine writes the file. What does not fit in the queue
 // is dropped and counted (docs/records.md, rule 6).
@@ -48,6 +56,7 @@ type Pcap struct {
 	w         *pcapWriter
 	closeOnce sync.Once
 	closeErr  error
+	one       bool // one conversation per session
 }
 
 var _ Tap = (*Pcap)(nil)
@@ -102,6 +111,7 @@ func OpenPcap(dir string, opts PcapOptions) (*Pcap, error) {
 		done:     make(chan struct{}),
 		maxQueue: int64(opts.QueueMB) << 20,
 		sessions: make(map[string]*tapSession),
+		one:      !opts.BothLegs,
 	}
 	w, err := newPcapWriter(dir, opts, &p.dropped)
 	if err != nil {
@@ -141,6 +151,9 @@ func (p *Pcap) Close() error {
 // Open starts the synthetic TCP conversations of the given legs.
 func (p *Pcap) Open(c *Conv, legs Leg, t time.Time) {
 	legs &= LegBoth
+	if p.one && legs != 0 {
+		legs = LegClient // the writer's conversation 0 is the session's
+	}
 	if c == nil || legs == 0 {
 		return
 	}
@@ -168,6 +181,11 @@ func (p *Pcap) Open(c *Conv, legs Leg, t time.Time) {
 // Data queues a copy of b as sent on the given legs.
 func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []byte) {
 	legs &= LegBoth
+	if p.one {
+		// Bytes for the upstream leg alone are the upgrade request as
+		// rewritten for the upstream: the session shows the client's.
+		legs &= LegClient
+	}
 	if legs == 0 || len(b) == 0 {
 		return
 	}
@@ -213,6 +231,15 @@ func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []
 // sent by the server side of each leg when fromServer is true.
 func (p *Pcap) End(session string, legs Leg, fromServer, rst bool, t time.Time) {
 	legs &= LegBoth
+	if p.one {
+		// Only the ends the client and the upstream sent: the client is the
+		// client side of its leg, the upstream the server side of its own.
+		byPeer := legs&LegClient != 0 && !fromServer || legs&LegUpstream != 0 && fromServer
+		legs = 0
+		if byPeer {
+			legs = LegClient
+		}
+	}
 	if legs == 0 {
 		return
 	}
