@@ -90,6 +90,10 @@ type pcapItem struct {
 	session    string
 	t          time.Time
 	buf        *[]byte
+	size       int        // memory held by buf, counted against the queue's bound
+	pool       *sync.Pool // where buf goes back; nil: the size-class pools
+	sum        uint64     // sum16 of the data, when summed
+	summed     bool
 	skip       [2][2]int64        // bytes dropped before this item, per [leg][sending side]
 	addrs      *[4]netip.AddrPort // Open: client, listen, local, upstream
 }
@@ -180,6 +184,18 @@ func (p *Pcap) Open(c *Conv, legs Leg, t time.Time) {
 
 // Data queues a copy of b as sent on the given legs.
 func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []byte) {
+	p.data(session, legs, fromServer, t, b, nil, nil)
+}
+
+// DataBuf queues b, which starts *buf, without copying it: the writer puts
+// buf in pool once it has written it (BufferTap).
+func (p *Pcap) DataBuf(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool {
+	return p.data(session, legs, fromServer, t, b, buf, pool)
+}
+
+// data queues b, taking buf (which b starts) when it is not nil and b fits
+// one segment, copying b otherwise. It reports whether it took buf.
+func (p *Pcap) data(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool {
 	legs &= LegBoth
 	if p.one {
 		// Bytes for the upstream leg alone are the upgrade request as
@@ -187,15 +203,14 @@ func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []
 		legs &= LegClient
 	}
 	if legs == 0 || len(b) == 0 {
-		return
+		return false
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	s := p.sessions[session]
 	if s == nil {
-		return // never opened, or already forgotten
+		return false // never opened, or already forgotten
 	}
-	d := dirIndex(fromServer)
 	for i, bit := range [2]Leg{LegClient, LegUpstream} {
 		if legs&bit != 0 && (p.closed || s.dead[i].Load()) {
 			legs &^= bit
@@ -203,28 +218,48 @@ func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []
 		}
 	}
 	if legs == 0 {
-		return
+		return false
+	}
+	it := pcapItem{kind: itemData, legs: legs, fromServer: fromServer, session: session, t: t}
+	if buf != nil && len(b) <= maxSegment && cap(*buf) <= 64<<10 {
+		// Summed here, where the bytes were just read, rather than by the
+		// writer, which would read them again from memory.
+		it.buf, it.n, it.pool = buf, len(b), pool
+		it.sum, it.summed = sum16(b, 0), true
+		return p.sendData(s, &it, cap(*buf))
 	}
 	for len(b) > 0 {
 		n := min(len(b), maxSegment)
-		it := pcapItem{kind: itemData, legs: legs, fromServer: fromServer, session: session, t: t, n: n}
-		for i, bit := range [2]Leg{LegClient, LegUpstream} {
-			if legs&bit != 0 {
-				it.skip[i][d] = s.lost[i][d].Swap(0)
-			}
-		}
-		it.buf = getBuf(n)
+		it.buf, it.n = getBuf(n), n
 		copy(*it.buf, b[:n])
-		if !p.send(it, n) {
+		it.sum, it.summed = sum16(b[:n], 0), true
+		if !p.sendData(s, &it, n) {
 			putBuf(it.buf)
-			for i, bit := range [2]Leg{LegClient, LegUpstream} {
-				if legs&bit != 0 {
-					s.lost[i][d].Add(it.skip[i][d] + int64(n))
-				}
-			}
 		}
 		b = b[n:]
 	}
+	return false
+}
+
+// sendData queues a data item holding size bytes of memory, with the bytes
+// dropped before it, and counts its bytes as lost when it does not fit.
+func (p *Pcap) sendData(s *tapSession, it *pcapItem, size int) bool {
+	d := dirIndex(it.fromServer)
+	it.size = size
+	for i, bit := range [2]Leg{LegClient, LegUpstream} {
+		if it.legs&bit != 0 {
+			it.skip[i][d] = s.lost[i][d].Swap(0)
+		}
+	}
+	if p.send(*it, size) {
+		return true
+	}
+	for i, bit := range [2]Leg{LegClient, LegUpstream} {
+		if it.legs&bit != 0 {
+			s.lost[i][d].Add(it.skip[i][d] + int64(it.n))
+		}
+	}
+	return false
 }
 
 // End queues the end of the given legs: a FIN, or a RST when rst is true,
@@ -303,6 +338,9 @@ func (p *Pcap) send(it pcapItem, size int) bool {
 	return false
 }
 
+// batchWait is how long the writer lets items gather after a batch.
+const batchWait = 500 * time.Microsecond
+
 // run is the writer goroutine.
 func (p *Pcap) run() {
 	defer close(p.done)
@@ -312,6 +350,14 @@ func (p *Pcap) run() {
 		select {
 		case it := <-p.q:
 			p.handle(&it)
+			for n := len(p.q); n > 0; n-- {
+				it = <-p.q
+				p.handle(&it)
+			}
+			// Let the next items gather instead of being woken for each:
+			// a wake-up per relayed chunk cost more than writing a 64-byte
+			// one. The queue holds far more than arrives meanwhile.
+			time.Sleep(batchWait)
 		case <-tick.C:
 			if len(p.q) == 0 {
 				p.forgetLate()
@@ -336,8 +382,12 @@ func (p *Pcap) run() {
 func (p *Pcap) handle(it *pcapItem) {
 	p.w.handle(it)
 	if it.buf != nil {
-		p.queued.Add(-int64(it.n))
-		putBuf(it.buf)
+		p.queued.Add(-int64(it.size))
+		if it.pool != nil {
+			it.pool.Put(it.buf)
+		} else {
+			putBuf(it.buf)
+		}
 	}
 }
 

@@ -1,10 +1,8 @@
 package capture
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -35,7 +33,7 @@ func pcapName(index int) string {
 
 // countWriter counts the bytes written through it.
 type countWriter struct {
-	w *bufio.Writer
+	w *fileSink
 	n int64
 }
 
@@ -57,8 +55,9 @@ type pcapFile struct {
 	maxBytes int64 // 0: never rotate
 	index    int
 	path     string
-	f        *os.File
-	bw       *bufio.Writer
+	sink     *fileSink
+	buf      []byte      // the sink's buffer, kept across rotations
+	pressure func() bool // the writer is behind (see fileSink)
 	cw       countWriter
 	ng       *pcapgo.NgWriter
 	dirty    bool
@@ -72,13 +71,15 @@ type pcapFile struct {
 func (pf *pcapFile) open() error {
 	pf.index++
 	pf.path = filepath.Join(pf.dir, pcapName(pf.index))
-	f, err := os.OpenFile(pf.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if pf.buf == nil {
+		pf.buf = newSinkBuffer()
+	}
+	sink, err := openSink(pf.path, pf.buf, pf.pressure)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", pf.path, err)
 	}
-	pf.f = f
-	pf.bw = bufio.NewWriterSize(f, 256<<10)
-	pf.cw = countWriter{w: pf.bw}
+	pf.sink = sink
+	pf.cw = countWriter{w: sink}
 	desc := pcapInterfaceDescription
 	if pf.both {
 		desc = pcapInterfaceDescriptionBoth
@@ -95,11 +96,11 @@ func (pf *pcapFile) open() error {
 	}}
 	ng, err := pcapgo.NewNgWriterInterface(&pf.cw, intf, opts)
 	if err != nil {
-		f.Close()
+		sink.Close()
 		return fmt.Errorf("writing pcapng header to %s: %w", pf.path, err)
 	}
 	if err := ng.Flush(); err != nil { // the packets go straight to pf.cw
-		f.Close()
+		sink.Close()
 		return fmt.Errorf("writing pcapng header to %s: %w", pf.path, err)
 	}
 	pf.ng = ng
@@ -161,7 +162,7 @@ func (pf *pcapFile) flush() error {
 	if err := pf.ng.Flush(); err != nil {
 		return fmt.Errorf("flushing %s: %w", pf.path, err)
 	}
-	if err := pf.bw.Flush(); err != nil {
+	if err := pf.sink.Flush(); err != nil {
 		return fmt.Errorf("flushing %s: %w", pf.path, err)
 	}
 	return nil
@@ -170,11 +171,11 @@ func (pf *pcapFile) flush() error {
 // close writes the interface statistics (isb_ifdrop: dropped packets),
 // flushes and closes the current file.
 func (pf *pcapFile) close(dropped int64) error {
-	if pf.f == nil {
+	if pf.sink == nil {
 		return nil
 	}
-	f := pf.f
-	pf.f = nil
+	sink := pf.sink
+	defer func() { pf.sink = nil }()
 	stats := pcapgo.NgInterfaceStatistics{
 		LastUpdate:      time.Now(),
 		PacketsDropped:  uint64(dropped),
@@ -185,8 +186,8 @@ func (pf *pcapFile) close(dropped int64) error {
 		pf.dirty = true
 		err = pf.flush()
 	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing %s: %w", pf.path, cerr)
+	if cerr := sink.Close(); err == nil && cerr != nil {
+		return cerr
 	}
 	if err != nil {
 		return fmt.Errorf("closing %s: %w", pf.path, err)

@@ -60,8 +60,13 @@ type wSession struct {
 
 // pcapWriter is owned by the single writer goroutine.
 type pcapWriter struct {
-	file     pcapFile
-	hdr      [maxHdrLen]byte // the headers of the packet being written
+	file pcapFile
+	hdr  [maxHdrLen]byte // the headers of the packet being written
+	// paySum is sum16 of the data item being written, summed where the
+	// bytes were still in the cache; it serves a segment whose payload is
+	// the whole item (paid).
+	paySum   uint64
+	paid     []byte
 	ipID     uint16
 	one      bool // one conversation per session (--pcap-legs one)
 	snap     uint64
@@ -223,7 +228,11 @@ func (w *pcapWriter) send(t time.Time, l *wLeg, d int, seg segment) error {
 // with a comment when it is not empty.
 func (w *pcapWriter) sendCommented(t time.Time, l *wLeg, d int, seg segment, comment string) error {
 	w.ipID++
-	h := l.rt[d].header(w.hdr[:], seg, len(seg.payload), w.ipID)
+	var sum *uint64
+	if p := seg.payload; len(p) > 0 && len(p) == len(w.paid) && &p[0] == &w.paid[0] {
+		sum = &w.paySum
+	}
+	h := l.rt[d].header(w.hdr[:], seg, len(seg.payload), w.ipID, sum)
 	return w.file.write(t, h, seg.payload, len(h)+len(seg.payload), comment)
 }
 
@@ -242,6 +251,10 @@ func (w *pcapWriter) handshake(l *wLeg, t time.Time, isn [2]uint32, comment stri
 // data writes the bytes of it on each of its legs as data segments.
 func (w *pcapWriter) data(it *pcapItem) error {
 	b := (*it.buf)[:it.n]
+	if it.summed {
+		w.paySum, w.paid = it.sum, b
+		defer func() { w.paid = nil }()
+	}
 	return w.each(it.session, it.legs, func(i int, l *wLeg) error {
 		return w.legData(l, it.fromServer, it.t, b, it.skip[i][dirIndex(it.fromServer)])
 	})
@@ -326,7 +339,7 @@ func (w *pcapWriter) sendCut(l *wLeg, d int, t time.Time, n int) error {
 		// truncated packet. No Ethernet padding: past the TCP header it
 		// would read as payload.
 		w.ipID++
-		h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID)
+		h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID, nil)
 		if err := w.file.write(t, h, head, len(h)+len(head)+k, ""); err != nil {
 			return err
 		}

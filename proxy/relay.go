@@ -58,9 +58,19 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 	onChunk := func(b []byte) {
 		d.now = time.Now()
 		d.nowNs = d.now.UnixNano()
-		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
 	}
-	relayed, err := frames.Copy(dst, src, ss.srv.relayBuffers(), d.scanner, onChunk)
+	bufs := ss.srv.relayBuffers()
+	bt, _ := tap.(capture.BufferTap)
+	bufs.Done = func(b []byte, big *[]byte) bool {
+		// A chunk read into a large buffer goes to the recorder as it is;
+		// one in the small buffer, which the next read reuses, is copied.
+		if big != nil && bt != nil {
+			return bt.DataBuf(ss.id, capture.LegBoth, fromServer, d.now, b, big, bufs.Pool)
+		}
+		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
+		return false
+	}
+	relayed, err := frames.Copy(dst, src, bufs, d.scanner, onChunk)
 	// Wire bytes of the frames as they came, not as their headers declared:
 	// a frame cut short or declaring 2^63-1 bytes counts what was relayed.
 	d.counts.Bytes = relayed
