@@ -117,7 +117,8 @@ func OpenPcap(dir string, opts PcapOptions) (*Pcap, error) {
 		sessions: make(map[string]*tapSession),
 		one:      !opts.BothLegs,
 	}
-	w, err := newPcapWriter(dir, opts, &p.dropped)
+	behind := func() bool { return p.queued.Load() > p.maxQueue/2 || len(p.q) > cap(p.q)/2 }
+	w, err := newPcapWriter(dir, opts, &p.dropped, behind)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +148,7 @@ func (p *Pcap) Close() error {
 		if cerr := w.file.close(p.dropped.Load()); err == nil {
 			err = cerr
 		}
+		w.file.release()
 		p.closeErr = err
 	})
 	return p.closeErr

@@ -56,7 +56,8 @@ type pcapFile struct {
 	index    int
 	path     string
 	sink     *fileSink
-	buf      []byte      // the sink's buffer, kept across rotations
+	buf      []byte // the sink's buffer, kept across rotations
+	freeBuf  func()
 	pressure func() bool // the writer is behind (see fileSink)
 	cw       countWriter
 	ng       *pcapgo.NgWriter
@@ -72,7 +73,7 @@ func (pf *pcapFile) open() error {
 	pf.index++
 	pf.path = filepath.Join(pf.dir, pcapName(pf.index))
 	if pf.buf == nil {
-		pf.buf = newSinkBuffer()
+		pf.buf, pf.freeBuf = newSinkBuffer()
 	}
 	sink, err := openSink(pf.path, pf.buf, pf.pressure)
 	if err != nil {
@@ -151,6 +152,14 @@ func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment st
 	}
 	pf.dirty = true
 	return nil
+}
+
+// release frees the sink's buffer once the last file is closed.
+func (pf *pcapFile) release() {
+	if pf.freeBuf != nil && pf.sink == nil {
+		pf.freeBuf()
+		pf.buf, pf.freeBuf = nil, nil
+	}
 }
 
 // flush pushes buffered blocks to the file.

@@ -798,11 +798,14 @@ func BenchmarkPcapWriter(b *testing.B) {
 
 func benchWriter(b *testing.B, size int, both, disk bool) {
 	var dropped atomic.Int64
-	w, err := newPcapWriter(b.TempDir(), PcapOptions{BothLegs: both}, &dropped)
+	w, err := newPcapWriter(b.TempDir(), PcapOptions{BothLegs: both}, &dropped, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.file.close(0)
+	defer func() {
+		w.file.close(0)
+		w.file.release()
+	}()
 	if !disk {
 		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 		if err != nil {

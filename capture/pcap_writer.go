@@ -79,13 +79,13 @@ type pcapWriter struct {
 }
 
 // newPcapWriter creates dir/capture.pcapng for a writer that counts its
-// drops in dropped.
-func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64) (*pcapWriter, error) {
+// drops in dropped; pressure (may be nil) reports that it falls behind.
+func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64, pressure func() bool) (*pcapWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	w := &pcapWriter{
-		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20, both: opts.BothLegs},
+		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20, both: opts.BothLegs, pressure: pressure},
 		one:      !opts.BothLegs,
 		snap:     uint64(opts.SnapLen),
 		sessions: make(map[string]*wSession),
