@@ -33,6 +33,7 @@ func bufferedThen(br *bufio.Reader, conn net.Conn) io.Reader {
 // Each direction runs in a goroutine of its own, started with a small stack;
 // the second to end calls done.
 func (ss *wsSession) relay(cliR, upR io.Reader, done func()) {
+	ss.srv.mem.started()
 	var left atomic.Int32
 	left.Store(2)
 	end := func() {
