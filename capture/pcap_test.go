@@ -887,7 +887,7 @@ func TestSum16MatchesRFC1071(t *testing.T) {
 
 // TestPcapDataBufTakesBuffers: chunks handed over in their read buffers
 // (as the relay does with a large buffer) are written without a copy,
-// checksums valid, and every buffer goes back to its pool.
+// checksums valid, and every buffer is released once written.
 func TestPcapDataBufTakesBuffers(t *testing.T) {
 	dir := t.TempDir()
 	p := mustOpenPcap(t, dir, PcapOptions{})
@@ -914,9 +914,12 @@ func TestPcapDataBufTakesBuffers(t *testing.T) {
 	p.End("buf", LegClient, false, false, at)
 	p.Forget("buf")
 	mustClosePcap(t, p)
+	// sync.Pool may drop what is put back (always some under -race), so the
+	// return is checked by the queue's accounting: every taken buffer was
+	// written and released.
 	t.Logf("%d chunks taken in %d buffers", taken, made.Load())
-	if made.Load() >= int64(taken) {
-		t.Errorf("%d buffers made for %d chunks: the writer puts none back", made.Load(), taken)
+	if q := p.queued.Load(); q != 0 {
+		t.Errorf("%d bytes of buffers still counted in the queue after Close", q)
 	}
 	if _, err := exec.LookPath("tshark"); err != nil && !testkit.Strict() {
 		t.Skip("tshark not installed: the decode is not checked")
