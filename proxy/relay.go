@@ -34,6 +34,7 @@ func bufferedThen(br *bufio.Reader, conn net.Conn) io.Reader {
 // Each direction runs in a goroutine of its own, started with a small stack;
 // the second to end calls done.
 func (ss *wsSession) relay(cliR, upR io.Reader, done func()) {
+	ss.srv.mem.started()
 	var left atomic.Int32
 	left.Store(2)
 	end := func() {
@@ -57,16 +58,27 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 	tap := ss.srv.cfg.Tap
 	fromServer := dir == upstreamToClient
 	live := &ss.live[dir]
-	// The chunk is scanned here rather than by Copy (same order: tap,
-	// scan, write) so that its frames are published live once counted.
+	// The chunk is scanned here rather than by Copy (same order: scan,
+	// write, then the recorder's copy in bufs.Done) so that its frames are
+	// published live once counted.
 	onChunk := func(b []byte) {
 		d.now = time.Now()
 		d.nowNs = d.now.UnixNano()
-		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
 		d.scanner.Feed(b)
 		live.publish(d, len(b))
 	}
-	relayed, err := frames.Copy(dst, src, ss.srv.relayBuffers(), nil, onChunk)
+	bufs := ss.srv.relayBuffers()
+	bt, _ := tap.(capture.BufferTap)
+	bufs.Done = func(b []byte, big *[]byte) bool {
+		// A chunk read into a large buffer goes to the recorder as it is;
+		// one in the small buffer, which the next read reuses, is copied.
+		if big != nil && bt != nil {
+			return bt.DataBuf(ss.id, capture.LegBoth, fromServer, d.now, b, big, bufs.Pool)
+		}
+		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
+		return false
+	}
+	relayed, err := frames.Copy(dst, src, bufs, nil, onChunk)
 	// Wire bytes of the frames as they came, not as their headers declared:
 	// a frame cut short or declaring 2^63-1 bytes counts what was relayed.
 	d.counts.Bytes = relayed

@@ -113,6 +113,7 @@ type Server struct {
 	addr    net.Addr
 	bufPool sync.Pool
 	audit   *RunAudit
+	mem     memSettle
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
@@ -358,6 +359,7 @@ func (s *Server) untrack(ss *wsSession) {
 // waits for every record to be written, and returns. The caller closes the
 // recorder afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mem.stop()
 	s.mu.Lock()
 	already := s.closing
 	s.closing = true

@@ -53,6 +53,8 @@ func TestProxyRefusesBeforeStarting(t *testing.T) {
 		{[]string{"--upstream", "http://x"}, "--upstream \"http://x\""},
 		{[]string{"--upstream", "wss://x", "--insecure-upstream", "--upstream-ca", "ca.pem"}, "--insecure-upstream and --upstream-ca conflict"},
 		{[]string{"--upstream", "ws://x", "--pcap=false", "--pcap-snap", "64"}, "--pcap=false"},
+		{[]string{"--upstream", "ws://x", "--pcap=false", "--pcap-legs", "both"}, "--pcap=false"},
+		{[]string{"--upstream", "ws://x", "--pcap-legs", "two"}, "--pcap-legs \"two\": want one or both"},
 		{[]string{"--upstream", "ws://x", "--listen", "nohost"}, "--listen \"nohost\""},
 		{[]string{"--upstream", "ws://x", "--heartbeat", "("}, "--heartbeat \"(\""},
 		{[]string{"--upstream", "ws://x", "extra"}, "unexpected argument \"extra\""},

@@ -38,7 +38,7 @@ type proxyOptions struct {
 	headerTimeout, latePong, noKeepalive     time.Duration
 	tcpKeepalive                             time.Duration
 	heartbeats, appClose                     multiFlag
-	metrics                                  string
+	metrics, pcapLegs                        string
 	allow                                    multiFlag
 	proxyAuth                                string
 	logPayloads                              bool
@@ -59,7 +59,8 @@ func (o *proxyOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.caDir, "ca-dir", "", "directory of the local CA (default $WSTAP_CA_DIR or the user config dir)")
 	fs.BoolVar(&o.insecureUpstream, "insecure-upstream", false, "do not verify the upstream's certificate")
 	fs.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of CAs to trust for the upstream instead of the system roots")
-	fs.BoolVar(&o.pcap, "pcap", true, "write capture.pcapng (decrypted traffic of both legs)")
+	fs.BoolVar(&o.pcap, "pcap", true, "write capture.pcapng (the decrypted traffic)")
+	fs.StringVar(&o.pcapLegs, "pcap-legs", "one", "one: each session as one TCP conversation, client to upstream, each byte once; both: each leg as a conversation of its own")
 	fs.IntVar(&o.pcapSnap, "pcap-snap", 0, "keep only the first N payload bytes of each data frame in the pcapng (0: all)")
 	fs.IntVar(&o.pcapMaxMB, "pcap-max-mb", 0, "rotate the pcapng to capture-0002.pcapng and on at N MiB (0: never)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block; larger gets 431")
@@ -132,8 +133,11 @@ func (o *proxyOptions) check() error {
 	if o.insecureUpstream && o.upstreamCA != "" {
 		return usageErr{"--insecure-upstream and --upstream-ca conflict: the first verifies no certificate, the second names whom to trust"}
 	}
-	if !o.pcap && (o.pcapSnap != 0 || o.pcapMaxMB != 0) {
-		return usageErr{"--pcap-snap and --pcap-max-mb need the pcapng that --pcap=false turns off"}
+	if !o.pcap && (o.pcapSnap != 0 || o.pcapMaxMB != 0 || o.pcapLegs == "both") {
+		return usageErr{"--pcap-snap, --pcap-max-mb and --pcap-legs need the pcapng that --pcap=false turns off"}
+	}
+	if o.pcapLegs != "" && o.pcapLegs != "one" && o.pcapLegs != "both" {
+		return usageErr{fmt.Sprintf("--pcap-legs %q: want one or both", o.pcapLegs)}
 	}
 	if o.tcpKeepalive < 0 {
 		return usageErr{fmt.Sprintf("--tcp-keepalive %s: want a positive duration, or 0 for off", o.tcpKeepalive)}
@@ -268,7 +272,8 @@ func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, std
 		cfg.Recorder = r.metrics
 	}
 	if o.pcap {
-		p, err := capture.OpenPcap(dir, capture.PcapOptions{SnapLen: o.pcapSnap, MaxMB: o.pcapMaxMB})
+		p, err := capture.OpenPcap(dir, capture.PcapOptions{SnapLen: o.pcapSnap, MaxMB: o.pcapMaxMB,
+			BothLegs: o.pcapLegs == "both"})
 		if err != nil {
 			rec.Close(time.Now())
 			return nil, fmt.Errorf("--out: %w", err)
