@@ -408,15 +408,15 @@ func Summarize(runs ...*Run) *Summary {
 	s.summarizeKeepalive()
 	s.countFindings()
 	s.countTLS()
-	s.summarizeTLS()
-	s.countHTTP()
 	s.attribute()
+	s.summarizeTLS() // its concurrency bands put a cap's level on an edge
+	s.countHTTP()
+	s.explain()
 	s.summarizeKeepaliveGroups()
 	return s
 }
 
-// attribute finds the causes of the 1006 sessions and judges the seven
-// explanations.
+// attribute finds the causes of the 1006 sessions.
 func (s *Summary) attribute() {
 	s.facts = make([]*facts, len(s.sess))
 	for i, ref := range s.sess {
@@ -424,6 +424,10 @@ func (s *Summary) attribute() {
 	}
 	mergeOpenConcurrency(s.facts, len(s.runs))
 	s.Causes = inferCauses(s.facts)
+}
+
+// explain judges the seven explanations.
+func (s *Summary) explain() {
 	failures := map[string]int{}
 	for _, f := range s.TLSFailures {
 		failures[f.Leg] += f.Count

@@ -410,8 +410,17 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 		}
 	}
 	step := max(1, int(niceStep(yMax(float64(hi+1)), 5)))
-	for lo := 0; lo <= hi; lo += step {
-		byConc = append(byConc, tlsBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
+	// A cap of every session puts a band edge just above its level.
+	offset := 0
+	for _, c := range s.Causes {
+		if c.Cause == CauseCap && c.Scope == ScopeAll {
+			offset = (c.Level + 1) % step
+		}
+	}
+	for lo := offset - step; lo <= hi; lo += step {
+		if lo+step-1 >= 0 {
+			byConc = append(byConc, tlsBand{Label: groupInt(max(lo, 0)) + "–" + groupInt(lo+step-1), Low: max(lo, 0), High: lo + step - 1})
+		}
 	}
 	width := timeBinWidth(to.Sub(from))
 	start := from.Truncate(width)
@@ -421,7 +430,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 		byTime = append(byTime, tlsBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
 	}
 	for _, p := range points {
-		byConc[min(p.conc/step, len(byConc)-1)].add(p)
+		byConc[min(max(p.conc-byConc[0].High-1+step, 0)/step, len(byConc)-1)].add(p)
 		byTime[min(int(p.at.Sub(start)/width), n-1)].add(p)
 	}
 	return nonEmpty(byConc), nonEmpty(byTime)
