@@ -187,11 +187,3 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
-
-func eventSeen(t *testing.T, dir, name string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Contains(string(b), `"event":"`+name+`"`)
-}
