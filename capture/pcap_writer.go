@@ -80,7 +80,7 @@ type pcapWriter struct {
 // newPcapWriter creates dir/capture.pcapng for a writer that counts its
 // drops in dropped; pressure (may be nil) reports that it falls behind.
 func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64, pressure func() bool) (*pcapWriter, error) {
-	if err := MakeRunDir(dir); err != nil {
+	if err := makeRunDir(dir); err != nil {
 		return nil, err
 	}
 	w := &pcapWriter{

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -208,12 +209,12 @@ func integrationPcap(t *testing.T, both bool) {
 	// Frames per opcode: the records summed over both directions, each
 	// frame written once per conversation of its session.
 	want := map[int]int64{}
-	byTarget := map[string]*capture.SessionRecord{}
+	byTarget := map[string]*record.Session{}
 	for i := range recs {
 		r := &recs[i]
 		u, _ := url.Parse(r.Target)
 		byTarget[u.Host] = r
-		for _, d := range []capture.DirFrames{r.Frames.ClientToUpstream, r.Frames.UpstreamToClient} {
+		for _, d := range []record.DirFrames{r.Frames.ClientToUpstream, r.Frames.UpstreamToClient} {
 			want[0] += copies * d.Continuation
 			want[1] += copies * d.Text
 			want[2] += copies * d.Binary
@@ -241,7 +242,7 @@ func integrationPcap(t *testing.T, both bool) {
 		gotCloses = append(gotCloses, row[0]+" "+row[1])
 	}
 	for _, r := range recs {
-		for _, c := range []*capture.CloseFrame{r.Close.Client, r.Close.Upstream} {
+		for _, c := range []*record.CloseFrame{r.Close.Client, r.Close.Upstream} {
 			for range copies {
 				if c != nil {
 					wantCloses = append(wantCloses, fmt.Sprintf("%d %s", c.Code, c.Reason))
@@ -260,9 +261,9 @@ func integrationPcap(t *testing.T, both bool) {
 // checkPcapEnds checks where the capture shows the upstreams' RST and FIN:
 // sent by the upstream (127.0.0.2 and 127.0.0.3, written as port 80) to the
 // client's address, and with both legs also by wstap on the client leg.
-func checkPcapEnds(t *testing.T, file, proxyAddr string, rstRec, finRec *capture.SessionRecord, both bool) {
+func checkPcapEnds(t *testing.T, file, proxyAddr string, rstRec, finRec *record.Session, both bool) {
 	t.Helper()
-	if rstRec == nil || rstRec.End.How != capture.HowReset || rstRec.End.First != capture.SideUpstream || rstRec.Verdict != capture.VerdictAbnormalUp {
+	if rstRec == nil || rstRec.End.How != record.HowReset || rstRec.End.First != record.SideUpstream || rstRec.Verdict != record.VerdictAbnormalUp {
 		t.Fatalf("RST session record %+v", rstRec)
 	}
 	listenIP, _, _ := net.SplitHostPort(proxyAddr)
@@ -290,7 +291,7 @@ func checkPcapEnds(t *testing.T, file, proxyAddr string, rstRec, finRec *capture
 
 	// The FIN: the upstream (127.0.0.3) sent the first FIN of its session
 	// (of its leg, with both legs), and wstap the first of the client leg.
-	if finRec == nil || finRec.End.How != capture.HowEOF || finRec.End.First != capture.SideUpstream {
+	if finRec == nil || finRec.End.How != record.HowEOF || finRec.End.First != record.SideUpstream {
 		t.Fatalf("FIN session record %+v", finRec)
 	}
 	fins := testkit.TsharkFields(t, file, "tcp.flags.fin == 1", "tcp.stream", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/capture/report"
 	"github.com/wstap/wstap/internal/testkit"
 )
@@ -76,7 +76,7 @@ func TestProxyErrorBlamesWstap(t *testing.T) {
 	cl.Close()
 	p.waitRecords(1)
 	r := p.records()[0]
-	if r.Verdict != capture.VerdictProxyError || r.End.First != capture.SideProxy || r.End.How != capture.HowTLSError || !r.Abnormal {
+	if r.Verdict != record.VerdictProxyError || r.End.First != record.SideProxy || r.End.How != record.HowTLSError || !r.Abnormal {
 		t.Errorf("verdict %s end %+v abnormal %v; want proxy-error, first proxy, tls-error, 1006", r.Verdict, r.End, r.Abnormal)
 	}
 	found := false

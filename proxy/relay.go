@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 )
 
@@ -90,8 +91,8 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 }
 
 // legs returns the relayed and the raw TCP connection of a side.
-func (ss *wsSession) legs(side capture.Side) (conn, raw net.Conn) {
-	if side == capture.SideUpstream {
+func (ss *wsSession) legs(side record.Side) (conn, raw net.Conn) {
+	if side == record.SideUpstream {
 		return ss.up, ss.upRaw
 	}
 	return ss.cli, ss.cliRaw
@@ -116,14 +117,14 @@ func (ss *wsSession) ended(dir direction, err error) {
 	case ce != nil && ce.Read && errors.Is(ce.Err, io.EOF):
 		// The source sent FIN (after a close_notify or not): half-close
 		// the other leg the same way.
-		ss.setEnd(src, capture.HowEOF, nil, now)
+		ss.setEnd(src, record.HowEOF, nil, now)
 		notify := ss.peerEnded(src, srcConn, nil) != tlsEndTCP
 		tap.End(ss.id, srcLeg, byPeer(srcLeg), false, now)
 		ss.closeWrite(dst, notify)
 		tap.End(ss.id, dstLeg, byProxy(dstLeg), false, now)
 	case ce != nil && ce.Read:
 		how := readEndHow(srcConn, ce.Err)
-		rst := how == capture.HowReset
+		rst := how == record.HowReset
 		ss.setEnd(ss.blame(src, srcConn, ce.Err, "reading"), how, ce.Err, now)
 		ss.peerEnded(src, srcConn, ce.Err)
 		tap.End(ss.id, srcLeg, byPeer(srcLeg), rst, now)
@@ -137,14 +138,14 @@ func (ss *wsSession) ended(dir direction, err error) {
 			e = ce.Err
 		}
 		dstConn, _ := ss.legs(dst)
-		how := capture.HowError
+		how := record.HowError
 		switch {
 		case isReset(e):
-			how = capture.HowReset
+			how = record.HowReset
 		case isTLSError(dstConn, e):
-			how = capture.HowTLSError
+			how = record.HowTLSError
 		}
-		rst := how == capture.HowReset
+		rst := how == record.HowReset
 		ss.setEnd(ss.blame(dst, dstConn, e, "writing"), how, e, now)
 		if rst {
 			ss.peerEnded(dst, dstConn, e)
@@ -161,30 +162,30 @@ func (ss *wsSession) ended(dir direction, err error) {
 // that says what failed (docs/records.md, verdict proxy-error); else side.
 // An alert the upstream sent is the upstream's act; a client's TLS errors
 // stay the client's (a client's renegotiation, refused, as before).
-func (ss *wsSession) blame(side capture.Side, c net.Conn, err error, op string) capture.Side {
-	if side != capture.SideUpstream || !isTLSError(c, err) {
+func (ss *wsSession) blame(side record.Side, c net.Conn, err error, op string) record.Side {
+	if side != record.SideUpstream || !isTLSError(c, err) {
 		return side
 	}
 	if _, remote := tlsAlert(err); remote {
 		return side
 	}
-	ss.finding(capture.Finding{Rule: ruleProxyError, Severity: capture.SevError,
+	ss.finding(record.Finding{Rule: ruleProxyError, Severity: record.SevError,
 		Detail: fmt.Sprintf("wstap's TLS client failed %s the upstream leg (%v) and ended the session; the client saw a 1006 that wstap caused", op, err)})
-	return capture.SideProxy
+	return record.SideProxy
 }
 
 // ruleProxyError is the finding of a session wstap itself ended.
 const ruleProxyError = "proxy-error"
 
 // readEndHow classifies a read error other than a clean EOF.
-func readEndHow(c net.Conn, err error) capture.How {
+func readEndHow(c net.Conn, err error) record.How {
 	switch {
 	case isReset(err):
-		return capture.HowReset
+		return record.HowReset
 	case isTLSError(c, err):
-		return capture.HowTLSError
+		return record.HowTLSError
 	}
-	return capture.HowError
+	return record.HowError
 }
 
 // byPeer and byProxy give Tap.End's fromServer for an ending sent on leg l
@@ -197,7 +198,7 @@ func byProxy(l capture.Leg) bool { return l == capture.LegClient }
 // RST when rst (mirroring a reset the proxy saw on second), else with a bare
 // FIN (the TCP connection is closed under TLS: no close_notify reaches a
 // side whose peer sent none); second, the leg that failed.
-func (ss *wsSession) teardown(first, second capture.Side, rst bool) {
+func (ss *wsSession) teardown(first, second record.Side, rst bool) {
 	_, firstRaw := ss.legs(first)
 	_, secondRaw := ss.legs(second)
 	ss.mu.Lock()
@@ -220,7 +221,7 @@ func (ss *wsSession) teardown(first, second capture.Side, rst bool) {
 // closeWrite half-closes side's leg as its peer's counterpart ended:
 // close_notify then a TCP FIN when notify (or on plain TCP), else a bare TCP
 // FIN under the TLS connection (RFC 5246 §7.2.1, transparency rule 3).
-func (ss *wsSession) closeWrite(side capture.Side, notify bool) {
+func (ss *wsSession) closeWrite(side record.Side, notify bool) {
 	c, raw := ss.legs(side)
 	tc, isTLS := c.(interface{ CloseWrite() error })
 	isTLS = isTLS && isTLSConn(c)
@@ -256,22 +257,22 @@ type tlsEnds struct {
 	peer, proxy [2]string // by sideIndex
 }
 
-func sideIndex(s capture.Side) int {
-	if s == capture.SideUpstream {
+func sideIndex(s record.Side) int {
+	if s == record.SideUpstream {
 		return 1
 	}
 	return 0
 }
 
 // sent notes what wstap did to side's leg, if it did nothing before.
-func (e *tlsEnds) sent(side capture.Side, end string) {
+func (e *tlsEnds) sent(side record.Side, end string) {
 	if i := sideIndex(side); e.proxy[i] == "" {
 		e.proxy[i] = end
 	}
 }
 
 // of is side's end: its peer's, else wstap's, else def.
-func (e *tlsEnds) of(side capture.Side, def string) string {
+func (e *tlsEnds) of(side record.Side, def string) string {
 	i := sideIndex(side)
 	switch {
 	case e.peer[i] != "":
@@ -285,7 +286,7 @@ func (e *tlsEnds) of(side capture.Side, def string) string {
 // peerEnded notes how side's peer ended its TLS leg, whose reads (or writes)
 // ended with err (nil: a TLS EOF), and returns it; "" on plain TCP or when
 // the sniffer cannot tell.
-func (ss *wsSession) peerEnded(side capture.Side, c net.Conn, err error) string {
+func (ss *wsSession) peerEnded(side record.Side, c net.Conn, err error) string {
 	sn := snifferOf(c)
 	if sn == nil {
 		return ""
@@ -310,7 +311,7 @@ func (ss *wsSession) fillTLSEnds(upgraded bool) {
 	if upgraded {
 		def = tlsEndTCP
 	}
-	for _, side := range []capture.Side{capture.SideClient, capture.SideUpstream} {
+	for _, side := range []record.Side{record.SideClient, record.SideUpstream} {
 		if l := ss.tlsLeg(side); l != nil && l.Version != "" && l.Error == "" {
 			l.End = ss.ends.of(side, def)
 		}
@@ -318,8 +319,8 @@ func (ss *wsSession) fillTLSEnds(upgraded bool) {
 }
 
 // tlsLeg is the record's TLS description of a side; nil for plain TCP.
-func (ss *wsSession) tlsLeg(side capture.Side) *capture.TLSLeg {
-	if side == capture.SideClient {
+func (ss *wsSession) tlsLeg(side record.Side) *record.TLSLeg {
+	if side == record.SideClient {
 		return ss.rec.TLS.Client
 	}
 	return ss.rec.TLS.Upstream

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -189,7 +189,7 @@ func renegEvents(t *testing.T, dir string) []renegEvent {
 // checkRenegotiationRecords: one event and one count per renegotiation the
 // server asked for, with the outcome the server logged (serverLog: its
 // "reneg ok" and "reneg failed" lines of the sessions through wstap).
-func checkRenegotiationRecords(t *testing.T, dir string, recs []capture.SessionRecord, serverLog string) {
+func checkRenegotiationRecords(t *testing.T, dir string, recs []record.Session, serverLog string) {
 	t.Helper()
 	evs := renegEvents(t, dir)
 	bySession := map[string]int{}

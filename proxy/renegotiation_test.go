@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // rfcKey and rfcAccept are the example of RFC 6455 §1.3.
@@ -169,7 +169,7 @@ func TestClientRenegotiationRefused(t *testing.T) {
 	if r.TLS.Client == nil || r.TLS.Client.Renegotiations != 1 {
 		t.Fatalf("client TLS %+v, want one renegotiation recorded", r.TLS.Client)
 	}
-	if r.End.First != capture.SideClient || r.End.How != capture.HowTLSError || r.Verdict != capture.VerdictAbnormalClient {
+	if r.End.First != record.SideClient || r.End.How != record.HowTLSError || r.Verdict != record.VerdictAbnormalClient {
 		t.Errorf("verdict %s end %+v, want the client's TLS error (abnormal-client-drop)", r.Verdict, r.End)
 	}
 	// Go's TLS server answers the new ClientHello with a fatal

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 	"github.com/wstap/wstap/internal/renegtls"
 )
@@ -30,7 +31,7 @@ import (
 // Neither method may block the relay for long.
 type Recorder interface {
 	Event(e capture.Event)
-	Session(rec *capture.SessionRecord)
+	Session(rec *record.Session)
 }
 
 // Config configures a Server.
@@ -137,24 +138,24 @@ type Server struct {
 type Stats struct {
 	Opened, Active, Abnormal, Rejected, HTTP, AcceptErrors atomic.Int64
 	verdictMu                                              sync.Mutex
-	verdicts                                               map[capture.Verdict]int64
+	verdicts                                               map[record.Verdict]int64
 }
 
 // Verdicts returns a copy of the ended sessions by verdict.
-func (s *Stats) Verdicts() map[capture.Verdict]int64 {
+func (s *Stats) Verdicts() map[record.Verdict]int64 {
 	s.verdictMu.Lock()
 	defer s.verdictMu.Unlock()
-	m := make(map[capture.Verdict]int64, len(s.verdicts))
+	m := make(map[record.Verdict]int64, len(s.verdicts))
 	for k, v := range s.verdicts {
 		m[k] = v
 	}
 	return m
 }
 
-func (s *Stats) countVerdict(v capture.Verdict) {
+func (s *Stats) countVerdict(v record.Verdict) {
 	s.verdictMu.Lock()
 	if s.verdicts == nil {
-		s.verdicts = map[capture.Verdict]int64{}
+		s.verdicts = map[record.Verdict]int64{}
 	}
 	s.verdicts[v]++
 	s.verdictMu.Unlock()

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/renegtls"
 )
 
@@ -42,19 +42,19 @@ type tlsSniffer struct {
 
 	mu      sync.Mutex
 	armed   bool // the first handshake is over
-	leg     capture.Side
+	leg     record.Side
 	ss      *wsSession
 	renegs  int   // client renegotiations seen
 	readErr error // the first error of a read of the TCP connection
 }
 
-func newSniffer(c net.Conn, leg capture.Side) *tlsSniffer {
+func newSniffer(c net.Conn, leg record.Side) *tlsSniffer {
 	return &tlsSniffer{Conn: c, leg: leg}
 }
 
 func (t *tlsSniffer) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
-	if t.leg == capture.SideClient {
+	if t.leg == record.SideClient {
 		t.scan(p[:n])
 	}
 	if err != nil {
@@ -144,7 +144,7 @@ func (t *tlsSniffer) handshakeRecord() {
 	}
 	t.mu.Unlock()
 	if first {
-		ss.renegotiation(capture.SideClient, renegtls.Renegotiation{Start: time.Now(), Outcome: renegtls.Refused,
+		ss.renegotiation(record.SideClient, renegtls.Renegotiation{Start: time.Now(), Outcome: renegtls.Refused,
 			Alert: "local error: tls: unexpected message"})
 	}
 }
@@ -153,14 +153,14 @@ func (t *tlsSniffer) handshakeRecord() {
 // and it ended as r says.
 func (t *tlsSniffer) renegotiated(r renegtls.Renegotiation) {
 	if ss := t.session(); ss != nil {
-		ss.renegotiation(capture.SideUpstream, r)
+		ss.renegotiation(record.SideUpstream, r)
 	}
 }
 
 // renegotiation records one renegotiation on a leg, asked for by that leg's
 // peer: the upstream's is carried through (accepted, or failed with its
 // alert or error); a client's is refused by wstap's TLS server.
-func (ss *wsSession) renegotiation(leg capture.Side, r renegtls.Renegotiation) {
+func (ss *wsSession) renegotiation(leg record.Side, r renegtls.Renegotiation) {
 	ss.mu.Lock()
 	if l := ss.tlsLeg(leg); l != nil {
 		l.Renegotiations++

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // DefaultHARMaxMessages caps the messages (and, separately, the control
@@ -37,8 +38,8 @@ type HAROptions struct {
 // "http" events. Header values, URLs and text secrets are redacted. Lines
 // that do not parse are left out and counted in d.Bad.
 func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
-	var recs []capture.SessionRecord
-	err := d.Sessions(func(r *capture.SessionRecord) error {
+	var recs []record.Session
+	err := d.Sessions(func(r *record.Session) error {
 		recs = append(recs, *r)
 		return nil
 	})
@@ -183,7 +184,7 @@ type harSession struct {
 }
 
 // harSessionEntry builds the HAR entry of a session record, redacted.
-func harSessionEntry(r *capture.SessionRecord) *harEntry {
+func harSessionEntry(r *record.Session) *harEntry {
 	h := r.Handshake
 	reqHeaders := harHeaders(h.RequestHeaders)
 	respHeaders := harHeaders(h.ResponseHeaders)
@@ -401,7 +402,7 @@ func harUnescape(s string) string {
 	return s
 }
 
-func harHeaders(hs []capture.Header) []harNV {
+func harHeaders(hs []record.Header) []harNV {
 	out := make([]harNV, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, harNV{Name: h.Name, Value: RedactHeaderValue(h.Name, h.Value)})
@@ -410,7 +411,7 @@ func harHeaders(hs []capture.Header) []harNV {
 }
 
 // harHeaderValue is the first value of the named header, unredacted.
-func harHeaderValue(hs []capture.Header, name string) string {
+func harHeaderValue(hs []record.Header, name string) string {
 	for _, h := range hs {
 		if strings.EqualFold(h.Name, name) {
 			return h.Value

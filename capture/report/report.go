@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // maxTimelineEvents caps the events kept per abnormal session for its timeline.
@@ -20,7 +21,7 @@ const maxTimelineEvents = 1000
 type Run struct {
 	Dir      string
 	Manifest *capture.RunInfo // run.json; nil when missing or unreadable
-	Sessions []capture.SessionRecord
+	Sessions []record.Session
 	// Timelines holds, by session id, the events of the abnormal sessions in
 	// file order (at most maxTimelineEvents each).
 	Timelines map[string][]loggedEvent
@@ -162,7 +163,7 @@ func (r *Run) loadManifest(d *capture.RunDir) {
 	}
 }
 
-func (r *Run) addSession(s *capture.SessionRecord) error {
+func (r *Run) addSession(s *record.Session) error {
 	r.Sessions = append(r.Sessions, *s)
 	return nil
 }
@@ -188,12 +189,12 @@ func (r *Run) addEvent(e *loggedEvent, abnormal map[string]bool) {
 }
 
 // upgraded reports whether the session got its 101 (only those can end in 1006).
-func upgraded(s *capture.SessionRecord) bool {
+func upgraded(s *record.Session) bool {
 	return s.ClientCloseCode != nil || s.Handshake.Status == 101
 }
 
 // endTime is when the session ended: end.at, else start + duration.
-func endTime(s *capture.SessionRecord) time.Time {
+func endTime(s *record.Session) time.Time {
 	if !s.End.At.IsZero() {
 		return s.End.At
 	}
@@ -384,7 +385,7 @@ type statusCount struct {
 // sessionRef is one session of the merged runs with its merged concurrency.
 type sessionRef struct {
 	run  int
-	rec  *capture.SessionRecord
+	rec  *record.Session
 	end  time.Time
 	conc int
 }
@@ -545,7 +546,7 @@ func (s *Summary) countVerdicts() {
 			s.Upgraded++
 		}
 	}
-	for _, v := range capture.Verdicts {
+	for _, v := range record.Verdicts {
 		s.Verdicts = append(s.Verdicts, verdictCount{string(v), n[string(v)]})
 		delete(n, string(v))
 	}
@@ -568,7 +569,7 @@ func (s *Summary) summarizeDrops() {
 		s.Abnormal++
 		s.DroppedBy[string(ref.rec.End.First)]++
 		s.DroppedHow[strings.TrimSpace(string(ref.rec.End.First)+" "+string(ref.rec.End.How))]++
-		if ref.rec.End.First == capture.SideProxy && ref.rec.End.How != capture.HowShutdown {
+		if ref.rec.End.First == record.SideProxy && ref.rec.End.How != record.HowShutdown {
 			s.ProxyCaused++
 		}
 		if s.Concurrency.FirstDropAt.IsZero() {
@@ -752,8 +753,8 @@ func (s *Summary) countTLS() {
 			ids[ref.rec.ID] = true
 			for _, l := range []struct {
 				name string
-				leg  *capture.TLSLeg
-			}{{string(capture.SideClient), ref.rec.TLS.Client}, {string(capture.SideUpstream), ref.rec.TLS.Upstream}} {
+				leg  *record.TLSLeg
+			}{{string(record.SideClient), ref.rec.TLS.Client}, {string(record.SideUpstream), ref.rec.TLS.Upstream}} {
 				if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
 					add(l.name, l.leg.Alert, l.leg.Error)
 				}

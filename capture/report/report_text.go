@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // WriteText writes the summary a support engineer reads first: what ended
@@ -193,7 +193,7 @@ func (s *Summary) textTLS(t *textWriter) {
 	for _, l := range []struct {
 		name string
 		r    tlsLegReport
-	}{{string(capture.SideClient), r.Client}, {string(capture.SideUpstream), r.Upstream}} {
+	}{{string(record.SideClient), r.Client}, {string(record.SideUpstream), r.Upstream}} {
 		if l.r.Handshakes == 0 {
 			t.printf("  %-8s no TLS handshake\n", l.name)
 			continue

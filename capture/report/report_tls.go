@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // TLS section of the report: what a user needs to confirm or rule out "TLS
@@ -250,7 +250,7 @@ func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[strin
 		renegotiated := len(evReneg[rec.ID]) > 0
 		for _, lg := range []struct {
 			name string
-			leg  *capture.TLSLeg
+			leg  *record.TLSLeg
 		}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
 			if lg.leg != nil && y.recordLeg(ref, lg.name, lg.leg, evReneg[rec.ID][lg.name]) {
 				renegotiated = true
@@ -272,7 +272,7 @@ func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[strin
 // renegotiations beyond the evRenegs the events showed (events dropped: the
 // record still counts them) and, for a 1006 session, how its TLS ended. It
 // reports whether the leg renegotiated.
-func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evRenegs int) bool {
+func (y *tlsTally) recordLeg(ref sessionRef, name string, l *record.TLSLeg, evRenegs int) bool {
 	failed := l.Error != "" || l.Alert != ""
 	at := ref.rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
 	if failed && l.HandshakeMS == 0 {
@@ -304,16 +304,16 @@ func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evR
 // failedRenegotiations counts a session whose renegotiation failed or was
 // refused, by leg: from its events, else from its record (an upstream leg's
 // renegotiations_failed; a client leg's renegotiations, always refused).
-func (y *tlsTally) failedRenegotiations(rec *capture.SessionRecord) {
+func (y *tlsTally) failedRenegotiations(rec *record.Session) {
 	t := &y.s.TLS
 	var legs []string
 	for _, lg := range []struct {
 		name   string
-		leg    *capture.TLSLeg
-		failed func(*capture.TLSLeg) int
+		leg    *record.TLSLeg
+		failed func(*record.TLSLeg) int
 	}{
-		{legClient, rec.TLS.Client, func(l *capture.TLSLeg) int { return l.Renegotiations }},
-		{legUpstream, rec.TLS.Upstream, func(l *capture.TLSLeg) int { return l.RenegotiationsFailed }},
+		{legClient, rec.TLS.Client, func(l *record.TLSLeg) int { return l.Renegotiations }},
+		{legUpstream, rec.TLS.Upstream, func(l *record.TLSLeg) int { return l.RenegotiationsFailed }},
 	} {
 		if y.failed[rec.ID][lg.name] > 0 || lg.leg != nil && lg.failed(lg.leg) > 0 {
 			legs = append(legs, lg.name)
@@ -598,6 +598,6 @@ func shorten(s string, n int) string {
 
 // The legs of the TLS section, named as records name the sides.
 const (
-	legClient   = string(capture.SideClient)
-	legUpstream = string(capture.SideUpstream)
+	legClient   = string(record.SideClient)
+	legUpstream = string(record.SideUpstream)
 )

@@ -1,10 +1,9 @@
-// Package capture writes down everything wstap sees while the proxy runs: the
-// event log, the session records, the decrypted pcapng, the TLS key log. The
-// relay hands it work through bounded queues and never waits on the disk
-// (docs/records.md, rule 6). It also holds the one reader of a run dir
-// (rundir.go); what is read back afterwards — the report, HAR, evidence
-// bundle — lives in capture/report, which imports capture, never the other way.
-package capture
+// Package record is the schema of sessions.jsonl: one Session per WebSocket
+// session, and the vocabulary of its ending (Side, How, Verdict). The proxy
+// fills a Session, capture writes it, capture/report and users' own tools
+// read it back. docs/records.md gives every field's meaning; the JSON names
+// here are the contract and never change.
+package record
 
 import "time"
 
@@ -211,9 +210,9 @@ var Verdicts = []Verdict{VerdictClean, VerdictClosedUpstream, VerdictClosedClien
 	VerdictAbnormalUp, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient,
 	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown, VerdictProxyError}
 
-// SessionRecord is one line of sessions.jsonl. Field names are the contract
+// Session is one line of sessions.jsonl. Field names are the contract
 // of docs/records.md ("Session record"); do not rename them.
-type SessionRecord struct {
+type Session struct {
 	ID                string    `json:"id"`
 	ClientAddr        string    `json:"client_addr"`
 	UpstreamAddr      string    `json:"upstream_addr,omitempty"`
