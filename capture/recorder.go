@@ -176,7 +176,8 @@ func (r *Recorder) Session(rec *record.Session) {
 }
 
 // writeEvents is the single writer of events.jsonl. It batches whole lines
-// and writes them with one write, so a killed proxy leaves whole lines only.
+// and writes them with one write (docs/records.md, "Whole lines": only a
+// SIGKILL in the middle of that write can cut the last line).
 func (r *Recorder) writeEvents() {
 	defer close(r.done)
 	var batch lineBuffer
