@@ -24,17 +24,21 @@ const sinkSize = 4 << 20
 // the writer (on the benchmark VM, buffered writes to fresh pages cost
 // 1.4 ns a byte of system time, direct writes 0.13). The capture is
 // written once and never read back by wstap, so it has no use for the page
-// cache. Direct writes wait for the disk, so once the writer falls behind
+// cache. Direct writes wait for the disk, so while the writer is behind
 // (pressure) the file goes on with buffered writes, which the page cache
-// absorbs.
+// absorbs, and back to direct ones once it has caught up: a disk that
+// stalled once must not cost the page-cache price for the rest of the file.
+// Both kinds write whole blocks from a block-aligned offset (off), so the
+// file can switch at any flush.
 type fileSink struct {
-	f        *os.File
-	buf      []byte // sinkSize bytes, aligned to sinkBlock
-	n        int    // bytes in buf
-	off      int64  // file offset of buf[0]
-	direct   bool
-	pressure func() bool // the writer is behind; nil: never
-	err      error
+	f         *os.File
+	buf       []byte      // sinkSize bytes, aligned to sinkBlock
+	n         int         // bytes in buf
+	off       int64       // file offset of buf[0], a multiple of sinkBlock
+	direct    bool        // the file is in direct I/O now
+	canDirect bool        // the file system takes direct I/O
+	pressure  func() bool // the writer is behind; nil: never
+	err       error
 }
 
 // heapSinkBuffer returns sinkSize bytes of the Go heap aligned to sinkBlock.
@@ -51,7 +55,7 @@ func openSink(path string, buf []byte, pressure func() bool) (*fileSink, error) 
 	if oDirect != 0 {
 		f, err := OpenPrivate(path, os.O_TRUNC|oDirect)
 		if err == nil {
-			s.f, s.direct = f, true
+			s.f, s.direct, s.canDirect = f, true, true
 			return s, nil
 		}
 	}
@@ -99,34 +103,26 @@ func (s *fileSink) Flush() error {
 	return s.err
 }
 
-// flush writes the buffer. A direct write covers whole blocks: a last
-// partial block is written padded with zeros and kept in the buffer, to be
-// written again, longer, at the same offset; Close cuts the file to its
-// length.
+// flush writes the buffer's whole blocks and moves the rest, a last
+// partial block, to its start. That partial block is written too, so that
+// the file holds every byte: padded with zeros with direct I/O, as it is
+// with buffered I/O; it is written again, longer, at the same offset by
+// the next flush, and Close cuts the file to its length.
 func (s *fileSink) flush() error {
 	if s.n == 0 {
 		return nil
 	}
-	if s.direct && s.pressure != nil && s.pressure() {
-		s.buffered()
-	}
-	if !s.direct {
-		if _, err := s.f.WriteAt(s.buf[:s.n], s.off); err != nil {
-			return err
-		}
-		s.off += int64(s.n)
-		s.n = 0
-		return nil
-	}
+	s.choose()
 	whole := s.n &^ (sinkBlock - 1)
 	end := s.n
-	if end > whole {
+	if s.direct && end > whole {
 		end = whole + sinkBlock
 		clear(s.buf[s.n:end])
 	}
 	if _, err := s.f.WriteAt(s.buf[:end], s.off); err != nil {
-		if errors.Is(err, syscall.EINVAL) && s.buffered() {
-			return s.flush() // the file system refuses direct I/O after all
+		if s.direct && errors.Is(err, syscall.EINVAL) && s.setDirect(false) {
+			s.canDirect = false // the file system refuses direct I/O after all
+			return s.flush()
 		}
 		return err
 	}
@@ -136,13 +132,23 @@ func (s *fileSink) flush() error {
 	return nil
 }
 
-// buffered turns direct I/O off for the rest of the file and reports
-// whether it could.
-func (s *fileSink) buffered() bool {
-	if setDirect(s.f, false) != nil {
+// choose writes with direct I/O unless the writer is behind.
+func (s *fileSink) choose() {
+	if !s.canDirect {
+		return
+	}
+	if want := s.pressure == nil || !s.pressure(); want != s.direct {
+		s.setDirect(want)
+	}
+}
+
+// setDirect turns direct I/O on or off for the rest of the file, until the
+// next switch, and reports whether it could.
+func (s *fileSink) setDirect(on bool) bool {
+	if setDirect(s.f, on) != nil {
 		return false
 	}
-	s.direct = false
+	s.direct = on
 	return true
 }
 

@@ -10,17 +10,20 @@ import (
 
 // TestFileSinkKeepsEveryByte: the file holds exactly what was written, in
 // order, across partial-block flushes (rewritten in place with direct I/O),
-// whole buffers and a switch to buffered writes half-way.
+// whole buffers and switches to buffered writes under pressure and back to
+// direct ones once it is over.
 func TestFileSinkKeepsEveryByte(t *testing.T) {
-	for _, switchAt := range []int{-1, 3} {
+	for _, pw := range []struct{ from, to int }{{-1, -1}, {3, 1 << 30}, {3, 20}} {
 		buf, free := newSinkBuffer()
 		path := filepath.Join(t.TempDir(), "sink")
-		writes := 0
-		s, err := openSink(path, buf, func() bool { return switchAt >= 0 && writes >= switchAt })
+		writes, wasBuffered := 0, false
+		behind := func() bool { return pw.from >= 0 && writes >= pw.from && writes < pw.to }
+		s, err := openSink(path, buf, behind)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("direct I/O: %v", s.direct)
+		canDirect := s.canDirect
 		rnd := rand.New(rand.NewSource(1))
 		var want bytes.Buffer
 		for i := range 40 {
@@ -38,6 +41,7 @@ func TestFileSinkKeepsEveryByte(t *testing.T) {
 				}
 			}
 			writes++
+			wasBuffered = wasBuffered || !s.direct
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -48,10 +52,18 @@ func TestFileSinkKeepsEveryByte(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("switch at %d: file of %d bytes differs from the %d written", switchAt, len(got), want.Len())
+			t.Errorf("pressure %v: file of %d bytes differs from the %d written", pw, len(got), want.Len())
 		}
-		if switchAt >= 0 && s.direct {
-			t.Errorf("still direct after the pressure")
+		if !canDirect {
+			continue // buffered throughout: nothing to switch
+		}
+		switch {
+		case pw.from >= 0 && !wasBuffered:
+			t.Errorf("pressure %v: direct throughout", pw)
+		case pw.to == 1<<30 && s.direct:
+			t.Errorf("pressure %v: direct again under pressure", pw)
+		case pw.to == 20 && !s.direct:
+			t.Errorf("pressure %v: still buffered once the pressure was over", pw)
 		}
 	}
 }
