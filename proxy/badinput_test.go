@@ -87,8 +87,8 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("header-timeout", func(t *testing.T) {
+		start := time.Now() // before the dial: the proxy's deadline starts at its accept
 		rc := rawDial(t, addr)
-		start := time.Now()
 		rc.Write([]byte("GET /slow HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\n"))
 		rc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, err := io.Copy(io.Discard, rc)
@@ -106,8 +106,8 @@ func TestBadInput(t *testing.T) {
 	t.Run("header-timeout-trickle", func(t *testing.T) {
 		// A slow-loris client sending a byte every 50 ms is cut at the same
 		// 300 ms: the deadline bounds the whole head, not each read.
+		start := time.Now() // before the dial, as above
 		rc := rawDial(t, addr)
-		start := time.Now()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
