@@ -25,8 +25,9 @@ func (e *CopyError) Unwrap() error { return e.Err }
 
 // Buffers lends Copy its read buffers: Small is held for the life of the
 // connection; while reads fill it, Copy borrows a large buffer from Pool (a
-// pool of *[]byte) and gives it back after a read that would have fit Small. An idle
-// session so holds only Small, a busy one reads 32 KiB at a time.
+// pool of *[]byte) and gives it back after two reads in a row that would have
+// fit Small. An idle session so holds only Small, a busy one reads 32 KiB at a
+// time.
 type Buffers struct {
 	Small []byte
 	Pool  *sync.Pool
@@ -49,6 +50,7 @@ type Buffers struct {
 func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func([]byte)) (int64, error) {
 	var total int64
 	var big *[]byte
+	shorts := 0 // short reads in a row into big
 	defer func() {
 		if big != nil {
 			bufs.Pool.Put(big)
@@ -88,9 +90,16 @@ func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func(
 		case big != nil && n < len(bufs.Small):
 			// A TLS reader returns one record (at most 16 KiB) per read, so a
 			// read shorter than the large buffer is no sign of an idle
-			// stream; one shorter than the small buffer is.
-			bufs.Pool.Put(big)
-			big = nil
+			// stream; two in a row shorter than the small buffer are. One is
+			// not: a 16 KiB message often comes as a full record and a short
+			// one (16,384 bytes, then 4), and giving big back after the 4
+			// would split the next record at len(Small), one more write.
+			if shorts++; shorts == 2 {
+				bufs.Pool.Put(big)
+				big, shorts = nil, 0
+			}
+		case n >= len(bufs.Small):
+			shorts = 0
 		}
 		if rerr != nil {
 			return total, &CopyError{Read: true, Err: rerr}
