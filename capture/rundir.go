@@ -34,6 +34,9 @@ const maxBadExamples = 3
 type RunDir struct {
 	Dir string
 	Bad BadLines
+	// Progress, when set, is told how many bytes of a JSONL file each read
+	// took (a progress bar over a large run dir).
+	Progress func(n int64)
 }
 
 // OpenRunDir checks that dir is a wstap run dir: a directory holding at
@@ -97,19 +100,28 @@ func Lines[T any](d *RunDir, file string, fn func(*T) error) error {
 	if !d.Has(file) {
 		return nil
 	}
-	return ReadJSONL(d.Path(file), &d.Bad, fn)
+	return readJSONL(d.Path(file), &d.Bad, d.Progress, fn)
 }
 
 // ReadJSONL streams the JSONL file at path, one line at a time (a line may
 // be of any length), into fn as Lines does; bad lines go to bad. Blank lines
 // are no records and are passed over.
 func ReadJSONL[T any](path string, bad *BadLines, fn func(*T) error) error {
+	return readJSONL(path, bad, nil, fn)
+}
+
+// readJSONL is ReadJSONL telling progress, when set, of every read.
+func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(*T) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
+	var r io.Reader = f
+	if progress != nil {
+		r = progressReader{f, progress}
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
 	for n := 1; ; n++ {
 		line, rerr := br.ReadBytes('\n')
 		if line = bytes.TrimSpace(line); len(line) > 0 {
@@ -127,6 +139,18 @@ func ReadJSONL[T any](path string, bad *BadLines, fn func(*T) error) error {
 			return fmt.Errorf("reading %s: %w", path, rerr)
 		}
 	}
+}
+
+// progressReader tells progress how many bytes each read took.
+type progressReader struct {
+	r        io.Reader
+	progress func(int64)
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.progress(int64(n))
+	return n, err
 }
 
 // BadLines counts the lines of JSONL files that did not decode (a copy cut

@@ -106,13 +106,7 @@ type tlsPoint struct {
 }
 
 // openAt is the number of upgraded sessions open at t, all runs merged.
-func (s *Summary) openAt(t time.Time) int {
-	i := sort.Search(len(s.steps), func(k int) bool { return s.steps[k].At.After(t) })
-	if i == 0 {
-		return 0
-	}
-	return s.steps[i-1].Open
-}
+func (s *Summary) openAt(t time.Time) int { return s.open.at(nanos(t)) }
 
 // defaultOutcome is what wstap does with a renegotiation on a leg: the
 // upstream's is accepted, a client's refused.
@@ -123,51 +117,69 @@ func defaultOutcome(leg string) string {
 	return "accepted"
 }
 
-// summarizeTLS fills s.TLS: run by run, the renegotiation events, the TLS
-// legs of the session records and the failures no record holds; then the
+// summarizeTLS fills s.TLS from the runs' tallies (see tlsTally): the
 // figures of each leg, the renegotiation counts, the bands and the sentence.
 func (s *Summary) summarizeTLS() {
-	y := newTLSTally(s)
-	for i, r := range s.runs {
-		evReneg := y.renegotiationEvents(r)
-		ids := y.records(i, evReneg)
-		for sid := range evReneg {
-			if !ids[sid] {
-				s.TLS.RenegotiatedSessions++ // a session without a record
+	y := newTLSTally()
+	for _, r := range s.runs {
+		for _, pts := range r.tls.points {
+			for i := range pts {
+				pts[i].conc = s.openAt(pts[i].at)
 			}
 		}
-		y.unrecordedFailures(r, ids)
+		y.add(r.tls)
 	}
+	s.TLS.Client, s.TLS.Upstream = *y.legs[legClient], *y.legs[legUpstream]
+	s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal = y.renegotiated, y.renegotiatedAbnormal
+	y.legs = map[string]*tlsLegReport{legClient: &s.TLS.Client, legUpstream: &s.TLS.Upstream}
 	y.finishLegs()
 	s.TLS.Renegotiations = y.renegotiationCounts()
 	s.TLS.ByConcurrency, s.TLS.ByTime = s.tlsBands(y.points)
 	s.TLS.Text = s.TLS.sentence()
 }
 
-// tlsTally gathers the handshakes, failures and renegotiations of the
+// tlsTally gathers the handshakes, failures and renegotiations of a run as
+// it is read (the points' concurrency waits for all runs), and then of the
 // merged runs for summarizeTLS.
 type tlsTally struct {
-	s      *Summary
 	legs   map[string]*tlsLegReport
 	causes map[string]map[string]int // leg → failure cause → count
 	hsMS   map[string][]float64      // leg → durations of the successful handshakes
-	points []tlsPoint
-	reneg  map[[2]string]int // {leg, outcome} → renegotiations
+	points [][]tlsPoint              // one list per run
+	reneg  map[[2]string]int         // {leg, outcome} → renegotiations
+	// renegotiated counts the sessions that renegotiated, and of those
+	// renegotiatedAbnormal the 1006 ones.
+	renegotiated, renegotiatedAbnormal int
+	// deferred: the records that count renegotiations, settled against the
+	// "tls-renegotiation" events once they are read.
+	deferred []renegotiatingRecord
 }
 
-func newTLSTally(s *Summary) *tlsTally {
-	t := &s.TLS
+// renegotiatingRecord is a session record whose legs count renegotiations.
+type renegotiatingRecord struct {
+	id       string
+	end      time.Time
+	abnormal bool
+	renegs   map[string]int // leg → renegotiations
+}
+
+func newTLSTally() *tlsTally {
 	y := &tlsTally{
-		s:      s,
-		legs:   map[string]*tlsLegReport{legClient: &t.Client, legUpstream: &t.Upstream},
+		legs:   map[string]*tlsLegReport{legClient: {}, legUpstream: {}},
 		causes: map[string]map[string]int{legClient: {}, legUpstream: {}},
 		hsMS:   map[string][]float64{},
+		points: [][]tlsPoint{nil},
 		reneg:  map[[2]string]int{},
 	}
 	for _, l := range y.legs {
 		l.AbnormalEnds = map[string]int{}
 	}
 	return y
+}
+
+// point adds a handshake or renegotiation; its concurrency comes later.
+func (y *tlsTally) point(p tlsPoint) {
+	y.points[0] = append(y.points[0], p)
 }
 
 // handshake counts one handshake of leg at time at, and its failure cause:
@@ -178,7 +190,7 @@ func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errTe
 		return
 	}
 	l.Handshakes++
-	y.points = append(y.points, tlsPoint{leg: leg, at: at, conc: y.s.openAt(at), failed: failed})
+	y.point(tlsPoint{leg: leg, at: at, failed: failed})
 	if !failed {
 		return
 	}
@@ -209,7 +221,7 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 			outcome = defaultOutcome(leg)
 		}
 		y.reneg[[2]string{leg, outcome}]++
-		y.points = append(y.points, tlsPoint{leg: leg, at: e.Time, conc: y.s.openAt(e.Time), reneg: true})
+		y.point(tlsPoint{leg: leg, at: e.Time, reneg: true})
 		if evReneg[e.Session] == nil {
 			evReneg[e.Session] = map[string]int{}
 		}
@@ -218,45 +230,38 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 	return evReneg
 }
 
-// records counts the TLS legs of the session records of run number run and
-// the sessions that renegotiated; it returns the ids of the records.
-func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[string]bool {
-	ids := map[string]bool{}
-	for _, ref := range y.s.sess {
-		if ref.run != run {
+// record counts the TLS legs of one session record as it is read; a record
+// that counts renegotiations waits for the events (see events).
+func (y *tlsTally) record(rec *capture.SessionRecord, end time.Time) {
+	var renegs map[string]int
+	for _, lg := range []struct {
+		name string
+		leg  *capture.TLSLeg
+	}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
+		if lg.leg == nil {
 			continue
 		}
-		rec := ref.rec
-		ids[rec.ID] = true
-		renegotiated := len(evReneg[rec.ID]) > 0
-		for _, lg := range []struct {
-			name string
-			leg  *capture.TLSLeg
-		}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
-			if lg.leg != nil && y.recordLeg(ref, lg.name, lg.leg, evReneg[rec.ID][lg.name]) {
-				renegotiated = true
+		y.recordLeg(rec, end, lg.name, lg.leg)
+		if lg.leg.Renegotiations > 0 {
+			if renegs == nil {
+				renegs = map[string]int{}
 			}
-		}
-		if renegotiated {
-			y.s.TLS.RenegotiatedSessions++
-			if rec.Abnormal {
-				y.s.TLS.RenegotiatedAbnormal++
-			}
+			renegs[lg.name] = lg.leg.Renegotiations
 		}
 	}
-	return ids
+	if renegs != nil {
+		y.deferred = append(y.deferred, renegotiatingRecord{rec.ID, end, rec.Abnormal, renegs})
+	}
 }
 
 // recordLeg counts one TLS leg of a session record: its handshake (a failure
-// without a duration is placed at the session's end), its resumption, the
-// renegotiations beyond the evRenegs the events showed (events dropped: the
-// record still counts them) and, for a 1006 session, how its TLS ended. It
-// reports whether the leg renegotiated.
-func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evRenegs int) bool {
+// without a duration is placed at the session's end), its resumption and,
+// for a 1006 session, how its TLS ended.
+func (y *tlsTally) recordLeg(rec *capture.SessionRecord, end time.Time, name string, l *capture.TLSLeg) {
 	failed := l.Error != "" || l.Alert != ""
-	at := ref.rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
+	at := rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
 	if failed && l.HandshakeMS == 0 {
-		at = ref.end
+		at = end
 	}
 	y.handshake(name, at, failed, l.Alert, l.Error)
 	if !failed {
@@ -265,30 +270,79 @@ func (y *tlsTally) recordLeg(ref sessionRef, name string, l *capture.TLSLeg, evR
 			y.legs[name].Resumed++
 		}
 	}
-	if extra := l.Renegotiations - evRenegs; extra > 0 {
-		y.reneg[[2]string{name, defaultOutcome(name)}] += extra
-		for range extra {
-			y.points = append(y.points, tlsPoint{leg: name, at: ref.end, conc: y.s.openAt(ref.end), reneg: true})
+	if rec.Abnormal {
+		e := l.End
+		if e == "" {
+			e = "unknown"
 		}
+		y.legs[name].AbnormalEnds[e]++
 	}
-	if ref.rec.Abnormal {
-		end := l.End
-		if end == "" {
-			end = "unknown"
-		}
-		y.legs[name].AbnormalEnds[end]++
-	}
-	return l.Renegotiations > 0
 }
 
-// unrecordedFailures counts the failed handshakes of run r that no session
-// record holds (a TLS error before any request).
-func (y *tlsTally) unrecordedFailures(r *Run, ids map[string]bool) {
+// events settles run r's renegotiations once its events are read: the
+// renegotiations a record counts beyond the events that showed them (events
+// dropped: the record still counts them), and the sessions that
+// renegotiated, with a record (ids: id → ended in 1006) or without; and the
+// failed handshakes no record holds.
+func (y *tlsTally) events(r *Run, ids map[string]bool) {
+	evReneg := y.renegotiationEvents(r)
+	settled := map[string]bool{}
+	for _, d := range y.deferred {
+		for leg, n := range d.renegs {
+			if extra := n - evReneg[d.id][leg]; extra > 0 {
+				y.reneg[[2]string{leg, defaultOutcome(leg)}] += extra
+				for range extra {
+					y.point(tlsPoint{leg: leg, at: d.end, reneg: true})
+				}
+			}
+		}
+		y.renegotiated++
+		if d.abnormal {
+			y.renegotiatedAbnormal++
+		}
+		settled[d.id] = true
+	}
+	for sid := range evReneg {
+		abnormal, recorded := ids[sid]
+		if !settled[sid] {
+			y.renegotiated++ // with a record, or a session without one
+			if recorded && abnormal {
+				y.renegotiatedAbnormal++
+			}
+		}
+	}
+	y.deferred = nil
 	for _, e := range r.TLSErrors {
-		if e.Session == "" || !ids[e.Session] {
+		if _, ok := ids[e.Session]; e.Session == "" || !ok {
 			y.handshake(e.Leg, e.Time, true, e.Alert, e.Error)
 		}
 	}
+}
+
+// add sums a run's tally into y, the merged one.
+func (y *tlsTally) add(o *tlsTally) {
+	for name, l := range o.legs {
+		m := y.legs[name]
+		m.Handshakes += l.Handshakes
+		m.Failures += l.Failures
+		m.Resumed += l.Resumed
+		if !l.FirstFailureAt.IsZero() && (m.FirstFailureAt.IsZero() || l.FirstFailureAt.Before(m.FirstFailureAt)) {
+			m.FirstFailureAt = l.FirstFailureAt
+		}
+		for k, n := range l.AbnormalEnds {
+			m.AbnormalEnds[k] += n
+		}
+		for k, n := range o.causes[name] {
+			y.causes[name][k] += n
+		}
+		y.hsMS[name] = append(y.hsMS[name], o.hsMS[name]...)
+	}
+	y.points = append(y.points, o.points...)
+	for k, n := range o.reneg {
+		y.reneg[k] += n
+	}
+	y.renegotiated += o.renegotiated
+	y.renegotiatedAbnormal += o.renegotiatedAbnormal
 }
 
 // finishLegs computes each leg's shares, quantiles, failure concurrency,
@@ -297,7 +351,7 @@ func (y *tlsTally) finishLegs() {
 	failConc := map[string][]float64{}
 	allC := map[string][]int{}
 	allF := map[string][]bool{}
-	for _, p := range y.points {
+	for p := range allPoints(y.points) {
 		if p.reneg {
 			continue
 		}
@@ -341,14 +395,14 @@ func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
 // the drops-against-concurrency chart) and by tenth of the run.
-func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
+func (s *Summary) tlsBands(points [][]tlsPoint) (byConc, byTime []tlsBand) {
 	byConc, byTime = []tlsBand{}, []tlsBand{}
-	if len(points) == 0 {
+	if countPoints(points) == 0 {
 		return byConc, byTime
 	}
 	hi := 0
 	from, to := s.Start, s.End
-	for _, p := range points {
+	for p := range allPoints(points) {
 		hi = max(hi, p.conc)
 		if from.IsZero() || p.at.Before(from) {
 			from = p.at
@@ -386,7 +440,7 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 			}
 		}
 	}
-	for _, p := range points {
+	for p := range allPoints(points) {
 		add(&byConc[min(p.conc/step, len(byConc)-1)], p)
 		k := 0
 		if span > 0 {
