@@ -13,7 +13,7 @@ type runTally struct {
 	upgraded int
 	ka       keepaliveTally
 	// findings by rule; latePongs and noKeepalive count sessions.
-	findings              map[string]*ruleTally
+	findings               map[string]*ruleTally
 	latePongs, noKeepalive int
 	// tlsFail: TLS failures of the records by leg and alert; tlsFailEv:
 	// those of "tls" events without a record, in file order.
