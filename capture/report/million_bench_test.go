@@ -32,7 +32,7 @@ const (
 	millionSpacing = 36 * time.Millisecond
 )
 
-// BenchmarkReportMillion: LoadRun of every run dir, Summarize, WriteText and
+// BenchmarkReportMillion: LoadRuns of every run dir, Summarize, WriteText and
 // WriteHTML over 1,000,000 sessions; reports seconds and peak RSS.
 func BenchmarkReportMillion(b *testing.B) {
 	if os.Getenv("WSTAP_BENCH_MILLION") != "1" {
@@ -46,13 +46,9 @@ func BenchmarkReportMillion(b *testing.B) {
 		debug.FreeOSMemory()
 		resetPeakRSS(b)
 		start := time.Now()
-		runs := make([]*Run, 0, len(dirs))
-		for _, d := range dirs {
-			r, err := LoadRun(d)
-			if err != nil {
-				b.Fatal(err)
-			}
-			runs = append(runs, r)
+		runs, err := LoadRuns(dirs, nil)
+		if err != nil {
+			b.Fatal(err)
 		}
 		s := Summarize(runs...)
 		if err := s.WriteText(io.Discard); err != nil {

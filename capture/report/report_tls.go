@@ -98,11 +98,24 @@ func ratio(n, of int) float64 {
 
 // tlsPoint is one handshake or renegotiation, when and at what concurrency.
 type tlsPoint struct {
-	leg    string
 	at     time.Time
-	conc   int
+	conc   int32
+	client bool // else the upstream leg
 	failed bool
 	reneg  bool
+}
+
+// newTLSPoint is a point of leg; its concurrency is set once all runs are read.
+func newTLSPoint(leg string, at time.Time, failed, reneg bool) tlsPoint {
+	return tlsPoint{at: at, client: leg == legClient, failed: failed, reneg: reneg}
+}
+
+// leg names the point's leg.
+func (p tlsPoint) leg() string {
+	if p.client {
+		return legClient
+	}
+	return legUpstream
 }
 
 // openAt is the number of upgraded sessions open at t, all runs merged.
@@ -123,8 +136,8 @@ func (s *Summary) summarizeTLS() {
 	y := newTLSTally()
 	for _, r := range s.runs {
 		for _, pts := range r.tls.points {
-			for i := range pts {
-				pts[i].conc = s.openAt(pts[i].at)
+			for i := range pts.other {
+				pts.other[i].conc = int32(s.openAt(pts.other[i].at))
 			}
 		}
 		y.add(r.tls)
@@ -132,6 +145,7 @@ func (s *Summary) summarizeTLS() {
 	s.TLS.Client, s.TLS.Upstream = *y.legs[legClient], *y.legs[legUpstream]
 	s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal = y.renegotiated, y.renegotiatedAbnormal
 	y.legs = map[string]*tlsLegReport{legClient: &s.TLS.Client, legUpstream: &s.TLS.Upstream}
+	y.open = s.open
 	y.finishLegs()
 	s.TLS.Renegotiations = y.renegotiationCounts()
 	s.TLS.ByConcurrency, s.TLS.ByTime = s.tlsBands(y.points)
@@ -145,7 +159,8 @@ type tlsTally struct {
 	legs   map[string]*tlsLegReport
 	causes map[string]map[string]int // leg → failure cause → count
 	hsMS   map[string][]float64      // leg → durations of the successful handshakes
-	points [][]tlsPoint              // one list per run
+	points []tlsRunPoints            // one per run
+	open   *openTimes                // of the merged runs: the points' concurrency
 	reneg  map[[2]string]int         // {leg, outcome} → renegotiations
 	// renegotiated counts the sessions that renegotiated, and of those
 	// renegotiatedAbnormal the 1006 ones.
@@ -168,7 +183,7 @@ func newTLSTally() *tlsTally {
 		legs:   map[string]*tlsLegReport{legClient: {}, legUpstream: {}},
 		causes: map[string]map[string]int{legClient: {}, legUpstream: {}},
 		hsMS:   map[string][]float64{},
-		points: [][]tlsPoint{nil},
+		points: []tlsRunPoints{{}},
 		reneg:  map[[2]string]int{},
 	}
 	for _, l := range y.legs {
@@ -179,7 +194,7 @@ func newTLSTally() *tlsTally {
 
 // point adds a handshake or renegotiation; its concurrency comes later.
 func (y *tlsTally) point(p tlsPoint) {
-	y.points[0] = append(y.points[0], p)
+	y.points[0].add(p)
 }
 
 // handshake counts one handshake of leg at time at, and its failure cause:
@@ -190,7 +205,7 @@ func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errTe
 		return
 	}
 	l.Handshakes++
-	y.point(tlsPoint{leg: leg, at: at, failed: failed})
+	y.point(newTLSPoint(leg, at, failed, false))
 	if !failed {
 		return
 	}
@@ -221,7 +236,7 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 			outcome = defaultOutcome(leg)
 		}
 		y.reneg[[2]string{leg, outcome}]++
-		y.point(tlsPoint{leg: leg, at: e.Time, reneg: true})
+		y.point(newTLSPoint(leg, e.Time, false, true))
 		if evReneg[e.Session] == nil {
 			evReneg[e.Session] = map[string]int{}
 		}
@@ -292,7 +307,7 @@ func (y *tlsTally) events(r *Run, ids map[string]bool) {
 			if extra := n - evReneg[d.id][leg]; extra > 0 {
 				y.reneg[[2]string{leg, defaultOutcome(leg)}] += extra
 				for range extra {
-					y.point(tlsPoint{leg: leg, at: d.end, reneg: true})
+					y.point(newTLSPoint(leg, d.end, false, true))
 				}
 			}
 		}
@@ -351,14 +366,14 @@ func (y *tlsTally) finishLegs() {
 	failConc := map[string][]float64{}
 	allC := map[string][]int{}
 	allF := map[string][]bool{}
-	for p := range allPoints(y.points) {
+	for p := range allPoints(y.points, y.open) {
 		if p.reneg {
 			continue
 		}
-		allC[p.leg] = append(allC[p.leg], p.conc)
-		allF[p.leg] = append(allF[p.leg], p.failed)
+		allC[p.leg()] = append(allC[p.leg()], int(p.conc))
+		allF[p.leg()] = append(allF[p.leg()], p.failed)
 		if p.failed {
-			failConc[p.leg] = append(failConc[p.leg], float64(p.conc))
+			failConc[p.leg()] = append(failConc[p.leg()], float64(p.conc))
 		}
 	}
 	for name, l := range y.legs {
@@ -395,15 +410,15 @@ func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
 // the drops-against-concurrency chart) and by tenth of the run.
-func (s *Summary) tlsBands(points [][]tlsPoint) (byConc, byTime []tlsBand) {
+func (s *Summary) tlsBands(points []tlsRunPoints) (byConc, byTime []tlsBand) {
 	byConc, byTime = []tlsBand{}, []tlsBand{}
 	if countPoints(points) == 0 {
 		return byConc, byTime
 	}
 	hi := 0
 	from, to := s.Start, s.End
-	for p := range allPoints(points) {
-		hi = max(hi, p.conc)
+	for p := range allPoints(points, s.open) {
+		hi = max(hi, int(p.conc))
 		if from.IsZero() || p.at.Before(from) {
 			from = p.at
 		}
@@ -428,7 +443,7 @@ func (s *Summary) tlsBands(points [][]tlsPoint) (byConc, byTime []tlsBand) {
 		switch {
 		case p.reneg:
 			b.Renegotiations++
-		case p.leg == legClient:
+		case p.client:
 			b.ClientHandshakes++
 			if p.failed {
 				b.ClientFailures++
@@ -440,8 +455,8 @@ func (s *Summary) tlsBands(points [][]tlsPoint) (byConc, byTime []tlsBand) {
 			}
 		}
 	}
-	for p := range allPoints(points) {
-		add(&byConc[min(p.conc/step, len(byConc)-1)], p)
+	for p := range allPoints(points, s.open) {
+		add(&byConc[min(int(p.conc)/step, len(byConc)-1)], p)
 		k := 0
 		if span > 0 {
 			k = min(int(int64(p.at.Sub(from))*int64(n)/int64(span)), n-1)

@@ -1,0 +1,37 @@
+package report
+
+import (
+	"runtime"
+	"sync"
+)
+
+// LoadRuns reads the run dirs as LoadRun does, as many at once as there are
+// CPUs, telling progress (when set, from any goroutine) how many bytes each
+// read took. The runs come back in the order of dirs; the error is that of
+// the first dir in that order that failed.
+func LoadRuns(dirs []string, progress func(n int64)) ([]*Run, error) {
+	runs := make([]*Run, len(dirs))
+	errs := make([]error, len(dirs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(dirs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				runs[i], errs[i] = loadRun(dirs[i], progress)
+			}
+		}()
+	}
+	for i := range dirs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return runs, nil
+}
