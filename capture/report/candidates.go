@@ -50,6 +50,12 @@ func (h *candHeap) Pop() any {
 	return x
 }
 
+// wants reports whether a session that ended at end, number idx in the
+// file, is among the first maxAbnormalRows seen so far.
+func (c *candidates) wants(end time.Time, idx int) bool {
+	return len(c.h) < maxAbnormalRows || (candidate{end: end, idx: idx}).before(c.h[0])
+}
+
 // offer keeps rec if it is among the first maxAbnormalRows seen so far.
 func (c *candidates) offer(rec *capture.SessionRecord, s *session, idx int) {
 	n := candidate{s.end, idx, rec, s}

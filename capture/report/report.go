@@ -34,11 +34,12 @@ type Run struct {
 	// Problems says what could not be read: missing files, unparsable lines.
 	Problems []string
 
-	store sessionStore // every session, in file order
-	strs  interner
-	tally runTally
-	tls   *tlsTally
-	open  openTimes // start and end of the upgraded sessions
+	store   sessionStore // every session, in file order
+	scratch lineScratch
+	strs    interner
+	tally   runTally
+	tls     *tlsTally
+	open    openTimes // start and end of the upgraded sessions
 	// start and end: run.json's, widened to the sessions'.
 	start, end time.Time
 	// cands: the records of the first 1006 sessions; timelines holds, by

@@ -27,7 +27,7 @@ func loadRun(dir string, progress func(int64)) (*Run, error) {
 			r.Problems = append(r.Problems, d.Path(name)+": missing")
 		}
 	}
-	if err := d.Sessions(r.addSession); err != nil {
+	if err := capture.Lines(d, capture.SessionsFile, r.addSession); err != nil {
 		return nil, err
 	}
 	r.cands.done()
@@ -72,7 +72,8 @@ func (r *Run) loadManifest(d *capture.RunDir) {
 
 // addSession takes what the report needs of one record and lets it go,
 // unless it is among the run's first 1006 sessions by end.
-func (r *Run) addSession(rec *capture.SessionRecord) error {
+func (r *Run) addSession(l *sessionLine) error {
+	rec := l.record(&r.scratch)
 	idx := r.store.n
 	s := r.store.add()
 	s.facts = *factsOf(0, rec)
@@ -90,8 +91,8 @@ func (r *Run) addSession(rec *capture.SessionRecord) error {
 	r.span(rec.Start, end)
 	r.tally.add(rec, end, idx)
 	r.tls.record(rec, end)
-	if rec.Abnormal {
-		r.cands.offer(rec, s, idx)
+	if rec.Abnormal && r.cands.wants(end, idx) {
+		r.cands.offer(l.fullRecord(rec), s, idx)
 	}
 	return nil
 }

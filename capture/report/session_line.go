@@ -1,0 +1,130 @@
+package report
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/wstap/wstap/capture"
+)
+
+// sessionLine is one line of sessions.jsonl as LoadRun reads it: only the
+// fields the report counts are decoded (headers, addresses, TLS versions,
+// finding details and frame counts are skipped, not allocated), and the
+// line itself is kept for a 1006 session, whose whole record the HTML may
+// list.
+type sessionLine struct {
+	ID         string    `json:"id"`
+	Target     string    `json:"target"`
+	Start      time.Time `json:"start"`
+	DurationMS float64   `json:"duration_ms"`
+	Handshake  struct {
+		Status    int     `json:"status"`
+		LatencyMS float64 `json:"latency_ms"`
+	} `json:"handshake"`
+	TLS struct {
+		Client   *leanTLSLeg `json:"client"`
+		Upstream *leanTLSLeg `json:"upstream"`
+	} `json:"tls"`
+	Frames struct {
+		ClientToUpstream struct {
+			Text   int64 `json:"text"`
+			Binary int64 `json:"binary"`
+		} `json:"client_to_upstream"`
+	} `json:"frames"`
+	Keepalive capture.Keepalive `json:"keepalive"`
+	End       struct {
+		At    time.Time    `json:"at"`
+		First capture.Side `json:"first"`
+		How   capture.How  `json:"how"`
+	} `json:"end"`
+	ClientCloseCode *int            `json:"client_close_code"`
+	Abnormal        bool            `json:"abnormal"`
+	Verdict         capture.Verdict `json:"verdict"`
+	Findings        []struct {
+		Rule     string `json:"rule"`
+		Severity string `json:"severity"`
+	} `json:"findings"`
+	ConcurrentAtEnd            int     `json:"concurrent_at_end"`
+	ConcurrentAtOpen           int     `json:"concurrent_at_open"`
+	Credential                 *string `json:"credential"`
+	CredentialConcurrentAtOpen int     `json:"credential_concurrent_at_open"`
+
+	raw []byte // the line, for a 1006 session
+}
+
+// leanTLSLeg is what the report reads of a TLS leg.
+type leanTLSLeg struct {
+	Error          string  `json:"error"`
+	Alert          string  `json:"alert"`
+	Resumed        bool    `json:"resumed"`
+	HandshakeMS    float64 `json:"handshake_ms"`
+	Renegotiations int     `json:"renegotiations"`
+	End            string  `json:"end"`
+}
+
+// UnmarshalJSON decodes the fields above and keeps a 1006 session's line.
+func (l *sessionLine) UnmarshalJSON(b []byte) error {
+	type plain sessionLine // without this method
+	if err := json.Unmarshal(b, (*plain)(l)); err != nil {
+		return err
+	}
+	if l.Abnormal {
+		l.raw = append([]byte(nil), b...)
+	}
+	return nil
+}
+
+// lineScratch is the record a run's lines are read into, one after the other.
+type lineScratch struct {
+	rec  capture.SessionRecord
+	legs [2]capture.TLSLeg
+}
+
+// record fills sc.rec with the decoded fields (the others stay zero) and
+// returns it; it is overwritten by the next line.
+func (l *sessionLine) record(sc *lineScratch) *capture.SessionRecord {
+	rec, findings := &sc.rec, sc.rec.Findings[:0]
+	*rec = capture.SessionRecord{ID: l.ID, Target: l.Target, Start: l.Start, DurationMS: l.DurationMS,
+		Keepalive: l.Keepalive, ClientCloseCode: l.ClientCloseCode, Abnormal: l.Abnormal, Verdict: l.Verdict,
+		ConcurrentAtEnd: l.ConcurrentAtEnd, ConcurrentAtOpen: l.ConcurrentAtOpen, Credential: l.Credential,
+		CredentialConcurrentAtOpen: l.CredentialConcurrentAtOpen}
+	rec.Handshake.Status, rec.Handshake.LatencyMS = l.Handshake.Status, l.Handshake.LatencyMS
+	rec.Frames.ClientToUpstream.Text, rec.Frames.ClientToUpstream.Binary = l.Frames.ClientToUpstream.Text, l.Frames.ClientToUpstream.Binary
+	rec.End.At, rec.End.First, rec.End.How = l.End.At, l.End.First, l.End.How
+	rec.TLS.Client = l.TLS.Client.leg(&sc.legs[0])
+	rec.TLS.Upstream = l.TLS.Upstream.leg(&sc.legs[1])
+	for _, f := range l.Findings {
+		findings = append(findings, capture.Finding{Rule: f.Rule, Severity: f.Severity})
+	}
+	rec.Findings = findings
+	return rec
+}
+
+// fullRecord decodes the whole record of a 1006 session; should the line
+// not decode whole (a field of the wrong type the report skips), it is a
+// copy of rec.
+func (l *sessionLine) fullRecord(rec *capture.SessionRecord) *capture.SessionRecord {
+	full := &capture.SessionRecord{}
+	if err := json.Unmarshal(l.raw, full); err == nil {
+		return full
+	}
+	*full = *rec
+	full.Findings = append([]capture.Finding(nil), rec.Findings...)
+	for _, leg := range []**capture.TLSLeg{&full.TLS.Client, &full.TLS.Upstream} {
+		if *leg != nil {
+			c := **leg
+			*leg = &c
+		}
+	}
+	return full
+}
+
+// leg fills into with l; nil when l is.
+func (l *leanTLSLeg) leg(into *capture.TLSLeg) *capture.TLSLeg {
+	if l == nil {
+		return nil
+	}
+	*into = capture.TLSLeg{Error: l.Error, Alert: l.Alert, Resumed: l.Resumed, HandshakeMS: l.HandshakeMS,
+		Renegotiations: l.Renegotiations, End: l.End}
+	return into
+}
