@@ -122,8 +122,9 @@ func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(
 		r = progressReader{f, progress}
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte // a line longer than br's buffer, reused
 	for n := 1; ; n++ {
-		line, rerr := br.ReadBytes('\n')
+		line, rerr := readLine(br, &long)
 		if line = bytes.TrimSpace(line); len(line) > 0 {
 			var v T
 			if err := json.Unmarshal(line, &v); err != nil {
@@ -139,6 +140,22 @@ func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(
 			return fmt.Errorf("reading %s: %w", path, rerr)
 		}
 	}
+}
+
+// readLine reads up to and including the next newline, into br's buffer
+// or, for a longer line, into long: the line is valid until the next call
+// (json.Unmarshal copies what it keeps).
+func readLine(br *bufio.Reader, long *[]byte) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	*long = append((*long)[:0], line...)
+	for err == bufio.ErrBufferFull {
+		line, err = br.ReadSlice('\n')
+		*long = append(*long, line...)
+	}
+	return *long, err
 }
 
 // progressReader tells progress how many bytes each read took.

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -85,25 +84,6 @@ type loggedEvent struct {
 	First     string  `json:"first,omitempty"`
 	How       string  `json:"how,omitempty"`
 	Outcome   string  `json:"outcome,omitempty"`
-}
-
-// UnmarshalJSON reads an events.jsonl line; see eventTime for "time".
-func (e *loggedEvent) UnmarshalJSON(b []byte) error {
-	type plain loggedEvent // without this method
-	var v struct {
-		plain
-		Time any `json:"time"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	t, err := eventTime(v.Time)
-	if err != nil {
-		return err
-	}
-	*e = loggedEvent(v.plain)
-	e.Time = t
-	return nil
 }
 
 // eventTime reads zerolog's "time" field: RFC 3339 text, or a Unix time in

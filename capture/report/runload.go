@@ -31,8 +31,8 @@ func loadRun(dir string, progress func(int64)) (*Run, error) {
 		return nil, err
 	}
 	r.cands.done()
-	err = capture.Lines(d, capture.EventsFile, func(e *loggedEvent) error {
-		r.addEvent(e)
+	err = capture.Lines(d, capture.EventsFile, func(e *eventLine) error {
+		r.addEvent(e.event())
 		return nil
 	})
 	if err != nil {
