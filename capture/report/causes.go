@@ -61,12 +61,12 @@ type facts struct {
 	run        int
 
 	upgraded bool
-	abnormal bool // the client saw 1006
-	status   int  // the upgrade's answer status
-	verdict  string
+	abnormal bool   // the client saw 1006
+	tlsEnd   bool   // the session ended in a TLS failure after its upgrade
+	latePong bool   // it had a late-pong finding
+	status   int    // the upgrade's answer status
 	first    string // end.first
 	how      string // end.how
-	tlsEnd   bool   // the session ended in a TLS failure after its upgrade
 
 	opened time.Time // when the 101 (or other answer) reached the client
 	end    time.Time
@@ -93,11 +93,9 @@ type facts struct {
 	clientDataFrames  int64
 
 	// For the explanations: TLS legs present and renegotiations, the
-	// handshake rules (warn and error) the session broke, whether it had
-	// a late-pong finding.
+	// handshake rules (warn and error) the session broke.
 	tlsLegs, tlsRenegs int
 	handshakeRules     []string
-	latePong           bool
 }
 
 // upstreamDrop reports whether the upstream ended the session without a

@@ -14,7 +14,7 @@ func factsOf(run int, r *capture.SessionRecord) *facts {
 	f := &facts{
 		id: r.ID, target: r.Target, run: run,
 		upgraded: r.Handshake.Status == 101, abnormal: r.Abnormal, status: r.Handshake.Status,
-		verdict: string(r.Verdict), first: string(r.End.First), how: string(r.End.How),
+		first: string(r.End.First), how: string(r.End.How),
 		opened: r.Start.Add(time.Duration(r.Handshake.LatencyMS * float64(time.Millisecond))),
 		end:    r.End.At, concOpen: r.ConcurrentAtOpen, credConc: r.CredentialConcurrentAtOpen,
 		clientSilenceMS: ka.ClientSilenceBeforeEndMS, clientMaxSilenceMS: ka.ClientMaxSilenceMS,

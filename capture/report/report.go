@@ -322,6 +322,7 @@ func (s *Summary) attribute() {
 	for i, ref := range s.sess {
 		s.facts[i] = &ref.facts
 	}
+	s.sess = nil // in end order in s.facts from here on
 	mergeOpenConcurrency(s.facts, len(s.runs))
 	s.Causes = inferCauses(s.facts)
 	failures := map[string]int{}

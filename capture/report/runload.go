@@ -39,6 +39,7 @@ func loadRun(dir string, progress func(int64)) (*Run, error) {
 		return nil, err
 	}
 	r.finishEvents()
+	r.trimLists()
 	if d.Bad.Count > 0 {
 		r.Problems = append(r.Problems, dir+": "+d.Bad.String())
 	}
@@ -78,7 +79,7 @@ func (r *Run) addSession(l *sessionLine) error {
 	s := r.store.add()
 	s.facts = *factsOf(0, rec)
 	s.target, s.credential = r.strs.of(s.target), r.strs.of(s.credential)
-	s.verdict, s.first, s.how = r.strs.of(s.verdict), r.strs.of(s.first), r.strs.of(s.how)
+	s.first, s.how = r.strs.of(s.first), r.strs.of(s.how)
 	for i, rule := range s.handshakeRules {
 		s.handshakeRules[i] = r.strs.of(rule)
 	}

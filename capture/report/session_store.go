@@ -101,3 +101,30 @@ var (
 	minNanos = time.Unix(0, -1<<63).UTC()
 	maxNanos = time.Unix(0, 1<<63-1).UTC()
 )
+
+// trim gives *v a backing array of its length when appending left more
+// than an eighth of it unused: a run's lists live as long as the run.
+func trim[T any](v *[]T) {
+	if cap(*v)-len(*v) > len(*v)/8 {
+		*v = append(make([]T, 0, len(*v)), *v...)
+	}
+}
+
+// trimLists trims the run's per-session lists once it is read.
+func (r *Run) trimLists() {
+	ka := &r.tally.ka
+	for _, v := range []*[]float64{&ka.c2uInt, &ka.u2cInt, &ka.c2uRTT, &ka.u2cRTT, &ka.chartCl, &ka.chartUp} {
+		trim(v)
+	}
+	for leg := range r.tls.hsMS {
+		v := r.tls.hsMS[leg]
+		trim(&v)
+		r.tls.hsMS[leg] = v
+	}
+	for _, pts := range r.tls.points {
+		trim(&pts.okAt[0])
+		trim(&pts.okAt[1])
+	}
+	trim(&r.open.starts)
+	trim(&r.open.ends)
+}
