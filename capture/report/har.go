@@ -37,9 +37,14 @@ type HAROptions struct {
 // "http" events. Header values, URLs and text secrets are redacted. Lines
 // that do not parse are left out and counted in d.Bad.
 func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
-	var recs []capture.SessionRecord
+	// The HAR is one document sorted by start: it holds an entry per
+	// session (not the record) until the events have filled them in.
+	var entries []*harEntry
+	byID := map[string]*harEntry{}
 	err := d.Sessions(func(r *capture.SessionRecord) error {
-		recs = append(recs, *r)
+		e := harSessionEntry(r)
+		entries = append(entries, e)
+		byID[r.ID] = e
 		return nil
 	})
 	if err != nil {
@@ -48,13 +53,6 @@ func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
 	max := opts.MaxMessages
 	if max == 0 {
 		max = DefaultHARMaxMessages
-	}
-	entries := make([]*harEntry, 0, len(recs))
-	byID := make(map[string]*harEntry, len(recs))
-	for i := range recs {
-		e := harSessionEntry(&recs[i])
-		entries = append(entries, e)
-		byID[recs[i].ID] = e
 	}
 	httpEntries, err := harAddEvents(d, byID, max, opts.IncludePayloads)
 	if err != nil {

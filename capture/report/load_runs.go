@@ -5,6 +5,12 @@ import (
 	"sync"
 )
 
+// MemoryLimit is the soft memory limit wstap report sets for itself (when
+// GOMEMLIMIT does not set one): the Go collector then works harder rather
+// than let the heap grow to twice what a million sessions keep (about
+// 430 MB, most of it their facts).
+const MemoryLimit = 480 << 20
+
 // LoadRuns reads the run dirs as LoadRun does, as many at once as there are
 // CPUs, telling progress (when set, from any goroutine) how many bytes each
 // read took. The runs come back in the order of dirs; the error is that of

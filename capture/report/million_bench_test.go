@@ -33,12 +33,16 @@ const (
 )
 
 // BenchmarkReportMillion: LoadRuns of every run dir, Summarize, WriteText and
-// WriteHTML over 1,000,000 sessions; reports seconds and peak RSS.
+// WriteHTML over 1,000,000 sessions under wstap report's memory limit;
+// reports seconds and peak RSS.
 func BenchmarkReportMillion(b *testing.B) {
 	if os.Getenv("WSTAP_BENCH_MILLION") != "1" {
 		b.Skip("writes 1,000,000 sessions (3.5 GB) and takes minutes: set WSTAP_BENCH_MILLION=1 to run it")
 	}
 	dirs := millionRunDirs(b)
+	if os.Getenv("GOMEMLIMIT") == "" { // as wstap report does
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(MemoryLimit))
+	}
 	b.ReportAllocs()
 	var secs, peak float64
 	for b.Loop() {
