@@ -64,25 +64,30 @@ func (t *keepaliveTally) addChart(ka *capture.Keepalive) {
 	}
 }
 
-// summarizeKeepalive adds up the runs' keep-alive ledgers.
+// summarizeKeepalive adds up the runs' keep-alive ledgers; each sample is
+// gathered, summarised and let go before the next.
 func (s *Summary) summarizeKeepalive() {
-	var c2uInt, u2cInt, c2uRTT, u2cRTT []float64
-	var c2uMax, u2cMax float64
 	k := &s.Keepalive
+	var c2uMax, u2cMax float64
 	for _, r := range s.runs {
 		t := &r.tally.ka
 		k.UnansweredPings += t.k.UnansweredPings
 		addDirKeepalive(&k.ClientToUpstream, t.k.ClientToUpstream)
 		addDirKeepalive(&k.UpstreamToClient, t.k.UpstreamToClient)
-		c2uInt, u2cInt = append(c2uInt, t.c2uInt...), append(u2cInt, t.u2cInt...)
-		c2uRTT, u2cRTT = append(c2uRTT, t.c2uRTT...), append(u2cRTT, t.u2cRTT...)
 		c2uMax, u2cMax = max(c2uMax, t.c2uMax), max(u2cMax, t.u2cMax)
 	}
-	k.ClientToUpstream.IntervalMS = quantilesOf(c2uInt)
-	k.UpstreamToClient.IntervalMS = quantilesOf(u2cInt)
-	k.ClientToUpstream.PongRTTMS = quantilesOf(c2uRTT)
+	sample := func(of func(*keepaliveTally) []float64) quantiles {
+		var v []float64
+		for _, r := range s.runs {
+			v = append(v, of(&r.tally.ka)...)
+		}
+		return ownQuantiles(v)
+	}
+	k.ClientToUpstream.IntervalMS = sample(func(t *keepaliveTally) []float64 { return t.c2uInt })
+	k.UpstreamToClient.IntervalMS = sample(func(t *keepaliveTally) []float64 { return t.u2cInt })
+	k.ClientToUpstream.PongRTTMS = sample(func(t *keepaliveTally) []float64 { return t.c2uRTT })
 	k.ClientToUpstream.PongRTTMS.Max = max(k.ClientToUpstream.PongRTTMS.Max, c2uMax)
-	k.UpstreamToClient.PongRTTMS = quantilesOf(u2cRTT)
+	k.UpstreamToClient.PongRTTMS = sample(func(t *keepaliveTally) []float64 { return t.u2cRTT })
 	k.UpstreamToClient.PongRTTMS.Max = max(k.UpstreamToClient.PongRTTMS.Max, u2cMax)
 }
 

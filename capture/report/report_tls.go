@@ -378,7 +378,7 @@ func (y *tlsTally) finishLegs() {
 	}
 	for name, l := range y.legs {
 		l.FailureShare = ratio(l.Failures, l.Handshakes)
-		l.HandshakeMS = quantilesOf(y.hsMS[name])
+		l.HandshakeMS = ownQuantiles(y.hsMS[name]) // the runs' durations, gathered by add
 		l.ResumedShare = ratio(l.Resumed, l.Handshakes-l.Failures)
 		l.FailureConcurrency = quantilesOf(failConc[name])
 		if fc := failConc[name]; len(fc) > 0 {
