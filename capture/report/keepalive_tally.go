@@ -77,7 +77,11 @@ func (s *Summary) summarizeKeepalive() {
 		c2uMax, u2cMax = max(c2uMax, t.c2uMax), max(u2cMax, t.u2cMax)
 	}
 	sample := func(of func(*keepaliveTally) []float64) quantiles {
-		var v []float64
+		n := 0
+		for _, r := range s.runs {
+			n += len(of(&r.tally.ka))
+		}
+		v := make([]float64, 0, n)
 		for _, r := range s.runs {
 			v = append(v, of(&r.tally.ka)...)
 		}

@@ -135,6 +135,11 @@ func defaultOutcome(leg string) string {
 func (s *Summary) summarizeTLS() {
 	y := newTLSTally()
 	for _, r := range s.runs {
+		for leg, ms := range r.tls.hsMS {
+			y.hsMS[leg] = slices.Grow(y.hsMS[leg], len(ms))
+		}
+	}
+	for _, r := range s.runs {
 		for _, pts := range r.tls.points {
 			for i := range pts.other {
 				pts.other[i].conc = int32(s.openAt(pts.other[i].at))
