@@ -63,7 +63,11 @@ func (p *reportProgress) draw(w io.Writer, total int64) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		bar.Set64(min(p.read.Load(), total))
+		read := p.read.Load()
+		if read >= total {
+			bar.Describe("summarizing") // every line read: the analysis runs
+		}
+		bar.Set64(min(read, total))
 		select {
 		case <-p.done:
 			bar.Finish()
