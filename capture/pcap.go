@@ -21,10 +21,18 @@ type PcapOptions struct {
 	QueueLen int
 	// QueueMB bounds the bytes waiting in the queue; 0 means 64 MiB.
 	QueueMB int
+	// BothLegs writes each leg of a session as a conversation of its own
+	// (--pcap-legs both). Without it each session is one conversation
+	// between the client's and the upstream's addresses, as it would look
+	// without wstap: each relayed byte is written once, the upgrade request
+	// as the client sent it, and each side's FIN or RST where that side
+	// sent it (the ones wstap sent to mirror them are left out).
+	BothLegs bool
 }
 
-// Pcap writes the decrypted traffic of both legs of every session to
-// capture.pcapng as synthetic Ethernet/IP/TCP conversations. It is a Tap:
+// Pcap writes the decrypted traffic of every session to capture.pcapng as
+// synthetic Ethernet/IP/TCP conversations: one per session, or one per leg
+// with PcapOptions.BothLegs. It is a Tap:
 // its methods copy what they are given into a bounded queue and return at
 // once; a single goroutine writes the file. What does not fit in the queue
 // is dropped and counted (docs/records.md, rule 6).
@@ -48,6 +56,7 @@ type Pcap struct {
 	w         *pcapWriter
 	closeOnce sync.Once
 	closeErr  error
+	one       bool // one conversation per session
 }
 
 var _ Tap = (*Pcap)(nil)
@@ -81,6 +90,10 @@ type pcapItem struct {
 	session    string
 	t          time.Time
 	buf        *[]byte
+	size       int        // memory held by buf, counted against the queue's bound
+	pool       *sync.Pool // where buf goes back; nil: the size-class pools
+	sum        uint64     // sum16 of the data, when summed
+	summed     bool
 	skip       [2][2]int64        // bytes dropped before this item, per [leg][sending side]
 	addrs      *[4]netip.AddrPort // Open: client, listen, local, upstream
 }
@@ -102,8 +115,10 @@ func OpenPcap(dir string, opts PcapOptions) (*Pcap, error) {
 		done:     make(chan struct{}),
 		maxQueue: int64(opts.QueueMB) << 20,
 		sessions: make(map[string]*tapSession),
+		one:      !opts.BothLegs,
 	}
-	w, err := newPcapWriter(dir, opts, &p.dropped)
+	behind := func() bool { return p.queued.Load() > p.maxQueue/2 || len(p.q) > cap(p.q)/2 }
+	w, err := newPcapWriter(dir, opts, &p.dropped, behind)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +148,7 @@ func (p *Pcap) Close() error {
 		if cerr := w.file.close(p.dropped.Load()); err == nil {
 			err = cerr
 		}
+		w.file.release()
 		p.closeErr = err
 	})
 	return p.closeErr
@@ -141,6 +157,9 @@ func (p *Pcap) Close() error {
 // Open starts the synthetic TCP conversations of the given legs.
 func (p *Pcap) Open(c *Conv, legs Leg, t time.Time) {
 	legs &= LegBoth
+	if p.one && legs != 0 {
+		legs = LegClient // the writer's conversation 0 is the session's
+	}
 	if c == nil || legs == 0 {
 		return
 	}
@@ -167,17 +186,33 @@ func (p *Pcap) Open(c *Conv, legs Leg, t time.Time) {
 
 // Data queues a copy of b as sent on the given legs.
 func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []byte) {
+	p.data(session, legs, fromServer, t, b, nil, nil)
+}
+
+// DataBuf queues b, which starts *buf, without copying it: the writer puts
+// buf in pool once it has written it (BufferTap).
+func (p *Pcap) DataBuf(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool {
+	return p.data(session, legs, fromServer, t, b, buf, pool)
+}
+
+// data queues b, taking buf (which b starts) when it is not nil and b fits
+// one segment, copying b otherwise. It reports whether it took buf.
+func (p *Pcap) data(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool {
 	legs &= LegBoth
+	if p.one {
+		// Bytes for the upstream leg alone are the upgrade request as
+		// rewritten for the upstream: the session shows the client's.
+		legs &= LegClient
+	}
 	if legs == 0 || len(b) == 0 {
-		return
+		return false
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	s := p.sessions[session]
 	if s == nil {
-		return // never opened, or already forgotten
+		return false // never opened, or already forgotten
 	}
-	d := dirIndex(fromServer)
 	for i, bit := range [2]Leg{LegClient, LegUpstream} {
 		if legs&bit != 0 && (p.closed || s.dead[i].Load()) {
 			legs &^= bit
@@ -185,34 +220,63 @@ func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []
 		}
 	}
 	if legs == 0 {
-		return
+		return false
+	}
+	it := pcapItem{kind: itemData, legs: legs, fromServer: fromServer, session: session, t: t}
+	if buf != nil && len(b) <= maxSegment && cap(*buf) <= 64<<10 {
+		// Summed here, where the bytes were just read, rather than by the
+		// writer, which would read them again from memory.
+		it.buf, it.n, it.pool = buf, len(b), pool
+		it.sum, it.summed = sum16(b, 0), true
+		return p.sendData(s, &it, cap(*buf))
 	}
 	for len(b) > 0 {
 		n := min(len(b), maxSegment)
-		it := pcapItem{kind: itemData, legs: legs, fromServer: fromServer, session: session, t: t, n: n}
-		for i, bit := range [2]Leg{LegClient, LegUpstream} {
-			if legs&bit != 0 {
-				it.skip[i][d] = s.lost[i][d].Swap(0)
-			}
-		}
-		it.buf = getBuf(n)
+		it.buf, it.n = getBuf(n), n
 		copy(*it.buf, b[:n])
-		if !p.send(it, n) {
+		it.sum, it.summed = sum16(b[:n], 0), true
+		if !p.sendData(s, &it, n) {
 			putBuf(it.buf)
-			for i, bit := range [2]Leg{LegClient, LegUpstream} {
-				if legs&bit != 0 {
-					s.lost[i][d].Add(it.skip[i][d] + int64(n))
-				}
-			}
 		}
 		b = b[n:]
 	}
+	return false
+}
+
+// sendData queues a data item holding size bytes of memory, with the bytes
+// dropped before it, and counts its bytes as lost when it does not fit.
+func (p *Pcap) sendData(s *tapSession, it *pcapItem, size int) bool {
+	d := dirIndex(it.fromServer)
+	it.size = size
+	for i, bit := range [2]Leg{LegClient, LegUpstream} {
+		if it.legs&bit != 0 {
+			it.skip[i][d] = s.lost[i][d].Swap(0)
+		}
+	}
+	if p.send(*it, size) {
+		return true
+	}
+	for i, bit := range [2]Leg{LegClient, LegUpstream} {
+		if it.legs&bit != 0 {
+			s.lost[i][d].Add(it.skip[i][d] + int64(it.n))
+		}
+	}
+	return false
 }
 
 // End queues the end of the given legs: a FIN, or a RST when rst is true,
 // sent by the server side of each leg when fromServer is true.
 func (p *Pcap) End(session string, legs Leg, fromServer, rst bool, t time.Time) {
 	legs &= LegBoth
+	if p.one {
+		// Only the ends the client and the upstream sent: the client is the
+		// client side of its leg, the upstream the server side of its own.
+		byPeer := legs&LegClient != 0 && !fromServer || legs&LegUpstream != 0 && fromServer
+		legs = 0
+		if byPeer {
+			legs = LegClient
+		}
+	}
 	if legs == 0 {
 		return
 	}
@@ -276,6 +340,9 @@ func (p *Pcap) send(it pcapItem, size int) bool {
 	return false
 }
 
+// batchWait is how long the writer lets items gather after a batch.
+const batchWait = 500 * time.Microsecond
+
 // run is the writer goroutine.
 func (p *Pcap) run() {
 	defer close(p.done)
@@ -285,6 +352,14 @@ func (p *Pcap) run() {
 		select {
 		case it := <-p.q:
 			p.handle(&it)
+			for n := len(p.q); n > 0; n-- {
+				it = <-p.q
+				p.handle(&it)
+			}
+			// Let the next items gather instead of being woken for each:
+			// a wake-up per relayed chunk cost more than writing a 64-byte
+			// one. The queue holds far more than arrives meanwhile.
+			time.Sleep(batchWait)
 		case <-tick.C:
 			if len(p.q) == 0 {
 				p.forgetLate()
@@ -309,8 +384,12 @@ func (p *Pcap) run() {
 func (p *Pcap) handle(it *pcapItem) {
 	p.w.handle(it)
 	if it.buf != nil {
-		p.queued.Add(-int64(it.n))
-		putBuf(it.buf)
+		p.queued.Add(-int64(it.size))
+		if it.pool != nil {
+			it.pool.Put(it.buf)
+		} else {
+			putBuf(it.buf)
+		}
 	}
 }
 

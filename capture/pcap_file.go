@@ -1,23 +1,27 @@
 package capture
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"time"
 
-	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 )
 
 // pcapInterfaceDescription explains the synthetic packets to whoever opens the file.
-const pcapInterfaceDescription = "wstap decrypted relay: each session leg is a synthetic TCP conversation; " +
+const pcapInterfaceDescription = "wstap decrypted relay: each session is a synthetic TCP conversation between " +
+	"the client's and the upstream's addresses; server ports are written as 80 so that Wireshark decodes WebSocket; " +
+	"the real addresses are in the SYN comments"
+
+// pcapInterfaceDescriptionBoth is the description with --pcap-legs both.
+const pcapInterfaceDescriptionBoth = "wstap decrypted relay: each session leg is a synthetic TCP conversation; " +
 	"server ports are written as 80 so that Wireshark decodes WebSocket; the real addresses are in the SYN comments"
+
+// zeros pads blocks and ends option lists.
+var zeros [8]byte
 
 // pcapName returns the file name of the index-th capture file (1-based).
 func pcapName(index int) string {
@@ -29,12 +33,18 @@ func pcapName(index int) string {
 
 // countWriter counts the bytes written through it.
 type countWriter struct {
-	w io.Writer
+	w *fileSink
 	n int64
 }
 
 func (c *countWriter) Write(b []byte) (int, error) {
 	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countWriter) WriteString(s string) (int, error) {
+	n, err := c.w.WriteString(s)
 	c.n += int64(n)
 	return n, err
 }
@@ -45,28 +55,39 @@ type pcapFile struct {
 	maxBytes int64 // 0: never rotate
 	index    int
 	path     string
-	f        *os.File
-	bw       *bufio.Writer
+	sink     *fileSink
+	buf      []byte // the sink's buffer, kept across rotations
+	freeBuf  func()
+	pressure func() bool // the writer is behind (see fileSink)
 	cw       countWriter
 	ng       *pcapgo.NgWriter
 	dirty    bool
-	epb      [28]byte
+	both     bool     // --pcap-legs both: one conversation per leg
+	epb      [28]byte // the fixed part of an Enhanced Packet Block
+	opt      [4]byte  // an option header
+	tail     [4]byte  // a block's closing length
 }
 
 // open creates the next capture file and writes its section and interface blocks.
 func (pf *pcapFile) open() error {
 	pf.index++
 	pf.path = filepath.Join(pf.dir, pcapName(pf.index))
-	f, err := OpenPrivate(pf.path, os.O_TRUNC)
+	if pf.buf == nil {
+		pf.buf, pf.freeBuf = newSinkBuffer()
+	}
+	sink, err := openSink(pf.path, pf.buf, pf.pressure)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", pf.path, err)
 	}
-	pf.f = f
-	pf.bw = bufio.NewWriterSize(f, 256<<10)
-	pf.cw = countWriter{w: pf.bw}
+	pf.sink = sink
+	pf.cw = countWriter{w: sink}
+	desc := pcapInterfaceDescription
+	if pf.both {
+		desc = pcapInterfaceDescriptionBoth
+	}
 	intf := pcapgo.NgInterface{
 		Name:                "wstap",
-		Description:         pcapInterfaceDescription,
+		Description:         desc,
 		OS:                  runtime.GOOS,
 		LinkType:            layers.LinkTypeEthernet,
 		TimestampResolution: 9,
@@ -76,7 +97,11 @@ func (pf *pcapFile) open() error {
 	}}
 	ng, err := pcapgo.NewNgWriterInterface(&pf.cw, intf, opts)
 	if err != nil {
-		f.Close()
+		sink.Close()
+		return fmt.Errorf("writing pcapng header to %s: %w", pf.path, err)
+	}
+	if err := ng.Flush(); err != nil { // the packets go straight to pf.cw
+		sink.Close()
 		return fmt.Errorf("writing pcapng header to %s: %w", pf.path, err)
 	}
 	pf.ng = ng
@@ -88,26 +113,18 @@ func (pf *pcapFile) full() bool {
 	return pf.maxBytes > 0 && pf.cw.n >= pf.maxBytes
 }
 
-// write writes one packet of origLen bytes of which data were captured.
-func (pf *pcapFile) write(t time.Time, data []byte, origLen int) error {
-	ci := gopacket.CaptureInfo{Timestamp: t, CaptureLength: len(data), Length: origLen}
-	if err := pf.ng.WritePacket(ci, data); err != nil {
-		return fmt.Errorf("writing packet to %s: %w", pf.path, err)
-	}
-	pf.dirty = true
-	return nil
-}
-
-// writeCommented writes one whole packet as an Enhanced Packet Block with
-// an opt_comment option (pcapng, draft-ietf-opsawg-pcapng §4.3 and §3.5),
-// which pcapgo.NgWriter cannot write.
-func (pf *pcapFile) writeCommented(t time.Time, data []byte, comment string) error {
-	if err := pf.ng.Flush(); err != nil { // keep the block order
-		return fmt.Errorf("writing packet to %s: %w", pf.path, err)
-	}
+// write writes one packet, its headers hdr and captured payload, as an
+// Enhanced Packet Block (pcapng, draft-ietf-opsawg-pcapng §4.3), with an
+// opt_comment option (§3.5) when comment is not empty. wire is the
+// packet's length on the wire.
+func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment string) error {
 	pad := func(n int) int { return (4 - n&3) & 3 }
-	optLen := 4 + len(comment) + pad(len(comment)) + 4 // comment option + opt_endofopt
-	total := 28 + len(data) + pad(len(data)) + optLen + 4
+	captured := len(hdr) + len(payload)
+	optLen := 0
+	if comment != "" {
+		optLen = 4 + len(comment) + pad(len(comment)) + 4 // comment option + opt_endofopt
+	}
+	total := 28 + captured + pad(captured) + optLen + 4
 	ts := uint64(t.UnixNano())
 	b := pf.epb[:]
 	le := binary.LittleEndian
@@ -116,23 +133,33 @@ func (pf *pcapFile) writeCommented(t time.Time, data []byte, comment string) err
 	le.PutUint32(b[8:], 0) // interface 0
 	le.PutUint32(b[12:], uint32(ts>>32))
 	le.PutUint32(b[16:], uint32(ts))
-	le.PutUint32(b[20:], uint32(len(data)))
-	le.PutUint32(b[24:], uint32(len(data)))
-	var zero [4]byte
-	var opt [4]byte
-	le.PutUint16(opt[0:], 1) // opt_comment
-	le.PutUint16(opt[2:], uint16(len(comment)))
-	var tail [4]byte
-	le.PutUint32(tail[:], uint32(total))
-	parts := [][]byte{b, data, zero[:pad(len(data))], opt[:], []byte(comment),
-		zero[:pad(len(comment))], zero[:], tail[:]}
-	for _, p := range parts {
-		if _, err := pf.cw.Write(p); err != nil {
-			return fmt.Errorf("writing packet to %s: %w", pf.path, err)
-		}
+	le.PutUint32(b[20:], uint32(captured))
+	le.PutUint32(b[24:], uint32(wire))
+	pf.cw.Write(b)
+	pf.cw.Write(hdr)
+	pf.cw.Write(payload)
+	pf.cw.Write(zeros[:pad(captured)])
+	if comment != "" {
+		le.PutUint16(pf.opt[0:], 1) // opt_comment
+		le.PutUint16(pf.opt[2:], uint16(len(comment)))
+		pf.cw.Write(pf.opt[:])
+		pf.cw.WriteString(comment)
+		pf.cw.Write(zeros[:pad(len(comment))+4]) // padding, opt_endofopt
+	}
+	le.PutUint32(pf.tail[:], uint32(total))
+	if _, err := pf.cw.Write(pf.tail[:]); err != nil {
+		return fmt.Errorf("writing packet to %s: %w", pf.path, err)
 	}
 	pf.dirty = true
 	return nil
+}
+
+// release frees the sink's buffer once the last file is closed.
+func (pf *pcapFile) release() {
+	if pf.freeBuf != nil && pf.sink == nil {
+		pf.freeBuf()
+		pf.buf, pf.freeBuf = nil, nil
+	}
 }
 
 // flush pushes buffered blocks to the file.
@@ -144,7 +171,7 @@ func (pf *pcapFile) flush() error {
 	if err := pf.ng.Flush(); err != nil {
 		return fmt.Errorf("flushing %s: %w", pf.path, err)
 	}
-	if err := pf.bw.Flush(); err != nil {
+	if err := pf.sink.Flush(); err != nil {
 		return fmt.Errorf("flushing %s: %w", pf.path, err)
 	}
 	return nil
@@ -153,11 +180,11 @@ func (pf *pcapFile) flush() error {
 // close writes the interface statistics (isb_ifdrop: dropped packets),
 // flushes and closes the current file.
 func (pf *pcapFile) close(dropped int64) error {
-	if pf.f == nil {
+	if pf.sink == nil {
 		return nil
 	}
-	f := pf.f
-	pf.f = nil
+	sink := pf.sink
+	defer func() { pf.sink = nil }()
 	stats := pcapgo.NgInterfaceStatistics{
 		LastUpdate:      time.Now(),
 		PacketsDropped:  uint64(dropped),
@@ -168,8 +195,8 @@ func (pf *pcapFile) close(dropped int64) error {
 		pf.dirty = true
 		err = pf.flush()
 	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing %s: %w", pf.path, cerr)
+	if cerr := sink.Close(); err == nil && cerr != nil {
+		return cerr
 	}
 	if err != nil {
 		return fmt.Errorf("closing %s: %w", pf.path, err)

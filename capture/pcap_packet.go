@@ -2,11 +2,7 @@ package capture
 
 import (
 	"encoding/binary"
-	"fmt"
-	"net"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"net/netip"
 )
 
 // maxSegment is the largest TCP payload of a synthetic segment: the IPv4
@@ -18,7 +14,8 @@ const maxSegment = 65535 - 20 - 20
 // so that a 16 MiB message fits in the window without a "window full" note.
 const windowScale = 14
 
-// TCP flags of a synthetic segment.
+// TCP flags of a synthetic segment, as they sit in the TCP header's flags
+// byte (RFC 9293 §3.1).
 const (
 	flagFIN = 1 << iota
 	flagSYN
@@ -27,117 +24,114 @@ const (
 	flagACK
 )
 
-// endpoint is one side of a synthetic TCP conversation as written.
-type endpoint struct {
-	mac  net.HardwareAddr
-	ip   net.IP
-	port uint16
-}
+// Header sizes of a synthetic packet.
+const (
+	ethLen    = 14
+	ip4Len    = 20 // RFC 791 §3.1, no options
+	ip6Len    = 40 // RFC 8200 §3
+	tcpLen    = 20 // RFC 9293 §3.1, no options
+	synOptLen = 8  // MSS, NOP, window scale
+	maxHdrLen = ethLen + ip6Len + tcpLen + synOptLen
+)
 
-// segment is one TCP segment to serialise.
+// synOptions are the options of every SYN: MSS (RFC 9293 §3.7.1), a NOP
+// and the window scale (RFC 7323 §2.2).
+var synOptions = [synOptLen]byte{2, 4, byte(maxSegment >> 8), byte(maxSegment & 0xff), 1, 3, 3, windowScale}
+
+// segment is one TCP segment to write.
 type segment struct {
 	seq, ack uint32
 	flags    uint8
 	payload  []byte
 }
 
-// packetBuilder serialises Ethernet/IP/TCP packets, reusing its layers and
-// buffer so that a packet costs no allocation.
-type packetBuilder struct {
-	eth     layers.Ethernet
-	ip4     layers.IPv4
-	ip6     layers.IPv6
-	tcp     layers.TCP
-	payload gopacket.Payload
-	buf     gopacket.SerializeBuffer
-	v4, v6  []gopacket.SerializableLayer
-	synOpts []layers.TCPOption
-	ipID    uint16
+// route is the header template of the packets one side of a synthetic
+// conversation sends: Ethernet, IP and TCP headers with the fields that
+// never change filled in, and the part of the TCP checksum that covers the
+// pseudo-header's addresses and protocol. A packet then costs a copy of the
+// template, a few stores and the checksum of its payload.
+type route struct {
+	hdr    [ethLen + ip6Len + tcpLen]byte
+	ipLen  int
+	pseudo uint64
 }
 
-func newPacketBuilder() *packetBuilder {
-	pb := &packetBuilder{buf: gopacket.NewSerializeBufferExpectedSize(64, maxSegment)}
-	pb.v4 = []gopacket.SerializableLayer{&pb.eth, &pb.ip4, &pb.tcp, &pb.payload}
-	pb.v6 = []gopacket.SerializableLayer{&pb.eth, &pb.ip6, &pb.tcp, &pb.payload}
-	mss := uint16(maxSegment)
-	pb.synOpts = []layers.TCPOption{
-		{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{byte(mss >> 8), byte(mss)}},
-		{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
-		{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{windowScale}},
-	}
-	return pb
-}
-
-// build serialises seg sent from src to dst and returns the packet bytes,
-// valid until the next call.
-func (pb *packetBuilder) build(src, dst *endpoint, seg segment) ([]byte, error) {
-	v6 := src.ip.To4() == nil
-	pb.eth = layers.Ethernet{SrcMAC: src.mac, DstMAC: dst.mac, EthernetType: layers.EthernetTypeIPv4}
-	var nl gopacket.NetworkLayer
-	ls := pb.v4
-	if v6 {
-		pb.eth.EthernetType = layers.EthernetTypeIPv6
-		pb.ip6 = layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolTCP, SrcIP: src.ip, DstIP: dst.ip}
-		nl = &pb.ip6
-		ls = pb.v6
-	} else {
-		pb.ipID++
-		pb.ip4 = layers.IPv4{Version: 4, TTL: 64, Id: pb.ipID, Flags: layers.IPv4DontFragment,
-			Protocol: layers.IPProtocolTCP, SrcIP: src.ip, DstIP: dst.ip}
-		nl = &pb.ip4
-	}
-	pb.tcp = layers.TCP{
-		SrcPort: layers.TCPPort(src.port), DstPort: layers.TCPPort(dst.port),
-		Seq: seg.seq, Ack: seg.ack, Window: 65535,
-		FIN: seg.flags&flagFIN != 0, SYN: seg.flags&flagSYN != 0, RST: seg.flags&flagRST != 0,
-		PSH: seg.flags&flagPSH != 0, ACK: seg.flags&flagACK != 0,
-	}
-	if pb.tcp.SYN {
-		pb.tcp.Options = pb.synOpts
-	}
-	if err := pb.tcp.SetNetworkLayerForChecksum(nl); err != nil {
-		return nil, fmt.Errorf("setting TCP checksum layer: %w", err)
-	}
-	pb.payload = seg.payload
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(pb.buf, opts, ls...); err != nil {
-		return nil, fmt.Errorf("serialising %d-byte segment: %w", len(seg.payload), err)
-	}
-	return pb.buf.Bytes(), nil
-}
-
-// buildCut serialises seg as a truncated packet: its TCP payload goes on
-// for cut bytes that are not captured (--pcap-snap). It returns the
-// captured bytes, valid until the next call, and the packet's length on
-// the wire. The IP length fields count the cut bytes; the TCP checksum
-// covers only the captured payload, and Wireshark leaves it unverified on a
-// truncated packet. Ethernet padding is not captured: past the TCP header
-// it would read as payload.
-func (pb *packetBuilder) buildCut(src, dst *endpoint, seg segment, cut int) ([]byte, int, error) {
-	pkt, err := pb.build(src, dst, seg)
-	if err != nil {
-		return nil, 0, err
-	}
-	const eth, tcp = 14, 20
+// newRoute makes the template of packets sent from src to dst, with the
+// given MAC addresses. src and dst are of one family.
+func newRoute(srcMAC, dstMAC [6]byte, src, dst netip.AddrPort) route {
+	var r route
+	h := r.hdr[:]
+	copy(h[0:], dstMAC[:])
+	copy(h[6:], srcMAC[:])
 	be := binary.BigEndian
-	if src.ip.To4() == nil {
-		const ip = 40
-		pkt = pkt[:eth+ip+tcp+len(seg.payload)]
-		be.PutUint16(pkt[eth+4:], uint16(tcp+len(seg.payload)+cut)) // RFC 8200 §3: payload length
-		return pkt, len(pkt) + cut, nil
+	ip := h[ethLen:]
+	sa, da := src.Addr(), dst.Addr()
+	if sa.Is4() {
+		r.ipLen = ip4Len
+		be.PutUint16(h[12:], 0x0800)
+		ip[0] = 0x45                 // version 4, 5 words
+		be.PutUint16(ip[6:], 0x4000) // don't fragment
+		ip[8], ip[9] = 64, 6         // TTL, TCP
+		s4, d4 := sa.As4(), da.As4()
+		copy(ip[12:], s4[:])
+		copy(ip[16:], d4[:])
+		r.pseudo = sum16(ip[12:20], 0)
+	} else {
+		r.ipLen = ip6Len
+		be.PutUint16(h[12:], 0x86dd)
+		ip[0] = 0x60
+		ip[6], ip[7] = 6, 64 // next header TCP, hop limit
+		s6, d6 := sa.As16(), da.As16()
+		copy(ip[8:], s6[:])
+		copy(ip[24:], d6[:])
+		r.pseudo = sum16(ip[8:40], 0)
 	}
-	const ip = 20
-	pkt = pkt[:eth+ip+tcp+len(seg.payload)]
-	h := pkt[eth : eth+ip]
-	be.PutUint16(h[2:], uint16(ip+tcp+len(seg.payload)+cut)) // RFC 791 §3.1: total length
-	h[10], h[11] = 0, 0
-	var sum uint32
-	for i := 0; i < ip; i += 2 {
-		sum += uint32(be.Uint16(h[i:]))
+	r.pseudo += 6 // protocol (RFC 9293 §3.1; RFC 8200 §8.1)
+	tcp := ip[r.ipLen:]
+	be.PutUint16(tcp[0:], src.Port())
+	be.PutUint16(tcp[2:], dst.Port())
+	be.PutUint16(tcp[14:], 65535) // window
+	return r
+}
+
+// header fills dst (maxHdrLen bytes at least) with the headers of seg,
+// whose TCP payload is wireLen bytes long on the wire of which seg.payload
+// were captured, and returns the header bytes. The TCP checksum covers the
+// captured payload only; for a whole packet that is all of it. paySum is
+// sum16(seg.payload, 0) when the caller has it, else nil. ipID numbers
+// IPv4 packets.
+func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16, paySum *uint64) []byte {
+	n := ethLen + r.ipLen + tcpLen
+	copy(dst, r.hdr[:n])
+	tcpHdr := tcpLen
+	if seg.flags&flagSYN != 0 {
+		copy(dst[n:], synOptions[:])
+		n += synOptLen
+		tcpHdr += synOptLen
 	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
+	h := dst[:n]
+	be := binary.BigEndian
+	ip := h[ethLen:]
+	if r.ipLen == ip4Len {
+		be.PutUint16(ip[2:], uint16(ip4Len+tcpHdr+wireLen)) // RFC 791 §3.1: total length
+		be.PutUint16(ip[4:], ipID)
+		be.PutUint16(ip[10:], ^fold(sum16(ip[:ip4Len], 0)))
+	} else {
+		be.PutUint16(ip[4:], uint16(tcpHdr+wireLen)) // RFC 8200 §3: payload length
 	}
-	be.PutUint16(h[10:], ^uint16(sum))
-	return pkt, len(pkt) + cut, nil
+	tcp := ip[r.ipLen:]
+	be.PutUint32(tcp[4:], seg.seq)
+	be.PutUint32(tcp[8:], seg.ack)
+	tcp[12] = byte(tcpHdr/4) << 4
+	tcp[13] = seg.flags
+	// RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
+	s := r.pseudo + uint64(tcpHdr+len(seg.payload))
+	s = sum16(tcp, s)
+	if paySum != nil {
+		s += *paySum
+	} else {
+		s = sum16(seg.payload, s)
+	}
+	be.PutUint16(tcp[16:], ^fold(s))
+	return h
 }

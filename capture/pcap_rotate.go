@@ -66,29 +66,19 @@ func (w *pcapWriter) replay(id string, i int, l *wLeg, t time.Time, prev string)
 		end[d] = l.next(d)
 		isn[d] = end[d] - uint32(len(dt.block)) - 1
 	}
-	cli, srv := &l.ep[0], &l.ep[1]
-	pkt, err := w.pb.build(cli, srv, segment{seq: isn[0], flags: flagSYN})
-	if err != nil {
+	comment := fmt.Sprintf("wstap session %s, %s continued from %s: handshake and upgrade repeated", id, w.convName(i), prev)
+	if err := w.handshake(l, t, isn, comment); err != nil {
 		return err
 	}
-	comment := fmt.Sprintf("wstap session %s, %s leg continued from %s: handshake and upgrade repeated", id, legName(i), prev)
-	if err := w.file.writeCommented(t, pkt, comment); err != nil {
-		return err
-	}
-	steps := []struct {
-		src, dst *endpoint
-		seg      segment
-	}{
-		{srv, cli, segment{seq: isn[1], ack: isn[0] + 1, flags: flagSYN | flagACK}},
-		{cli, srv, segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagACK}},
-		{cli, srv, segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagPSH | flagACK, payload: cd.block}},
-		{srv, cli, segment{seq: isn[1] + 1, ack: end[0], flags: flagPSH | flagACK, payload: sd.block}},
-	}
-	for _, st := range steps {
-		if st.seg.flags&flagPSH != 0 && len(st.seg.payload) == 0 {
-			continue
+	if len(cd.block) > 0 {
+		seg := segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagPSH | flagACK, payload: cd.block}
+		if err := w.send(t, l, 0, seg); err != nil {
+			return err
 		}
-		if err := w.send(t, st.src, st.dst, st.seg); err != nil {
+	}
+	if len(sd.block) > 0 {
+		seg := segment{seq: isn[1] + 1, ack: end[0], flags: flagPSH | flagACK, payload: sd.block}
+		if err := w.send(t, l, 1, seg); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package capture
 import (
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -19,12 +18,15 @@ const serverPort = 80
 // synthetic peer answers with a pure ACK.
 const ackEvery = 256 << 10
 
-// legName names a leg in comments.
-func legName(i int) string {
-	if i == 1 {
-		return "upstream"
+// convName names conversation i of a session in comments.
+func (w *pcapWriter) convName(i int) string {
+	switch {
+	case w.one:
+		return "client to upstream"
+	case i == 1:
+		return "upstream leg"
 	}
-	return "client"
+	return "client leg"
 }
 
 // tuple identifies a synthetic TCP conversation.
@@ -32,7 +34,7 @@ type tuple struct{ cli, srv netip.AddrPort }
 
 // wLeg is the writer's state of one synthetic TCP conversation.
 type wLeg struct {
-	ep      [2]endpoint // [0] client side, [1] server side
+	rt      [2]route // header templates of what [0] the client side and [1] the server side send
 	key     tuple
 	seq     [2]uint32 // next sequence number of each side
 	unacked [2]uint32 // bytes each side sent since the peer last acknowledged
@@ -57,8 +59,15 @@ type wSession struct {
 
 // pcapWriter is owned by the single writer goroutine.
 type pcapWriter struct {
-	file     pcapFile
-	pb       *packetBuilder
+	file pcapFile
+	hdr  [maxHdrLen]byte // the headers of the packet being written
+	// paySum is sum16 of the data item being written, summed where the
+	// bytes were still in the cache; it serves a segment whose payload is
+	// the whole item (paid).
+	paySum   uint64
+	paid     []byte
+	ipID     uint16
+	one      bool // one conversation per session (--pcap-legs one)
 	snap     uint64
 	sessions map[string]*wSession
 	tuples   map[tuple]bool
@@ -69,14 +78,14 @@ type pcapWriter struct {
 }
 
 // newPcapWriter creates dir/capture.pcapng for a writer that counts its
-// drops in dropped.
-func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64) (*pcapWriter, error) {
-	if err := MakeRunDir(dir); err != nil {
+// drops in dropped; pressure (may be nil) reports that it falls behind.
+func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64, pressure func() bool) (*pcapWriter, error) {
+	if err := makeRunDir(dir); err != nil {
 		return nil, err
 	}
 	w := &pcapWriter{
-		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20},
-		pb:       newPacketBuilder(),
+		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20, both: opts.BothLegs, pressure: pressure},
+		one:      !opts.BothLegs,
 		snap:     uint64(opts.SnapLen),
 		sessions: make(map[string]*wSession),
 		tuples:   make(map[tuple]bool),
@@ -148,25 +157,21 @@ func (w *pcapWriter) open(it *pcapItem) error {
 		if it.legs&bit == 0 || s.legs[i] != nil {
 			continue
 		}
-		l := w.newLeg(i, it.addrs[2*i], it.addrs[2*i+1])
+		cli, srv := it.addrs[2*i], it.addrs[2*i+1]
+		if w.one {
+			cli, srv = it.addrs[0], it.addrs[3]
+		}
+		l := w.newLeg(i, cli, srv)
 		s.legs[i] = l
-		comment := fmt.Sprintf("wstap session %s, %s leg: %s -> %s (server port written as %d)",
-			it.session, legName(i), it.addrs[2*i], it.addrs[2*i+1], serverPort)
-		if !it.addrs[2*i].IsValid() || !it.addrs[2*i+1].IsValid() {
+		comment := fmt.Sprintf("wstap session %s, %s: %s -> %s (server port written as %d)",
+			it.session, w.convName(i), cli, srv, serverPort)
+		if w.one {
+			comment += fmt.Sprintf("; relayed by wstap, listening on %s, from %s", it.addrs[1], it.addrs[2])
+		}
+		if !cli.IsValid() || !srv.IsValid() {
 			comment += "; unknown addresses made up"
 		}
-		cli, srv := &l.ep[0], &l.ep[1]
-		pkt, err := w.pb.build(cli, srv, segment{seq: l.seq[0] - 1, flags: flagSYN})
-		if err != nil {
-			return err
-		}
-		if err := w.file.writeCommented(it.t, pkt, comment); err != nil {
-			return err
-		}
-		if err := w.send(it.t, srv, cli, segment{seq: l.seq[1] - 1, ack: l.seq[0], flags: flagSYN | flagACK}); err != nil {
-			return err
-		}
-		if err := w.send(it.t, cli, srv, segment{seq: l.seq[0], ack: l.seq[1], flags: flagACK}); err != nil {
+		if err := w.handshake(l, it.t, [2]uint32{l.seq[0] - 1, l.seq[1] - 1}, comment); err != nil {
 			return err
 		}
 	}
@@ -200,8 +205,9 @@ func (w *pcapWriter) newLeg(i int, cli, srv netip.AddrPort) *wLeg {
 	w.tuples[key] = true
 	isn := n * 2654435761 // Knuth's multiplicative hash: spread, deterministic
 	l := &wLeg{key: key, seq: [2]uint32{isn + 1, ^isn + 1}}
-	l.ep[0] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 1}, ip: ca.AsSlice(), port: key.cli.Port()}
-	l.ep[1] = endpoint{mac: net.HardwareAddr{0x02, 0x77, 0x73, byte(i), 0, 2}, ip: sa.AsSlice(), port: serverPort}
+	cmac, smac := [6]byte{0x02, 0x77, 0x73, byte(i), 0, 1}, [6]byte{0x02, 0x77, 0x73, byte(i), 0, 2}
+	l.rt[0] = newRoute(cmac, smac, key.cli, key.srv)
+	l.rt[1] = newRoute(smac, cmac, key.srv, key.cli)
 	if w.snap > 0 || w.file.maxBytes > 0 {
 		// Rotation needs the frame boundaries and the header blocks too.
 		l.snap = &legSnap{snap: w.snap, keepBlocks: w.file.maxBytes > 0, hold: w.snap > 0}
@@ -212,18 +218,42 @@ func (w *pcapWriter) newLeg(i int, cli, srv netip.AddrPort) *wLeg {
 	return l
 }
 
-// send serialises and writes one segment.
-func (w *pcapWriter) send(t time.Time, src, dst *endpoint, seg segment) error {
-	pkt, err := w.pb.build(src, dst, seg)
-	if err != nil {
+// send writes one segment sent by side d of l, captured whole.
+func (w *pcapWriter) send(t time.Time, l *wLeg, d int, seg segment) error {
+	return w.sendCommented(t, l, d, seg, "")
+}
+
+// sendCommented writes one segment sent by side d of l, captured whole,
+// with a comment when it is not empty.
+func (w *pcapWriter) sendCommented(t time.Time, l *wLeg, d int, seg segment, comment string) error {
+	w.ipID++
+	var sum *uint64
+	if p := seg.payload; len(p) > 0 && len(p) == len(w.paid) && &p[0] == &w.paid[0] {
+		sum = &w.paySum
+	}
+	h := l.rt[d].header(w.hdr[:], seg, len(seg.payload), w.ipID, sum)
+	return w.file.write(t, h, seg.payload, len(h)+len(seg.payload), comment)
+}
+
+// handshake writes the three-way handshake of l (RFC 9293 §3.5) with the
+// initial sequence numbers isn, the client's SYN carrying comment.
+func (w *pcapWriter) handshake(l *wLeg, t time.Time, isn [2]uint32, comment string) error {
+	if err := w.sendCommented(t, l, 0, segment{seq: isn[0], flags: flagSYN}, comment); err != nil {
 		return err
 	}
-	return w.file.write(t, pkt, len(pkt))
+	if err := w.send(t, l, 1, segment{seq: isn[1], ack: isn[0] + 1, flags: flagSYN | flagACK}); err != nil {
+		return err
+	}
+	return w.send(t, l, 0, segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagACK})
 }
 
 // data writes the bytes of it on each of its legs as data segments.
 func (w *pcapWriter) data(it *pcapItem) error {
 	b := (*it.buf)[:it.n]
+	if it.summed {
+		w.paySum, w.paid = it.sum, b
+		defer func() { w.paid = nil }()
+	}
 	return w.each(it.session, it.legs, func(i int, l *wLeg) error {
 		return w.legData(l, it.fromServer, it.t, b, it.skip[i][dirIndex(it.fromServer)])
 	})
@@ -282,11 +312,10 @@ func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lo
 
 // sendWhole writes p sent by side d of l as data segments captured whole.
 func (w *pcapWriter) sendWhole(l *wLeg, d int, t time.Time, p []byte) error {
-	src, dst := &l.ep[d], &l.ep[1-d]
 	for off := 0; off < len(p); {
 		n := min(len(p)-off, maxSegment)
 		seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: p[off : off+n]}
-		if err := w.send(t, src, dst, seg); err != nil {
+		if err := w.send(t, l, d, seg); err != nil {
 			return err
 		}
 		l.seq[d] += uint32(n)
@@ -300,16 +329,17 @@ func (w *pcapWriter) sendWhole(l *wLeg, d int, t time.Time, p []byte) error {
 // truncated packets: the first carries the held head of the frame, if any,
 // and the others only their TCP header (see pcap_snap.go).
 func (w *pcapWriter) sendCut(l *wLeg, d int, t time.Time, n int) error {
-	src, dst := &l.ep[d], &l.ep[1-d]
 	head := l.held[d]
 	for n > 0 {
 		k := min(n, maxSegment-len(head))
 		seg := segment{seq: l.seq[d], ack: l.next(1 - d), flags: flagPSH | flagACK, payload: head}
-		pkt, wire, err := w.pb.buildCut(src, dst, seg, k)
-		if err != nil {
-			return err
-		}
-		if err := w.file.write(t, pkt, wire); err != nil {
+		// The IP length fields count the cut bytes; the TCP checksum covers
+		// only the captured payload, and Wireshark leaves it unverified on a
+		// truncated packet. No Ethernet padding: past the TCP header it
+		// would read as payload.
+		w.ipID++
+		h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID, nil)
+		if err := w.file.write(t, h, head, len(h)+len(head)+k, ""); err != nil {
 			return err
 		}
 		l.seq[d] += uint32(len(head) + k)
@@ -386,7 +416,7 @@ func (w *pcapWriter) ackIfDue(l *wLeg, d int, t time.Time) error {
 		return nil
 	}
 	l.unacked[d] = 0
-	return w.send(t, &l.ep[1-d], &l.ep[d], segment{seq: l.next(1 - d), ack: l.next(d), flags: flagACK})
+	return w.send(t, l, 1-d, segment{seq: l.next(1 - d), ack: l.next(d), flags: flagACK})
 }
 
 // end writes how a leg's TCP ended: a FIN acknowledged by the peer, or a
@@ -405,13 +435,12 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		l.skip(0, it.skip[i][0])
 		l.skip(1, it.skip[i][1])
 		l.seq[0], l.seq[1], l.hide = l.next(0), l.next(1), [2]uint64{}
-		src, dst := &l.ep[d], &l.ep[1-d]
 		if it.rst {
 			l.rst = true
 			w.release(l)
-			return w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK})
+			return w.send(it.t, l, d, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK})
 		}
-		if err := w.send(it.t, src, dst, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}); err != nil {
+		if err := w.send(it.t, l, d, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}); err != nil {
 			return err
 		}
 		l.seq[d]++
@@ -420,7 +449,7 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		if l.fin[1-d] {
 			w.release(l)
 		}
-		return w.send(it.t, dst, src, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK})
+		return w.send(it.t, l, 1-d, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK})
 	})
 }
 

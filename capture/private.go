@@ -10,25 +10,25 @@ import (
 // log: it is the user's alone. Its modes are set with chmod after creation,
 // so the umask neither widens nor narrows them.
 const (
-	// RunDirMode is the mode of a run dir.
-	RunDirMode os.FileMode = 0o700
+	// runDirMode is the mode of a run dir.
+	runDirMode os.FileMode = 0o700
 	// PrivateMode is the mode of every file in a run dir.
 	PrivateMode os.FileMode = 0o600
 )
 
-// MakeRunDir creates dir with mode 0700 (its missing parents as the umask
+// makeRunDir creates dir with mode 0700 (its missing parents as the umask
 // says), or sets that mode on a dir that exists.
-func MakeRunDir(dir string) error {
+func makeRunDir(dir string) error {
 	if parent := filepath.Dir(dir); parent != "." {
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return fmt.Errorf("creating run dir %s: %w", dir, err)
 		}
 	}
-	if err := os.Mkdir(dir, RunDirMode); err != nil && !os.IsExist(err) {
+	if err := os.Mkdir(dir, runDirMode); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("creating run dir %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, RunDirMode); err != nil {
-		return fmt.Errorf("setting mode %o on run dir %s: %w", RunDirMode, dir, err)
+	if err := os.Chmod(dir, runDirMode); err != nil {
+		return fmt.Errorf("setting mode %o on run dir %s: %w", runDirMode, dir, err)
 	}
 	return nil
 }

@@ -33,8 +33,8 @@ func TestRecorderMakesReusedRunDirPrivate(t *testing.T) {
 	}
 	p.Close()
 	r.Close(time.Now())
-	if fi, _ := os.Stat(dir); fi.Mode().Perm() != RunDirMode {
-		t.Errorf("run dir: mode %o, want %o", fi.Mode().Perm(), RunDirMode)
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != runDirMode {
+		t.Errorf("run dir: mode %o, want %o", fi.Mode().Perm(), runDirMode)
 	}
 	for _, name := range []string{EventsFile, SessionsFile, RunFile, PcapFile} {
 		fi, err := os.Stat(filepath.Join(dir, name))

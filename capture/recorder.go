@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/atomicfile"
 )
 
@@ -62,7 +63,10 @@ type RunInfo struct {
 	Listen    string      `json:"listen"`
 	Upstream  string      `json:"upstream,omitempty"`
 	Nofile    NofileLimit `json:"nofile"`
-	Counters  Counters    `json:"counters"`
+	// TCPKeepAliveMS is --tcp-keepalive in milliseconds: 0 when wstap sends
+	// no TCP keep-alive probe on either leg (the default).
+	TCPKeepAliveMS int64    `json:"tcp_keepalive_ms"`
+	Counters       Counters `json:"counters"`
 }
 
 // Recorder writes a run dir: events.jsonl through one writer goroutine fed
@@ -94,7 +98,7 @@ type Recorder struct {
 // OpenRecorder creates dir and its files. queue is the event queue length
 // (0 means 65536).
 func OpenRecorder(dir string, info RunInfo, queue int, stderr io.Writer) (*Recorder, error) {
-	if err := MakeRunDir(dir); err != nil {
+	if err := makeRunDir(dir); err != nil {
 		return nil, err
 	}
 	if queue <= 0 {
@@ -150,7 +154,7 @@ func (r *Recorder) Event(e Event) {
 }
 
 // Session appends one record to sessions.jsonl with a single write.
-func (r *Recorder) Session(rec *SessionRecord) {
+func (r *Recorder) Session(rec *record.Session) {
 	r.Count.Sessions.Add(1)
 	if rec.Abnormal {
 		r.Count.Abnormal.Add(1)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // The files of a run dir (docs/records.md, "The run dir").
@@ -88,7 +90,7 @@ func (d *RunDir) Info() (*RunInfo, error) {
 }
 
 // Sessions calls fn with every record of sessions.jsonl, in file order.
-func (d *RunDir) Sessions(fn func(*SessionRecord) error) error {
+func (d *RunDir) Sessions(fn func(*record.Session) error) error {
 	return Lines(d, SessionsFile, fn)
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 func TestOpenRunDir(t *testing.T) {
@@ -50,7 +52,7 @@ not json
 		t.Fatal(err)
 	}
 	var ids []string
-	if err := d.Sessions(func(r *SessionRecord) error { ids = append(ids, r.ID); return nil }); err != nil {
+	if err := d.Sessions(func(r *record.Session) error { ids = append(ids, r.ID); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(ids, ","); got != "s1,s4,s5" {

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"net"
+	"sync"
 	"time"
 )
 
@@ -42,6 +43,16 @@ type Tap interface {
 	End(session string, legs Leg, fromServer, rst bool, t time.Time)
 	// Forget drops the state of a session once both legs have ended.
 	Forget(session string)
+}
+
+// BufferTap is a Tap that can take a relayed chunk's buffer instead of
+// copying the chunk (see frames.Buffers.Done).
+type BufferTap interface {
+	Tap
+	// DataBuf is Data for b, which starts *buf. When it returns true it
+	// keeps buf and puts it in pool once written; when false, b was copied
+	// (or dropped) as by Data and buf is still the caller's.
+	DataBuf(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool
 }
 
 // NopTap records nothing (--pcap=false).

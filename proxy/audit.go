@@ -9,7 +9,7 @@ import (
 
 	"github.com/gobwas/httphead"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // auditRules is the severity of every handshake rule, one severity per rule so
@@ -38,25 +38,25 @@ import (
 // works but often explains a later failure; "info" what is worth knowing to
 // read the rest of the record. The cross-session rules are in audit_tokens.go.
 var auditRules = map[string]string{
-	"upgrade-token":            capture.SevError,
-	"connection-token":         capture.SevError,
-	"version":                  capture.SevError,
-	"key-format":               capture.SevError,
-	"method-version":           capture.SevError,
-	"host-missing":             capture.SevError,
-	"duplicate-header":         capture.SevError,
-	"subprotocol-none-offered": capture.SevInfo,
-	"compression-offered":      capture.SevInfo,
-	"status-not-101":           capture.SevError,
-	"accept-missing":           capture.SevError,
-	"accept-mismatch":          capture.SevError,
-	"subprotocol-not-offered":  capture.SevError,
-	"subprotocol-ignored":      capture.SevWarn,
-	"extension-not-offered":    capture.SevError,
-	"response-upgrade-token":   capture.SevError,
-	"key-reused":               capture.SevWarn,
-	"token-shared":             capture.SevWarn,
-	"token-expiring":           capture.SevWarn,
+	"upgrade-token":            record.SevError,
+	"connection-token":         record.SevError,
+	"version":                  record.SevError,
+	"key-format":               record.SevError,
+	"method-version":           record.SevError,
+	"host-missing":             record.SevError,
+	"duplicate-header":         record.SevError,
+	"subprotocol-none-offered": record.SevInfo,
+	"compression-offered":      record.SevInfo,
+	"status-not-101":           record.SevError,
+	"accept-missing":           record.SevError,
+	"accept-mismatch":          record.SevError,
+	"subprotocol-not-offered":  record.SevError,
+	"subprotocol-ignored":      record.SevWarn,
+	"extension-not-offered":    record.SevError,
+	"response-upgrade-token":   record.SevError,
+	"key-reused":               record.SevWarn,
+	"token-shared":             record.SevWarn,
+	"token-expiring":           record.SevWarn,
 }
 
 // acceptGUID is the GUID of RFC 6455 §1.3 and §4.2.2 that the server appends
@@ -93,7 +93,7 @@ var compressionExtensions = []string{"permessage-deflate", "x-webkit-deflate-fra
 // rules and their severities). A Method and Proto both empty are taken as
 // unknown and not checked. It never fails: malformed header values are
 // findings.
-func AuditRequest(hs *capture.Handshake) []capture.Finding {
+func AuditRequest(hs *record.Handshake) []record.Finding {
 	if hs == nil {
 		return nil
 	}
@@ -122,7 +122,7 @@ func AuditRequest(hs *capture.Handshake) []capture.Finding {
 // AuditResponse checks the server's answer to the opening handshake against
 // RFC 6455 §4.1 and §4.2.2. A Status of 0 means no response was read and
 // yields nothing; any other status than 101 yields status-not-101 alone.
-func AuditResponse(hs *capture.Handshake) []capture.Finding {
+func AuditResponse(hs *record.Handshake) []record.Finding {
 	if hs == nil || hs.Status == 0 {
 		return nil
 	}
@@ -143,10 +143,10 @@ func AuditResponse(hs *capture.Handshake) []capture.Finding {
 }
 
 // findings collects the findings of one audit in order.
-type findings []capture.Finding
+type findings []record.Finding
 
 func (f *findings) add(rule, format string, a ...any) {
-	*f = append(*f, capture.Finding{Rule: rule, Severity: auditRules[rule], Detail: fmt.Sprintf(format, a...)})
+	*f = append(*f, record.Finding{Rule: rule, Severity: auditRules[rule], Detail: fmt.Sprintf(format, a...)})
 }
 
 // methodVersion checks the request line: "The method of the request MUST be
@@ -164,7 +164,7 @@ func (f *findings) methodVersion(method, proto string) {
 
 // requireToken adds rule unless the header name of the message where holds
 // token in its token list.
-func (f *findings) requireToken(h []capture.Header, rule, where, name, token, section string) {
+func (f *findings) requireToken(h []record.Header, rule, where, name, token, section string) {
 	v, ok := headerValue(h, name)
 	switch {
 	case !ok:
@@ -175,7 +175,7 @@ func (f *findings) requireToken(h []capture.Header, rule, where, name, token, se
 }
 
 // version checks that every Sec-WebSocket-Version value is 13 (§4.1, §4.2.1).
-func (f *findings) version(h []capture.Header) {
+func (f *findings) version(h []record.Header) {
 	vs := headerValues(h, "Sec-WebSocket-Version")
 	if len(vs) == 0 {
 		f.add("version", "Sec-WebSocket-Version header missing; RFC 6455 §4.1 requires 13")
@@ -191,7 +191,7 @@ func (f *findings) version(h []capture.Header) {
 
 // keyFormat checks that every Sec-WebSocket-Key is "a randomly selected
 // 16-byte value that has been base64-encoded" (§4.1).
-func (f *findings) keyFormat(h []capture.Header) {
+func (f *findings) keyFormat(h []record.Header) {
 	vs := headerValues(h, "Sec-WebSocket-Key")
 	if len(vs) == 0 {
 		f.add("key-format", "Sec-WebSocket-Key header missing; RFC 6455 §4.1 requires base64 of 16 random bytes")
@@ -213,7 +213,7 @@ func (f *findings) keyFormat(h []capture.Header) {
 
 // duplicates adds one duplicate-header finding per header of once that
 // appears more than once in h.
-func (f *findings) duplicates(h []capture.Header, once []onceHeader, where string) {
+func (f *findings) duplicates(h []record.Header, once []onceHeader, where string) {
 	for _, o := range once {
 		vs := headerValues(h, o.name)
 		if len(vs) < 2 {
@@ -229,7 +229,7 @@ func (f *findings) duplicates(h []capture.Header, once []onceHeader, where strin
 
 // accept checks Sec-WebSocket-Accept against the request's key (§4.2.2). A
 // missing or duplicate key is the request's finding; the first one is used.
-func (f *findings) accept(req, resp []capture.Header) {
+func (f *findings) accept(req, resp []record.Header) {
 	got, ok := headerValue(resp, "Sec-WebSocket-Accept")
 	if !ok {
 		f.add("accept-missing", "101 response without Sec-WebSocket-Accept; the client must fail the connection (RFC 6455 §4.1, §4.2.2)")
@@ -248,7 +248,7 @@ func (f *findings) accept(req, resp []capture.Header) {
 // protocol "not present in the client's handshake" fails the connection
 // (§4.1); an offer answered with none is legal but often not what the client
 // needs (§4.2.2).
-func (f *findings) subprotocol(req, resp []capture.Header) {
+func (f *findings) subprotocol(req, resp []record.Header) {
 	offered, _ := headerValue(req, "Sec-WebSocket-Protocol")
 	selected, _ := headerValue(resp, "Sec-WebSocket-Protocol")
 	switch {
@@ -265,7 +265,7 @@ func (f *findings) subprotocol(req, resp []capture.Header) {
 
 // extensions checks that every extension of the response was offered
 // (§4.1: "the client MUST _Fail the WebSocket Connection_"; §9.1).
-func (f *findings) extensions(req, resp []capture.Header) {
+func (f *findings) extensions(req, resp []record.Header) {
 	selected, ok := headerValue(resp, "Sec-WebSocket-Extensions")
 	if !ok || strings.TrimSpace(selected) == "" {
 		return
@@ -296,7 +296,7 @@ func acceptFor(key string) string {
 
 // headerValues returns the values of every header called name (ASCII case
 // insensitive), trimmed, in order.
-func headerValues(h []capture.Header, name string) []string {
+func headerValues(h []record.Header, name string) []string {
 	var vs []string
 	for _, x := range h {
 		if strings.EqualFold(strings.TrimSpace(x.Name), name) {
@@ -308,7 +308,7 @@ func headerValues(h []capture.Header, name string) []string {
 
 // headerValue returns the values of name joined by ", " as one list, as RFC
 // 7230 §3.2.2 allows, and whether the header was present at all.
-func headerValue(h []capture.Header, name string) (string, bool) {
+func headerValue(h []record.Header, name string) (string, bool) {
 	vs := headerValues(h, name)
 	return strings.Join(vs, ", "), len(vs) > 0
 }

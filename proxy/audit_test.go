@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // crossSessionRules are the rules RunAudit fires; they need several sessions
@@ -21,14 +21,14 @@ var crossSessionRules = []string{"key-reused", "token-shared", "token-expiring"}
 
 // parseHandshake turns a golden file (a raw request, a line "----------",
 // a raw response; LF or CRLF) into the Handshake the relay records.
-func parseHandshake(t testing.TB, data string) *capture.Handshake {
+func parseHandshake(t testing.TB, data string) *record.Handshake {
 	t.Helper()
 	data = strings.ReplaceAll(data, "\r\n", "\n")
 	req, resp, ok := strings.Cut(data, "\n----------\n")
 	if !ok {
 		t.Fatal("no line ---------- between request and response")
 	}
-	hs := &capture.Handshake{}
+	hs := &record.Handshake{}
 	line, headers := parseHead(t, req)
 	hs.RequestHeaders = headers
 	f := strings.Fields(line)
@@ -54,26 +54,26 @@ func parseHandshake(t testing.TB, data string) *capture.Handshake {
 }
 
 // parseHead splits a head into its first line and its headers, in order.
-func parseHead(t testing.TB, head string) (string, []capture.Header) {
+func parseHead(t testing.TB, head string) (string, []record.Header) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(head, "\n"), "\n")
-	var hs []capture.Header
+	var hs []record.Header
 	for _, l := range lines[1:] {
 		name, value, ok := strings.Cut(l, ":")
 		if !ok {
 			t.Fatalf("header line %q has no colon", l)
 		}
-		hs = append(hs, capture.Header{Name: name, Value: strings.TrimSpace(value)})
+		hs = append(hs, record.Header{Name: name, Value: strings.TrimSpace(value)})
 	}
 	return lines[0], hs
 }
 
 // audit runs both pure audits, as the session code does.
-func audit(hs *capture.Handshake) []capture.Finding {
+func audit(hs *record.Handshake) []record.Finding {
 	return append(AuditRequest(hs), AuditResponse(hs)...)
 }
 
-func rulesOf(fs []capture.Finding) []string {
+func rulesOf(fs []record.Finding) []string {
 	var rules []string
 	for _, f := range fs {
 		if !slices.Contains(rules, f.Rule) {
@@ -136,7 +136,7 @@ var cleanText = sync.OnceValues(func() ([]byte, error) {
 })
 
 // cleanHandshake returns a fresh copy of the clean handshake, which fires nothing.
-func cleanHandshake(t testing.TB) *capture.Handshake {
+func cleanHandshake(t testing.TB) *record.Handshake {
 	data, err := cleanText()
 	if err != nil {
 		t.Fatal(err)
@@ -145,10 +145,10 @@ func cleanHandshake(t testing.TB) *capture.Handshake {
 }
 
 // set replaces (or appends) header name; an empty value removes it.
-func set(h []capture.Header, name, value string) []capture.Header {
-	out := slices.DeleteFunc(slices.Clone(h), func(x capture.Header) bool { return strings.EqualFold(x.Name, name) })
+func set(h []record.Header, name, value string) []record.Header {
+	out := slices.DeleteFunc(slices.Clone(h), func(x record.Header) bool { return strings.EqualFold(x.Name, name) })
 	if value != "" {
-		out = append(out, capture.Header{Name: name, Value: value})
+		out = append(out, record.Header{Name: name, Value: value})
 	}
 	return out
 }
@@ -266,7 +266,7 @@ func TestAuditResponseNoAnswer(t *testing.T) {
 // TestAuditDuplicateResponseHeader: §11.3.3 allows one Sec-WebSocket-Accept.
 func TestAuditDuplicateResponseHeader(t *testing.T) {
 	hs := cleanHandshake(t)
-	hs.ResponseHeaders = append(hs.ResponseHeaders, capture.Header{Name: "sec-websocket-accept", Value: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="})
+	hs.ResponseHeaders = append(hs.ResponseHeaders, record.Header{Name: "sec-websocket-accept", Value: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="})
 	got := AuditResponse(hs)
 	// Joined as one list ("a, a"), the value no longer matches either.
 	if want := []string{"accept-mismatch", "duplicate-header"}; !slices.Equal(rulesOf(got), want) {
@@ -286,7 +286,7 @@ func TestAcceptForRFCExample(t *testing.T) {
 
 // withRequest returns the clean handshake with request header name set to
 // value and the request URI set to uri.
-func withRequest(t testing.TB, uri, name, value string) *capture.Handshake {
+func withRequest(t testing.TB, uri, name, value string) *record.Handshake {
 	hs := cleanHandshake(t)
 	hs.URI = uri
 	if name != "" {
@@ -304,7 +304,7 @@ func TestKeyReused(t *testing.T) {
 	}
 	a.End("s-1", withRequest(t, "/chat", "", ""), t0.Add(time.Second))
 	got := a.Begin("s-2", withRequest(t, "/chat", "", ""), t0.Add(2*time.Second))
-	if len(got) != 1 || got[0].Rule != "key-reused" || got[0].Severity != capture.SevWarn {
+	if len(got) != 1 || got[0].Rule != "key-reused" || got[0].Severity != record.SevWarn {
 		t.Fatalf("second session: %+v", got)
 	}
 	if want := fmt.Sprintf("Sec-WebSocket-Key %q was already sent by session s-1", key); !strings.Contains(got[0].Detail, want) {
@@ -322,7 +322,7 @@ func TestTokenShared(t *testing.T) {
 	t0 := time.Now()
 	// The same token as a bearer token and as query values of one session
 	// counts once for it.
-	hs := func(i int) *capture.Handshake {
+	hs := func(i int) *record.Handshake {
 		h := withRequest(t, "/chat?room=1&access_token="+secret, "Authorization", "Bearer "+secret)
 		h.RequestHeaders = set(h.RequestHeaders, "Sec-WebSocket-Key", base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("key-%012d", i))))
 		return h
@@ -333,7 +333,7 @@ func TestTokenShared(t *testing.T) {
 		}
 	}
 	got := a.Begin("s-4", hs(4), t0)
-	if len(got) != 1 || got[0].Rule != "token-shared" || got[0].Severity != capture.SevWarn {
+	if len(got) != 1 || got[0].Rule != "token-shared" || got[0].Severity != record.SevWarn {
 		t.Fatalf("fourth session: %+v", got)
 	}
 	d := got[0].Detail
@@ -420,7 +420,7 @@ func TestTokenExpiring(t *testing.T) {
 				}
 				return
 			}
-			if len(got) != 1 || got[0].Rule != "token-expiring" || got[0].Severity != capture.SevWarn {
+			if len(got) != 1 || got[0].Rule != "token-expiring" || got[0].Severity != record.SevWarn {
 				t.Fatalf("End: %+v", got)
 			}
 			if !strings.HasPrefix(got[0].Detail, tt.want) {
@@ -451,8 +451,8 @@ func FuzzAudit(f *testing.F) {
 		hs := cleanHandshake(t)
 		hs.Method, hs.Proto, hs.Status = method, proto, status
 		hs.URI = "/chat?" + value
-		hs.RequestHeaders = append(hs.RequestHeaders, capture.Header{Name: name, Value: value})
-		hs.ResponseHeaders = append(hs.ResponseHeaders, capture.Header{Name: name, Value: value})
+		hs.RequestHeaders = append(hs.RequestHeaders, record.Header{Name: name, Value: value})
+		hs.ResponseHeaders = append(hs.ResponseHeaders, record.Header{Name: name, Value: value})
 		a := NewRunAudit(1)
 		got := audit(hs)
 		got = append(got, a.Begin("s-1", hs, time.Unix(0, 0))...)
@@ -467,10 +467,10 @@ func FuzzAudit(f *testing.F) {
 }
 
 func ExampleAuditResponse() {
-	hs := &capture.Handshake{
+	hs := &record.Handshake{
 		Status:          101,
-		RequestHeaders:  []capture.Header{{Name: "Sec-WebSocket-Key", Value: "dGhlIHNhbXBsZSBub25jZQ=="}, {Name: "Sec-WebSocket-Protocol", Value: "chat"}},
-		ResponseHeaders: []capture.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Accept", Value: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}, {Name: "Sec-WebSocket-Protocol", Value: "v2.chat"}},
+		RequestHeaders:  []record.Header{{Name: "Sec-WebSocket-Key", Value: "dGhlIHNhbXBsZSBub25jZQ=="}, {Name: "Sec-WebSocket-Protocol", Value: "chat"}},
+		ResponseHeaders: []record.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Accept", Value: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}, {Name: "Sec-WebSocket-Protocol", Value: "v2.chat"}},
 	}
 	for _, f := range AuditResponse(hs) {
 		fmt.Println(f.Severity, f.Rule+":", f.Detail)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // DefaultMaxPerToken is how many concurrent sessions may share a credential
@@ -78,7 +79,7 @@ func NewRunAudit(maxPerToken int) *RunAudit {
 // Begin registers session id when its upgrade request arrives and returns
 // its key-reused and token-shared findings. Call End exactly once for every
 // Begin, whatever the outcome, or the concurrency counts stay high.
-func (a *RunAudit) Begin(id string, hs *capture.Handshake, start time.Time) []capture.Finding {
+func (a *RunAudit) Begin(id string, hs *record.Handshake, start time.Time) []record.Finding {
 	if hs == nil {
 		return nil
 	}
@@ -111,7 +112,7 @@ func (a *RunAudit) Begin(id string, hs *capture.Handshake, start time.Time) []ca
 
 // End releases session id, which ended at end, and returns its
 // token-expiring findings. A session that never had Begin only gets those.
-func (a *RunAudit) End(id string, hs *capture.Handshake, end time.Time) []capture.Finding {
+func (a *RunAudit) End(id string, hs *record.Handshake, end time.Time) []record.Finding {
 	a.mu.Lock()
 	s, begun := a.sessions[id]
 	a.release(id)
@@ -155,7 +156,7 @@ func (a *RunAudit) release(id string) {
 // an Authorization header with a bearer-like scheme (or no scheme), then
 // the values of token-like query parameters of the request URI (the names
 // capture.IsSecretName redacts).
-func credentials(hs *capture.Handshake) []credential {
+func credentials(hs *record.Handshake) []credential {
 	var out []credential
 	seen := map[digest]bool{}
 	add := func(where, raw string) {

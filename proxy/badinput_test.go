@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 )
 
@@ -238,7 +238,7 @@ func TestBadInput(t *testing.T) {
 	recs := p.records()
 	evs := p.events()
 
-	byPath := map[string]*capture.SessionRecord{}
+	byPath := map[string]*record.Session{}
 	for i := range recs {
 		r := &recs[i]
 		u := r.Target[strings.Index(r.Target[len("ws://"):], "/")+len("ws://"):]
@@ -260,7 +260,7 @@ func TestBadInput(t *testing.T) {
 		}
 		cu, uc := r.Frames.ClientToUpstream, r.Frames.UpstreamToClient
 		healthyMsgs += cu.Binary
-		if r.Verdict != capture.VerdictClean || len(r.Findings) > 1 || cu.Binary != uc.Binary || cu.Bytes != uc.Bytes+4*cu.Frames {
+		if r.Verdict != record.VerdictClean || len(r.Findings) > 1 || cu.Binary != uc.Binary || cu.Bytes != uc.Bytes+4*cu.Frames {
 			t.Errorf("healthy session %d: verdict %s findings %v frames %+v / %+v", i, r.Verdict, r.Findings, cu, uc)
 		}
 	}
@@ -270,12 +270,12 @@ func TestBadInput(t *testing.T) {
 	if r := byPath["/badkey"]; r == nil {
 		t.Error("no record of the request with a garbage key")
 	} else {
-		if r.Verdict != capture.VerdictRejected || r.Handshake.Status != 400 {
+		if r.Verdict != record.VerdictRejected || r.Handshake.Status != 400 {
 			t.Errorf("badkey: verdict %s status %d", r.Verdict, r.Handshake.Status)
 		}
 		wantRules(t, "badkey", r, "key-format", "status-not-101")
 	}
-	var raw []*capture.SessionRecord
+	var raw []*record.Session
 	for i := range recs {
 		if strings.HasSuffix(recs[i].Target, "/raw") {
 			raw = append(raw, &recs[i])
@@ -298,7 +298,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("violations: upstream_to_client %+v, want 8 frames, %d bytes", uc, len(badFrames))
 	}
 	wantRules(t, "tunnel", tun, frames.RuleHeaderUnparsable)
-	for name, d := range map[string]capture.DirFrames{"client_to_upstream": tun.Frames.ClientToUpstream, "upstream_to_client": tun.Frames.UpstreamToClient} {
+	for name, d := range map[string]record.DirFrames{"client_to_upstream": tun.Frames.ClientToUpstream, "upstream_to_client": tun.Frames.UpstreamToClient} {
 		// Every byte is counted once: the frame before, then the tunnel
 		// (the unparsable header itself may count on either side).
 		if !d.Tunnel || d.Bytes+d.TunnelBytes != int64(tunnelBefore+tunnelSent) || d.TunnelBytes < int64(tunnelSent-14) || d.Text != 1 || d.Frames != 1 {
@@ -331,7 +331,7 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func wantRules(t *testing.T, name string, r *capture.SessionRecord, rules ...string) {
+func wantRules(t *testing.T, name string, r *record.Session, rules ...string) {
 	t.Helper()
 	have := map[string]bool{}
 	for _, f := range r.Findings {

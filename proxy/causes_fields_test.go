@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -45,8 +45,8 @@ func closeClean(c *websocket.Conn) {
 }
 
 // byTarget indexes records by the path and query of their target.
-func byTarget(recs []capture.SessionRecord) map[string]*capture.SessionRecord {
-	m := map[string]*capture.SessionRecord{}
+func byTarget(recs []record.Session) map[string]*record.Session {
+	m := map[string]*record.Session{}
 	for i := range recs {
 		r := &recs[i]
 		m[r.Target[strings.Index(r.Target[len("ws://"):], "/")+len("ws://"):]] = r
@@ -190,7 +190,7 @@ func TestCredential(t *testing.T) {
 	}
 }
 
-func keys(m map[string]*capture.SessionRecord) []string {
+func keys(m map[string]*record.Session) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -362,7 +362,7 @@ func TestUnansweredPingBeforeEnd(t *testing.T) {
 			p.waitRecords(1)
 			r := p.records()[0]
 			v := r.Keepalive.UnansweredPingBeforeEndMS
-			if r.Verdict != capture.VerdictAbnormalUp {
+			if r.Verdict != record.VerdictAbnormalUp {
 				t.Errorf("verdict %s, want abnormal-upstream-drop", r.Verdict)
 			}
 			if answers {

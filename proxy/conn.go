@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
+	"github.com/wstap/wstap/internal/renegtls"
 )
 
 // target is where a client's requests go: scheme ws/wss (http/https for
@@ -71,7 +73,7 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	tgt := upstreamTarget(s.cfg.Upstream)
 	conn := raw
-	var cliTLS *capture.TLSLeg
+	var cliTLS *record.TLSLeg
 	if s.cfg.TLS {
 		tc, leg, err := s.serverTLS(raw, tgt.host)
 		if err != nil {
@@ -84,16 +86,18 @@ func (s *Server) serveConn(raw net.Conn) {
 }
 
 // serverTLS terminates the client's TLS with a leaf for host (or the SNI).
-func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *capture.TLSLeg, error) {
+func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *record.TLSLeg, error) {
 	cfg := &tls.Config{
 		GetCertificate: s.cfg.CA.GetCertificate(host),
 		NextProtos:     []string{"http/1.1"},
 		KeyLogWriter:   s.cfg.KeyLog,
-		// RFC 5746: Go servers never renegotiate; a client's attempt is refused.
+		// Go's TLS server never renegotiates: a TLS 1.2 client's new
+		// ClientHello gets a fatal unexpected_message alert (crypto/tls
+		// handleRenegotiation), and the session ends.
 		MinVersion:       tls.VersionTLS10,
 		CurvePreferences: curvePreferences,
 	}
-	sn := newSniffer(raw, capture.SideClient, true)
+	sn := newSniffer(raw, record.SideClient)
 	tc := tls.Server(sn, cfg)
 	start := time.Now()
 	raw.SetDeadline(start.Add(s.cfg.HeaderTimeout))
@@ -105,8 +109,8 @@ func (s *Server) serverTLS(raw net.Conn, host string) (*tls.Conn, *capture.TLSLe
 }
 
 // tlsLeg describes one TLS leg.
-func tlsLeg(st tls.ConnectionState, d time.Duration, err error) *capture.TLSLeg {
-	leg := &capture.TLSLeg{SNI: st.ServerName, ALPN: st.NegotiatedProtocol, Resumed: st.DidResume, HandshakeMS: round3(ms(d))}
+func tlsLeg(st tls.ConnectionState, d time.Duration, err error) *record.TLSLeg {
+	leg := &record.TLSLeg{SNI: st.ServerName, ALPN: st.NegotiatedProtocol, Resumed: st.DidResume, HandshakeMS: round3(ms(d))}
 	if st.Version != 0 {
 		leg.Version = tls.VersionName(st.Version)
 		leg.Cipher = tls.CipherSuiteName(st.CipherSuite)
@@ -118,7 +122,7 @@ func tlsLeg(st tls.ConnectionState, d time.Duration, err error) *capture.TLSLeg 
 	return leg
 }
 
-func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *capture.TLSLeg, err error) {
+func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *record.TLSLeg, err error) {
 	defer raw.Close()
 	if isBenignTLSProbe(err, leg) {
 		return
@@ -134,15 +138,15 @@ func (s *Server) recordClientTLSFailure(raw net.Conn, tgt target, leg *capture.T
 	ss.rec.Target = tgt.url("/")
 	ss.rec.Start = time.Now()
 	ss.rec.TLS.Client = leg
-	ss.rec.Verdict = capture.VerdictTLSClient
-	ss.setEnd(capture.SideClient, capture.HowTLSError, err, time.Now())
+	ss.rec.Verdict = record.VerdictTLSClient
+	ss.setEnd(record.SideClient, record.HowTLSError, err, time.Now())
 	ss.event(zerolog.WarnLevel, "tls", "leg", "client", "error", leg.Error, "alert", leg.Alert, "sni", leg.SNI)
 	ss.finish(false)
 }
 
 // isBenignTLSProbe: a connection closed before a ClientHello was answered
 // is not a session; one closed after our certificate is a client refusing it.
-func isBenignTLSProbe(err error, leg *capture.TLSLeg) bool {
+func isBenignTLSProbe(err error, leg *record.TLSLeg) bool {
 	return errors.Is(err, io.EOF) && leg.Version == ""
 }
 
@@ -150,7 +154,7 @@ func isBenignTLSProbe(err error, leg *capture.TLSLeg) bool {
 // become sessions, other requests are forwarded as plain HTTP.
 //
 // It returns true when a WebSocket session took the connection over.
-func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *capture.TLSLeg) (handedOff bool) {
+func (s *Server) serveRequests(conn, raw net.Conn, tgt target, cliTLS *record.TLSLeg) (handedOff bool) {
 	br := bufio.NewReaderSize(conn, 4096)
 	for first := true; ; first = false {
 		raw.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
@@ -252,13 +256,14 @@ func statusText(code int) string {
 	return "Error"
 }
 
-// dialUpstream opens the upstream leg: TCP, then TLS for wss.
-func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Conn, leg *capture.TLSLeg, err error) {
+// dialUpstream opens the upstream leg: TCP, then TLS for wss. The TLS client
+// is renegtls's: a TLS 1.2 upstream may go on sending while it renegotiates,
+// and wstap must read that data as the client would (transparency rule 3).
+func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Conn, leg *record.TLSLeg, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	if raw = tgt.pre.take(); raw == nil {
-		var d net.Dialer
-		raw, err = d.DialContext(ctx, "tcp", tgt.hostport())
+		raw, err = s.dialer().DialContext(ctx, "tcp", tgt.hostport())
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("dialing upstream %s: %w", tgt.hostport(), err)
 		}
@@ -266,8 +271,13 @@ func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Co
 	if !tgt.tls {
 		return raw, raw, nil, nil
 	}
-	sn := newSniffer(raw, capture.SideUpstream, false)
-	tc := tls.Client(sn, s.tlsConfigUpstream(tgt.host))
+	sn := newSniffer(raw, record.SideUpstream)
+	tc, err := renegtls.Client(sn, s.tlsConfigUpstream(tgt.host),
+		renegtls.Options{SessionCache: upstreamSessionCache, OnRenegotiation: sn.renegotiated})
+	if err != nil {
+		raw.Close()
+		return nil, nil, nil, fmt.Errorf("TLS client for upstream %s: %w", tgt.hostport(), err)
+	}
 	start := time.Now()
 	err = tc.HandshakeContext(ctx)
 	sn.arm()
@@ -277,4 +287,10 @@ func (s *Server) dialUpstream(ctx context.Context, tgt target) (conn, raw net.Co
 		return nil, nil, leg, fmt.Errorf("TLS handshake with upstream %s: %w", tgt.hostport(), err)
 	}
 	return tc, raw, leg, nil
+}
+
+// dialer dials the upstream: without TCP keep-alive unless --tcp-keepalive
+// asks for it (transparency rule 2: wstap sends no probe the client did not).
+func (s *Server) dialer() *net.Dialer {
+	return &net.Dialer{KeepAlive: s.cfg.keepAlive()}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // credentialID names the credential an upgrade request carried
@@ -17,7 +18,7 @@ import (
 // nil when it carried none. A plain hash, no key: the same credential gives
 // the same id across runs and proxies, so a report can count one token's
 // sessions on every proxy. The credential itself is never kept.
-func credentialID(headers []capture.Header, uri string) *string {
+func credentialID(headers []record.Header, uri string) *string {
 	raw := firstHeader(headers, "Authorization")
 	if raw == "" {
 		raw = firstSecretParam(uri)
@@ -34,7 +35,7 @@ func credentialID(headers []capture.Header, uri string) *string {
 }
 
 // firstHeader is the value of the first header called name, trimmed.
-func firstHeader(headers []capture.Header, name string) string {
+func firstHeader(headers []record.Header, name string) string {
 	if vs := headerValues(headers, name); len(vs) > 0 {
 		return vs[0]
 	}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // direction is one way of a session's relay; it indexes the state a session
@@ -34,19 +35,19 @@ func (d direction) String() string {
 func (d direction) reverse() direction { return 1 - d }
 
 // source is the side whose bytes travel this way.
-func (d direction) source() capture.Side {
+func (d direction) source() record.Side {
 	if d == upstreamToClient {
-		return capture.SideUpstream
+		return record.SideUpstream
 	}
-	return capture.SideClient
+	return record.SideClient
 }
 
 // dest is the side this direction writes to.
-func (d direction) dest() capture.Side { return d.reverse().source() }
+func (d direction) dest() record.Side { return d.reverse().source() }
 
 // legOf is the TCP connection a side speaks on, for the pcapng.
-func legOf(side capture.Side) capture.Leg {
-	if side == capture.SideUpstream {
+func legOf(side record.Side) capture.Leg {
+	if side == record.SideUpstream {
 		return capture.LegUpstream
 	}
 	return capture.LegClient

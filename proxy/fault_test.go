@@ -22,7 +22,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 )
 
@@ -118,9 +118,9 @@ type faultCase struct {
 	// exact: each end got exactly what the other sent.
 	exact bool
 	// expected record
-	verdict capture.Verdict
-	first   capture.Side
-	how     capture.How
+	verdict record.Verdict
+	first   record.Side
+	how     record.How
 	finding string
 }
 
@@ -148,8 +148,8 @@ func exchange(cliSend, upSend []byte) (func(*testing.T, *faultPeer, int), func(*
 
 func frameCase(name string, cliSend, upSend []byte, finding string) faultCase {
 	cli, up := exchange(cliSend, upSend)
-	return faultCase{name: name, cli: cli, up: up, exact: true, verdict: capture.VerdictClean,
-		first: capture.SideClient, how: capture.HowCloseHandshake, finding: finding}
+	return faultCase{name: name, cli: cli, up: up, exact: true, verdict: record.VerdictClean,
+		first: record.SideClient, how: record.HowCloseHandshake, finding: finding}
 }
 
 func faultCases() []faultCase {
@@ -168,7 +168,7 @@ func faultCases() []faultCase {
 			cli: func(t *testing.T, p *faultPeer, _ int) {
 				mustEnd(t, "client", p.readEnd(), syscall.ECONNRESET)
 			},
-			exact: true, verdict: capture.VerdictAbnormalUp, first: capture.SideUpstream, how: capture.HowReset,
+			exact: true, verdict: record.VerdictAbnormalUp, first: record.SideUpstream, how: record.HowReset,
 		},
 		{
 			name: "rst-during-handshake", noUpgrade: true,
@@ -179,7 +179,7 @@ func faultCases() []faultCase {
 				}
 				mustEnd(t, "client", p.hsErr, syscall.ECONNRESET)
 			},
-			verdict: capture.VerdictRejected, first: capture.SideUpstream, how: capture.HowReset,
+			verdict: record.VerdictRejected, first: record.SideUpstream, how: record.HowReset,
 		},
 		{
 			name: "tls-alert-mid-session", tls: true,
@@ -195,7 +195,7 @@ func faultCases() []faultCase {
 				p.readN(len(world))
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 			},
-			exact: true, verdict: capture.VerdictAbnormalUp, first: capture.SideUpstream, how: capture.HowTLSError,
+			exact: true, verdict: record.VerdictAbnormalUp, first: record.SideUpstream, how: record.HowTLSError,
 		},
 		// The four cases of net/http/httputil TestReverseProxyWebSocketHalfTCP.
 		{
@@ -212,7 +212,7 @@ func faultCases() []faultCase {
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictAbnormalUp, first: capture.SideUpstream, how: capture.HowEOF,
+			exact: true, verdict: record.VerdictAbnormalUp, first: record.SideUpstream, how: record.HowEOF,
 		},
 		{
 			name: "half-close/server-close-write",
@@ -227,7 +227,7 @@ func faultCases() []faultCase {
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictAbnormalUp, first: capture.SideUpstream, how: capture.HowEOF,
+			exact: true, verdict: record.VerdictAbnormalUp, first: record.SideUpstream, how: record.HowEOF,
 		},
 		{
 			name: "half-close/client-close-read",
@@ -244,7 +244,7 @@ func faultCases() []faultCase {
 				time.Sleep(50 * time.Millisecond)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictAbnormalClient, first: capture.SideClient, how: capture.HowEOF,
+			exact: true, verdict: record.VerdictAbnormalClient, first: record.SideClient, how: record.HowEOF,
 		},
 		{
 			name: "half-close/client-close-write",
@@ -259,7 +259,7 @@ func faultCases() []faultCase {
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictAbnormalClient, first: capture.SideClient, how: capture.HowEOF,
+			exact: true, verdict: record.VerdictAbnormalClient, first: record.SideClient, how: record.HowEOF,
 		},
 		{
 			name: "upstream-close-then-data",
@@ -277,7 +277,7 @@ func faultCases() []faultCase {
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictClean, first: capture.SideUpstream, how: capture.HowCloseHandshake,
+			exact: true, verdict: record.VerdictClean, first: record.SideUpstream, how: record.HowCloseHandshake,
 			finding: frames.RuleAfterClose,
 		},
 		{
@@ -296,7 +296,7 @@ func faultCases() []faultCase {
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictClean, first: capture.SideClient, how: capture.HowCloseHandshake,
+			exact: true, verdict: record.VerdictClean, first: record.SideClient, how: record.HowCloseHandshake,
 			finding: frames.RuleAfterClose,
 		},
 		{
@@ -319,7 +319,7 @@ func faultCases() []faultCase {
 				mustEnd(t, "client", p.readEnd(), io.EOF)
 				p.c.Close()
 			},
-			exact: true, verdict: capture.VerdictAbnormalClient, first: capture.SideClient, how: capture.HowEOF,
+			exact: true, verdict: record.VerdictAbnormalClient, first: record.SideClient, how: record.HowEOF,
 		},
 		frameCase("control-frame-126-bytes", hello, wsFrame(ws.OpPing, true, 0, false, bytes.Repeat([]byte("p"), 126)), frames.RuleControlTooLong),
 		frameCase("fragmented-ping", hello, wsFrame(ws.OpPing, false, 0, false, []byte("p")), frames.RuleControlFragmented),
@@ -641,7 +641,7 @@ func TestFaultMatrix(t *testing.T) {
 	tp.waitRecords(int64(len(tlsRuns)))
 	recs := append(p.records(), tp.records()...)
 
-	byPath := map[string]*capture.SessionRecord{}
+	byPath := map[string]*record.Session{}
 	for i := range recs {
 		r := &recs[i]
 		path := r.Handshake.URI
@@ -660,11 +660,11 @@ func TestFaultMatrix(t *testing.T) {
 		cu, uc := r.Frames.ClientToUpstream, r.Frames.UpstreamToClient
 		var bad []string
 		for _, f := range r.Findings {
-			if f.Severity != capture.SevInfo {
+			if f.Severity != record.SevInfo {
 				bad = append(bad, f.Rule)
 			}
 		}
-		if r.Verdict != capture.VerdictClean || len(bad) != 0 || cu.Binary != n || uc.Binary != n || cu.Close != 1 || uc.Close != 1 {
+		if r.Verdict != record.VerdictClean || len(bad) != 0 || cu.Binary != n || uc.Binary != n || cu.Close != 1 || uc.Close != 1 {
 			t.Errorf("%s: verdict %s findings %v, frames %+v / %+v, want clean with %d messages each way", path, r.Verdict, bad, cu, uc, n)
 			continue
 		}

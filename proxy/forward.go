@@ -88,8 +88,7 @@ func (s *Server) serveConnect(conn, raw net.Conn, br *bufio.Reader, h *head) boo
 	tgt := target{host: host, port: port}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DialTimeout)
-	var d net.Dialer
-	upRaw, err := d.DialContext(ctx, "tcp", tgt.hostport())
+	upRaw, err := s.dialer().DialContext(ctx, "tcp", tgt.hostport())
 	cancel()
 	if err != nil {
 		err = fmt.Errorf("dialing CONNECT target %s: %w", tgt.hostport(), err)

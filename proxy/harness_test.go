@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -91,10 +92,10 @@ func (p *testProxy) stop() {
 }
 
 // records stops the proxy and returns sessions.jsonl, each line parsed.
-func (p *testProxy) records() []capture.SessionRecord {
+func (p *testProxy) records() []record.Session {
 	p.t.Helper()
 	p.stop()
-	return testkit.ReadJSONL[capture.SessionRecord](p.t, filepath.Join(p.dir, "sessions.jsonl"))
+	return testkit.ReadJSONL[record.Session](p.t, filepath.Join(p.dir, "sessions.jsonl"))
 }
 
 // waitRecords waits until n sessions have been recorded (sessions end

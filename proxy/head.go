@@ -8,14 +8,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // head is an HTTP/1.x request or response head exactly as it travelled: the
 // start line and the header lines, in order, names as sent (RFC 9112 §2.1).
 type head struct {
 	start   string
-	headers []capture.Header
+	headers []record.Header
 	// size is the number of wire bytes of the head, blank line included.
 	size int
 	// raw is the head exactly as read.
@@ -94,7 +94,7 @@ func readHead(br *bufio.Reader, max int) (*head, error) {
 			// before the colon.
 			return nil, fmt.Errorf("%w: field name %q is not a token", errHeadMalformed, s[:i])
 		}
-		h.headers = append(h.headers, capture.Header{Name: s[:i], Value: strings.TrimSpace(s[i+1:])})
+		h.headers = append(h.headers, record.Header{Name: s[:i], Value: strings.TrimSpace(s[i+1:])})
 	}
 }
 
@@ -123,7 +123,7 @@ func (h *head) set(name, value string) {
 	}
 	h.headers = out
 	if !done {
-		h.headers = append(h.headers, capture.Header{Name: name, Value: value})
+		h.headers = append(h.headers, record.Header{Name: name, Value: value})
 	}
 }
 

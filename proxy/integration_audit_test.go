@@ -14,7 +14,7 @@ import (
 
 	cws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/capture/report"
 )
 
@@ -22,7 +22,7 @@ import (
 // clients and servers through the real proxy; the record names the fault.
 
 // findingOf returns the record's finding with rule, or nil.
-func findingOf(r *capture.SessionRecord, rule string) *capture.Finding {
+func findingOf(r *record.Session, rule string) *record.Finding {
 	for i := range r.Findings {
 		if r.Findings[i].Rule == rule {
 			return &r.Findings[i]
@@ -61,10 +61,10 @@ func TestIntegrationSubprotocolNotOffered(t *testing.T) {
 		t.Errorf("handshake status %d subprotocol %q", r.Handshake.Status, r.Handshake.Subprotocol)
 	}
 	f := findingOf(&r, "subprotocol-not-offered")
-	if f == nil || f.Severity != capture.SevError || !strings.Contains(f.Detail, `"v9.evil"`) || !strings.Contains(f.Detail, "chat.v2") {
+	if f == nil || f.Severity != record.SevError || !strings.Contains(f.Detail, `"v9.evil"`) || !strings.Contains(f.Detail, "chat.v2") {
 		t.Fatalf("finding %+v among %+v, want subprotocol-not-offered quoting both values", f, r.Findings)
 	}
-	if r.Verdict != capture.VerdictAbnormalClient || r.End.First != capture.SideClient {
+	if r.Verdict != record.VerdictAbnormalClient || r.End.First != record.SideClient {
 		t.Errorf("verdict %s end %+v: the client failed the connection", r.Verdict, r.End)
 	}
 	t.Logf("finding: %s (session ended after %.0f ms: %s by the %s)", f.Detail, r.DurationMS, r.End.How, r.End.First)
@@ -112,7 +112,7 @@ func TestIntegrationTokenExpiring(t *testing.T) {
 	wg.Wait()
 	p.waitRecords(2)
 	recs := p.records()
-	var expiring, fine *capture.SessionRecord
+	var expiring, fine *record.Session
 	for i := range recs {
 		if findingOf(&recs[i], "token-expiring") != nil {
 			expiring = &recs[i]
@@ -132,7 +132,7 @@ func TestIntegrationTokenExpiring(t *testing.T) {
 	if strings.Contains(f.Detail, token) || !strings.Contains(f.Detail, "bearer token in Authorization") {
 		t.Errorf("detail %q: want the token named by its digest only", f.Detail)
 	}
-	if expiring.Verdict != capture.VerdictClean {
+	if expiring.Verdict != record.VerdictClean {
 		t.Errorf("verdict %s", expiring.Verdict)
 	}
 	t.Logf("finding: %s", f.Detail)
@@ -188,7 +188,7 @@ func TestIntegrationLatePong(t *testing.T) {
 	p.waitRecords(1)
 	r := p.records()[0]
 	f := findingOf(&r, "late-pong")
-	if f == nil || f.Severity != capture.SevWarn || !strings.Contains(f.Detail, "answered 1 upstream ping(s) later than 1s") {
+	if f == nil || f.Severity != record.SevWarn || !strings.Contains(f.Detail, "answered 1 upstream ping(s) later than 1s") {
 		t.Fatalf("finding %+v among %+v, want late-pong for 1 ping", f, r.Findings)
 	}
 	k := r.Keepalive
@@ -315,7 +315,7 @@ func TestIntegrationIdleDropInference(t *testing.T) {
 	recs := p.records()
 	drops := 0
 	for _, r := range recs {
-		if r.Verdict == capture.VerdictAbnormalUp && r.Abnormal {
+		if r.Verdict == record.VerdictAbnormalUp && r.Abnormal {
 			drops++
 		}
 	}

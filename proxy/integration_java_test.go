@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -51,7 +51,7 @@ func TestIntegrationJavaForward(t *testing.T) {
 		if r.Target != "wss://"+u.Host+"/chat?room=7" || r.Mode != "forward" {
 			t.Errorf("target %q mode %q", r.Target, r.Mode)
 		}
-		if r.Verdict != capture.VerdictClean || r.Abnormal || r.End.How != capture.HowCloseHandshake || r.End.First != capture.SideClient {
+		if r.Verdict != record.VerdictClean || r.Abnormal || r.End.How != record.HowCloseHandshake || r.End.First != record.SideClient {
 			t.Errorf("verdict %s abnormal %v end %+v, want clean, a close handshake begun by the client", r.Verdict, r.Abnormal, r.End)
 		}
 		if r.ClientCloseCode == nil || *r.ClientCloseCode != 1000 || r.UpstreamCloseCode == nil || *r.UpstreamCloseCode != 1000 {
@@ -76,7 +76,7 @@ func TestIntegrationJavaForward(t *testing.T) {
 		if k.ClientPings != 3 || k.UnansweredPings != 0 || k.UpstreamPongRTTMS == nil || k.ClientPingIntervalMS == nil {
 			t.Errorf("keepalive %+v", k)
 		}
-		for leg, l := range map[string]*capture.TLSLeg{"client": r.TLS.Client, "upstream": r.TLS.Upstream} {
+		for leg, l := range map[string]*record.TLSLeg{"client": r.TLS.Client, "upstream": r.TLS.Upstream} {
 			if l == nil || !strings.HasPrefix(l.Version, "TLS 1.") || l.Cipher == "" || l.Error != "" {
 				t.Errorf("TLS %s leg %+v, want a version and a cipher", leg, l)
 			}
@@ -90,7 +90,7 @@ func TestIntegrationJavaForward(t *testing.T) {
 		}
 		for _, f := range r.Findings {
 			// The JDK offers no subprotocol (subprotocol-none-offered, info).
-			if f.Severity != capture.SevInfo {
+			if f.Severity != record.SevInfo {
 				t.Errorf("finding on a clean JDK session: %+v", f)
 			}
 		}
@@ -115,7 +115,7 @@ func TestIntegrationJavaForward(t *testing.T) {
 		}
 		r := recs[0]
 		u, _ := url.Parse(upURL)
-		if r.Verdict != capture.VerdictTLSClient || r.End.How != capture.HowTLSError || r.End.First != capture.SideClient {
+		if r.Verdict != record.VerdictTLSClient || r.End.How != record.HowTLSError || r.End.First != record.SideClient {
 			t.Errorf("verdict %s end %+v, want tls-failed-client", r.Verdict, r.End)
 		}
 		if r.Target != "wss://"+u.Host+"/" {

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -135,18 +136,26 @@ func endingUpstream(t *testing.T, ip string, rst bool) string {
 // TestIntegrationPcapTshark: sessions with every kind of frame on a ws and
 // a wss upstream, one ended by an upstream RST and one by an upstream FIN, go
 // through forward mode with capture on. tshark decodes the pcapng with no
-// option: its websocket frames per opcode are those of sessions.jsonl (each
-// frame twice, once per leg), its close codes and reasons are the records',
-// and the RST and the FIN come from the side that sent them.
+// option: each session is one TCP conversation between the client's and the
+// upstream's addresses, its websocket frames per opcode are those of
+// sessions.jsonl, its close codes and reasons are the records', and the RST
+// and the FIN come from the upstream that sent them (wstap's mirrors are not
+// written). With --pcap-legs both, every frame is there twice, once per leg.
 func TestIntegrationPcapTshark(t *testing.T) {
 	t.Parallel()
 	testkit.NeedTool(t, "tshark")
+	for _, both := range []bool{false, true} {
+		t.Run(fmt.Sprintf("both=%v", both), func(t *testing.T) { integrationPcap(t, both) })
+	}
+}
+
+func integrationPcap(t *testing.T, both bool) {
 	wsAddr, _ := pcapUpstream(t, false)
 	wssAddr, pool := pcapUpstream(t, true)
 	rstAddr := endingUpstream(t, "127.0.0.2", true)
 	finAddr := endingUpstream(t, "127.0.0.3", false)
 	pcapDir := t.TempDir()
-	pc, err := capture.OpenPcap(pcapDir, capture.PcapOptions{})
+	pc, err := capture.OpenPcap(pcapDir, capture.PcapOptions{BothLegs: both})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,28 +201,32 @@ func TestIntegrationPcapTshark(t *testing.T) {
 		t.Errorf("pcap dropped %d records", d)
 	}
 	file := filepath.Join(pcapDir, "capture.pcapng")
+	copies := int64(1)
+	if both {
+		copies = 2
+	}
 
 	// Frames per opcode: the records summed over both directions, each
-	// frame written on both legs.
+	// frame written once per conversation of its session.
 	want := map[int]int64{}
-	byTarget := map[string]*capture.SessionRecord{}
+	byTarget := map[string]*record.Session{}
 	for i := range recs {
 		r := &recs[i]
 		u, _ := url.Parse(r.Target)
 		byTarget[u.Host] = r
-		for _, d := range []capture.DirFrames{r.Frames.ClientToUpstream, r.Frames.UpstreamToClient} {
-			want[0] += 2 * d.Continuation
-			want[1] += 2 * d.Text
-			want[2] += 2 * d.Binary
-			want[8] += 2 * d.Close
-			want[9] += 2 * d.Ping
-			want[10] += 2 * d.Pong
+		for _, d := range []record.DirFrames{r.Frames.ClientToUpstream, r.Frames.UpstreamToClient} {
+			want[0] += copies * d.Continuation
+			want[1] += copies * d.Text
+			want[2] += copies * d.Binary
+			want[8] += copies * d.Close
+			want[9] += copies * d.Ping
+			want[10] += copies * d.Pong
 		}
 	}
 	got := testkit.TsharkOpcodes(t, file)
 	for op := range 11 {
 		if int64(got[op]) != want[op] {
-			t.Errorf("opcode %d: tshark counts %d frames, sessions.jsonl %d (×2 legs)", op, got[op], want[op])
+			t.Errorf("opcode %d: tshark counts %d frames, sessions.jsonl %d (×%d)", op, got[op], want[op], copies)
 		}
 	}
 	for _, op := range []int{0, 1, 2, 8, 9, 10} {
@@ -221,7 +234,7 @@ func TestIntegrationPcapTshark(t *testing.T) {
 			t.Errorf("no frame of opcode %d in the run", op)
 		}
 	}
-	t.Logf("websocket frames per opcode, tshark: %v; records ×2: %v", got, want)
+	t.Logf("websocket frames per opcode, tshark: %v; records ×%d: %v", got, copies, want)
 
 	// Close codes and reasons, as tshark reads them, against the records.
 	var gotCloses, wantCloses []string
@@ -229,46 +242,57 @@ func TestIntegrationPcapTshark(t *testing.T) {
 		gotCloses = append(gotCloses, row[0]+" "+row[1])
 	}
 	for _, r := range recs {
-		for _, c := range []*capture.CloseFrame{r.Close.Client, r.Close.Upstream} {
-			if c != nil {
-				wantCloses = append(wantCloses, fmt.Sprintf("%d %s", c.Code, c.Reason), fmt.Sprintf("%d %s", c.Code, c.Reason))
+		for _, c := range []*record.CloseFrame{r.Close.Client, r.Close.Upstream} {
+			for range copies {
+				if c != nil {
+					wantCloses = append(wantCloses, fmt.Sprintf("%d %s", c.Code, c.Reason))
+				}
 			}
 		}
 	}
 	sort.Strings(gotCloses)
 	sort.Strings(wantCloses)
-	if strings.Join(gotCloses, "|") != strings.Join(wantCloses, "|") || len(wantCloses) != 8 {
+	if strings.Join(gotCloses, "|") != strings.Join(wantCloses, "|") || len(wantCloses) != 4*int(copies) {
 		t.Errorf("close frames: tshark %q, records %q", gotCloses, wantCloses)
 	}
+	checkPcapEnds(t, file, proxyAddr, byTarget[rstAddr], byTarget[finAddr], both)
+}
 
-	// The RST: sent by the upstream (127.0.0.2, written as port 80) on the
-	// upstream leg, by wstap on the client leg, never by the client.
-	rstRec := byTarget[rstAddr]
-	if rstRec == nil || rstRec.End.How != capture.HowReset || rstRec.End.First != capture.SideUpstream || rstRec.Verdict != capture.VerdictAbnormalUp {
-		t.Errorf("RST session record %+v", rstRec)
+// checkPcapEnds checks where the capture shows the upstreams' RST and FIN:
+// sent by the upstream (127.0.0.2 and 127.0.0.3, written as port 80) to the
+// client's address, and with both legs also by wstap on the client leg.
+func checkPcapEnds(t *testing.T, file, proxyAddr string, rstRec, finRec *record.Session, both bool) {
+	t.Helper()
+	if rstRec == nil || rstRec.End.How != record.HowReset || rstRec.End.First != record.SideUpstream || rstRec.Verdict != record.VerdictAbnormalUp {
+		t.Fatalf("RST session record %+v", rstRec)
 	}
 	listenIP, _, _ := net.SplitHostPort(proxyAddr)
+	rstCliIP, rstCliPort, _ := net.SplitHostPort(rstRec.ClientAddr)
 	rsts := testkit.TsharkFields(t, file, "tcp.flags.reset == 1", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
 	var fromUp, fromProxy int
 	for _, r := range rsts {
 		switch {
-		case r[0] == "127.0.0.2" && r[1] == "80":
+		case r[0] == "127.0.0.2" && r[1] == "80" && (both || r[2] == rstCliIP && r[3] == rstCliPort):
 			fromUp++
-		case r[0] == listenIP && r[1] == "80" && r[2] != "127.0.0.2":
+		case both && r[0] == listenIP && r[1] == "80" && r[2] != "127.0.0.2":
 			fromProxy++
 		default:
-			t.Errorf("RST from %s:%s to %s:%s: want only the upstream's and its mirror", r[0], r[1], r[2], r[3])
+			t.Errorf("RST from %s:%s to %s:%s: want only the upstream's (to the client %s) and, with both legs, its mirror",
+				r[0], r[1], r[2], r[3], rstRec.ClientAddr)
 		}
 	}
-	if fromUp != 1 || fromProxy != 1 {
-		t.Errorf("RSTs %v: want one from the upstream 127.0.0.2:80 and one from wstap to the client", rsts)
+	wantProxy := 0
+	if both {
+		wantProxy = 1
+	}
+	if fromUp != 1 || fromProxy != wantProxy {
+		t.Errorf("RSTs %v: want one from the upstream 127.0.0.2:80 and %d from wstap to the client", rsts, wantProxy)
 	}
 
-	// The FIN: the upstream (127.0.0.3) sent the first FIN of its leg, and
-	// wstap the first of the client leg.
-	finRec := byTarget[finAddr]
-	if finRec == nil || finRec.End.How != capture.HowEOF || finRec.End.First != capture.SideUpstream {
-		t.Errorf("FIN session record %+v", finRec)
+	// The FIN: the upstream (127.0.0.3) sent the first FIN of its session
+	// (of its leg, with both legs), and wstap the first of the client leg.
+	if finRec == nil || finRec.End.How != record.HowEOF || finRec.End.First != record.SideUpstream {
+		t.Fatalf("FIN session record %+v", finRec)
 	}
 	fins := testkit.TsharkFields(t, file, "tcp.flags.fin == 1", "tcp.stream", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport")
 	first := map[string][]string{} // stream → its first FIN
@@ -277,22 +301,26 @@ func TestIntegrationPcapTshark(t *testing.T) {
 			first[r[0]] = r[1:]
 		}
 	}
+	_, cliPort, _ := net.SplitHostPort(finRec.ClientAddr)
 	var upLeg, cliLeg []string
 	for _, f := range first {
 		if f[0] == "127.0.0.3" || f[2] == "127.0.0.3" {
 			upLeg = f
-		}
-	}
-	// The client leg of the FIN session: its client port is the one the
-	// record names.
-	_, cliPort, _ := net.SplitHostPort(finRec.ClientAddr)
-	for _, f := range first {
-		if f[1] == cliPort || f[3] == cliPort {
+		} else if f[1] == cliPort || f[3] == cliPort {
 			cliLeg = f
 		}
 	}
 	if upLeg == nil || upLeg[0] != "127.0.0.3" || upLeg[1] != "80" {
-		t.Errorf("first FIN of the upstream leg %v, want from the upstream 127.0.0.3:80 (all: %v)", upLeg, fins)
+		t.Errorf("first FIN of the upstream's conversation %v, want from the upstream 127.0.0.3:80 (all: %v)", upLeg, fins)
+	}
+	if !both {
+		if upLeg != nil && upLeg[3] != cliPort {
+			t.Errorf("first FIN of the session %v, want to the client port %s", upLeg, cliPort)
+		}
+		if cliLeg != nil {
+			t.Errorf("a second conversation %v for the FIN session: want one per session", cliLeg)
+		}
+		return
 	}
 	if cliLeg == nil || cliLeg[1] != "80" || cliLeg[3] != cliPort {
 		t.Errorf("first FIN of the client leg %v, want from wstap (port 80) to the client port %s (all: %v)", cliLeg, cliPort, fins)

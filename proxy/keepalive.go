@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/wstap/wstap/capture"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // pendingPing is a ping awaiting its pong.
@@ -98,7 +99,7 @@ func (l *ledger) oldestUnanswered(dir direction) (at time.Time, ok bool) {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // intervals summarises the gaps between successive times.
-func intervals(ts []time.Time) *capture.Interval {
+func intervals(ts []time.Time) *record.Interval {
 	if len(ts) < 2 {
 		return nil
 	}
@@ -107,10 +108,10 @@ func intervals(ts []time.Time) *capture.Interval {
 		gaps = append(gaps, ms(ts[i].Sub(ts[i-1])))
 	}
 	sort.Float64s(gaps)
-	return &capture.Interval{Min: round3(gaps[0]), P50: round3(gaps[len(gaps)/2]), Max: round3(gaps[len(gaps)-1])}
+	return &record.Interval{Min: round3(gaps[0]), P50: round3(gaps[len(gaps)/2]), Max: round3(gaps[len(gaps)-1])}
 }
 
-func rttOf(v ...[]float64) *capture.RTT {
+func rttOf(v ...[]float64) *record.RTT {
 	var all []float64
 	for _, x := range v {
 		all = append(all, x...)
@@ -119,7 +120,7 @@ func rttOf(v ...[]float64) *capture.RTT {
 		return nil
 	}
 	sort.Float64s(all)
-	return &capture.RTT{P50: round3(all[len(all)/2]), Max: round3(all[len(all)-1])}
+	return &record.RTT{P50: round3(all[len(all)/2]), Max: round3(all[len(all)-1])}
 }
 
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

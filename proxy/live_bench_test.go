@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 	"github.com/wstap/wstap/internal/testkit"
 )
@@ -118,5 +119,5 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // benchRecorder drops what the relay reports.
 type benchRecorder struct{}
 
-func (benchRecorder) Event(capture.Event)            {}
-func (benchRecorder) Session(*capture.SessionRecord) {}
+func (benchRecorder) Event(capture.Event)     {}
+func (benchRecorder) Session(*record.Session) {}

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/wstap/wstap/capture"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // TestDataWithUpgradeRequest: a client that writes its upgrade request and
@@ -79,7 +80,7 @@ func TestDataWithUpgradeRequest(t *testing.T) {
 			if cu.Frames != 2 || cu.Text != 1 || cu.Close != 1 || cu.Bytes != int64(len(rawFrame(true, 0, 1, true, []byte("early bird")))+8) {
 				t.Errorf("client_to_upstream %+v", cu)
 			}
-			if r.Verdict != capture.VerdictClean {
+			if r.Verdict != record.VerdictClean {
 				t.Errorf("verdict %q", r.Verdict)
 			}
 		})
@@ -132,5 +133,5 @@ func TestDataWithUpgradeResponse(t *testing.T) {
 	if uc.Text != 1 || uc.Close != 1 || uc.Frames != 2 {
 		t.Errorf("upstream_to_client %+v", uc)
 	}
-	checkEnd(t, r, endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
+	checkEnd(t, r, endWant{record.VerdictClean, record.SideClient, record.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
 }

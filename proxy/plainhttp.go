@@ -33,6 +33,7 @@ func (s *Server) transport() *http.Transport {
 	}
 	t, _ := transports.LoadOrStore(s, &http.Transport{
 		Proxy:               nil,
+		DialContext:         s.dialer().DialContext,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // rfcKey and rfcAccept are the example of RFC 6455 §1.3.
@@ -104,9 +104,14 @@ func TestUpstreamRenegotiationRecorded(t *testing.T) {
 		t.Fatalf("client got %q %v, want the 101\n%s\ns_server: %s", line, err, rest, errOut.String())
 	}
 	time.Sleep(200 * time.Millisecond)
+	// The renegotiation (s_server takes a read of "R\n" alone as the
+	// command), frames right behind it, and one after it: "ab" and "hi".
 	fmt.Fprintf(stdin, "R\n")
+	for range 2 {
+		time.Sleep(5 * time.Millisecond)
+		fmt.Fprintf(stdin, "\x81\x02ab\n")
+	}
 	time.Sleep(500 * time.Millisecond)
-	// A frame after the renegotiation still reaches the client: a text frame "hi".
 	fmt.Fprintf(stdin, "\x81\x02hi\n")
 	deadline := time.Now().Add(5 * time.Second)
 	var got strings.Builder
@@ -120,14 +125,15 @@ func TestUpstreamRenegotiationRecorded(t *testing.T) {
 	p.waitRecords(1)
 	recs := p.records()
 	r := recs[0]
-	if r.TLS.Upstream == nil || r.TLS.Upstream.Renegotiations < 1 || r.TLS.Upstream.Version != "TLS 1.2" {
-		t.Fatalf("upstream TLS %+v, want TLS 1.2 with a renegotiation recorded", r.TLS.Upstream)
+	if r.TLS.Upstream == nil || r.TLS.Upstream.Renegotiations != 1 || r.TLS.Upstream.Version != "TLS 1.2" {
+		t.Fatalf("upstream TLS %+v, want TLS 1.2 with one renegotiation recorded", r.TLS.Upstream)
 	}
-	if !strings.Contains(got.String(), "hi") {
-		t.Errorf("data after the renegotiation did not reach the client: %q", got.String())
+	if g := got.String(); strings.Count(g, "ab") != 2 || !strings.Contains(g, "hi") || strings.Index(g, "ab") > strings.Index(g, "hi") {
+		t.Errorf("the client got %q, want the frames sent during the renegotiation and after it, in order", g)
 	}
-	if !eventSeen(t, p.dir, "tls-renegotiation") {
-		t.Error("no tls-renegotiation event in events.jsonl")
+	evs := renegEvents(t, p.dir)
+	if len(evs) != 1 || evs[0].Leg != "upstream" || evs[0].Initiator != "upstream" || evs[0].Outcome != "accepted" {
+		t.Errorf("tls-renegotiation events %+v, want one: upstream, accepted", evs)
 	}
 }
 
@@ -160,11 +166,18 @@ func TestClientRenegotiationRefused(t *testing.T) {
 	}
 	p.waitRecords(1)
 	r := p.records()[0]
-	if r.TLS.Client == nil || r.TLS.Client.Renegotiations < 1 {
-		t.Fatalf("client TLS %+v, want a renegotiation recorded", r.TLS.Client)
+	if r.TLS.Client == nil || r.TLS.Client.Renegotiations != 1 {
+		t.Fatalf("client TLS %+v, want one renegotiation recorded", r.TLS.Client)
 	}
-	if r.End.First != capture.SideClient || r.End.How != capture.HowTLSError {
-		t.Errorf("end %+v, want the client's TLS error", r.End)
+	if r.End.First != record.SideClient || r.End.How != record.HowTLSError || r.Verdict != record.VerdictAbnormalClient {
+		t.Errorf("verdict %s end %+v, want the client's TLS error (abnormal-client-drop)", r.Verdict, r.End)
+	}
+	// Go's TLS server answers the new ClientHello with a fatal
+	// unexpected_message alert (crypto/tls handleRenegotiation).
+	evs := renegEvents(t, p.dir)
+	if len(evs) != 1 || evs[0].Leg != "client" || evs[0].Initiator != "client" || evs[0].Outcome != "refused" ||
+		!strings.Contains(evs[0].Alert, "unexpected message") {
+		t.Errorf("tls-renegotiation events %+v, want one: client, refused with unexpected_message", evs)
 	}
 }
 
@@ -173,12 +186,4 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func eventSeen(t *testing.T, dir, name string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Contains(string(b), `"event":"`+name+`"`)
 }

@@ -22,14 +22,16 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
+	"github.com/wstap/wstap/internal/renegtls"
 )
 
 // Recorder is what the relay reports to; capture.Recorder implements it.
 // Neither method may block the relay for long.
 type Recorder interface {
 	Event(e capture.Event)
-	Session(rec *capture.SessionRecord)
+	Session(rec *record.Session)
 }
 
 // Config configures a Server.
@@ -83,6 +85,25 @@ type Config struct {
 	KeyLog io.Writer
 	// Log is the proxy's own log (accept errors, limits, status).
 	Log zerolog.Logger
+	// TCPKeepAlive turns TCP keep-alive on for both legs with this idle time
+	// and probe interval (--tcp-keepalive); 0 leaves it off, as most load
+	// clients do (transparency rule 2).
+	TCPKeepAlive time.Duration
+}
+
+// keepAlive is the KeepAlive of net.Dialer and net.ListenConfig: negative
+// turns it off.
+func (c *Config) keepAlive() time.Duration {
+	if c.TCPKeepAlive > 0 {
+		return c.TCPKeepAlive
+	}
+	return -1
+}
+
+// listen opens the listener, with TCP keep-alive only if asked for.
+func (c *Config) listen(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: c.keepAlive()}
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // Server is a running proxy.
@@ -93,6 +114,7 @@ type Server struct {
 	addr    net.Addr
 	bufPool sync.Pool
 	audit   *RunAudit
+	mem     memSettle
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
@@ -116,24 +138,24 @@ type Server struct {
 type Stats struct {
 	Opened, Active, Abnormal, Rejected, HTTP, AcceptErrors atomic.Int64
 	verdictMu                                              sync.Mutex
-	verdicts                                               map[capture.Verdict]int64
+	verdicts                                               map[record.Verdict]int64
 }
 
 // Verdicts returns a copy of the ended sessions by verdict.
-func (s *Stats) Verdicts() map[capture.Verdict]int64 {
+func (s *Stats) Verdicts() map[record.Verdict]int64 {
 	s.verdictMu.Lock()
 	defer s.verdictMu.Unlock()
-	m := make(map[capture.Verdict]int64, len(s.verdicts))
+	m := make(map[record.Verdict]int64, len(s.verdicts))
 	for k, v := range s.verdicts {
 		m[k] = v
 	}
 	return m
 }
 
-func (s *Stats) countVerdict(v capture.Verdict) {
+func (s *Stats) countVerdict(v record.Verdict) {
 	s.verdictMu.Lock()
 	if s.verdicts == nil {
-		s.verdicts = map[capture.Verdict]int64{}
+		s.verdicts = map[record.Verdict]int64{}
 	}
 	s.verdicts[v]++
 	s.verdictMu.Unlock()
@@ -202,7 +224,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: no Recorder", ErrConfig)
 	}
 	cfg.defaults()
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := cfg.listen(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
@@ -288,7 +310,7 @@ func (s *Server) pauseAtLimit(ln net.Listener, cause error) bool {
 		if s.active.Load() > open-2 && time.Since(started) < 30*time.Second {
 			continue
 		}
-		nl, err := net.Listen("tcp", s.addr.String())
+		nl, err := s.cfg.listen(s.addr.String())
 		if err != nil {
 			continue
 		}
@@ -338,6 +360,7 @@ func (s *Server) untrack(ss *wsSession) {
 // waits for every record to be written, and returns. The caller closes the
 // recorder afterwards.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mem.stop()
 	s.mu.Lock()
 	already := s.closing
 	s.closing = true
@@ -388,13 +411,15 @@ func (s *Server) tlsConfigUpstream(host string) *tls.Config {
 		NextProtos:         []string{"http/1.1"},
 		KeyLogWriter:       s.cfg.KeyLog,
 		// A TLS 1.2 upstream may renegotiate; accept it as a client would.
-		Renegotiation:      tls.RenegotiateFreelyAsClient,
-		CurvePreferences:   curvePreferences,
-		ClientSessionCache: upstreamSessionCache,
+		Renegotiation:    tls.RenegotiateFreelyAsClient,
+		CurvePreferences: curvePreferences,
+		// Sessions are resumed through renegtls.Options.SessionCache: the
+		// patched client refuses crypto/tls's cache.
 	}
 }
 
-var upstreamSessionCache = tls.NewLRUClientSessionCache(4096)
+// upstreamSessionCache resumes upstream TLS sessions across sessions.
+var upstreamSessionCache = renegtls.NewSessionCache(4096)
 
 // curvePreferences leaves out Go's default hybrid post-quantum exchange
 // (X25519MLKEM768): on both legs it cost a fifth of the handshake rate

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 )
 
@@ -19,7 +20,7 @@ import (
 type wsSession struct {
 	srv *Server
 	id  string
-	rec capture.SessionRecord
+	rec record.Session
 
 	// Raw TCP connections (for FIN/RST mirroring) and the ones relayed
 	// (TLS-wrapped where a leg speaks TLS).
@@ -31,9 +32,10 @@ type wsSession struct {
 
 	mu       sync.Mutex
 	ledger   ledger
-	closes   [numDirections]*capture.CloseFrame // close frame sent in direction d
+	closes   [numDirections]*record.CloseFrame // close frame sent in direction d
 	firstEnd *endCause
 	torn     bool // the proxy closed both legs: later errors are consequences
+	ends     tlsEnds
 	stopping bool // proxy shutdown
 	findings map[string]*findingCount
 	order    []string
@@ -46,14 +48,14 @@ type wsSession struct {
 }
 
 type findingCount struct {
-	f capture.Finding
+	f record.Finding
 	n int
 }
 
 // endCause is the first thing that ended the relay.
 type endCause struct {
-	side capture.Side
-	how  capture.How
+	side record.Side
+	how  record.How
 	err  string
 	at   time.Time
 }
@@ -70,13 +72,13 @@ func (ss *wsSession) event(level zerolog.Level, name string, fields ...any) {
 }
 
 // finding records a finding once per rule, counting repeats.
-func (ss *wsSession) finding(f capture.Finding) {
+func (ss *wsSession) finding(f record.Finding) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.findingLocked(f)
 }
 
-func (ss *wsSession) findingLocked(f capture.Finding) {
+func (ss *wsSession) findingLocked(f record.Finding) {
 	key := f.Rule
 	if fc, ok := ss.findings[key]; ok {
 		fc.n++
@@ -89,16 +91,16 @@ func (ss *wsSession) findingLocked(f capture.Finding) {
 
 func levelOf(sev string) zerolog.Level {
 	switch sev {
-	case capture.SevError:
+	case record.SevError:
 		return zerolog.ErrorLevel
-	case capture.SevWarn:
+	case record.SevWarn:
 		return zerolog.WarnLevel
 	}
 	return zerolog.InfoLevel
 }
 
 // setEnd keeps the first cause of the end; later ones are consequences.
-func (ss *wsSession) setEnd(side capture.Side, how capture.How, err error, at time.Time) {
+func (ss *wsSession) setEnd(side record.Side, how record.How, err error, at time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.firstEnd != nil {
@@ -117,7 +119,7 @@ func (ss *wsSession) shutdown() {
 	ss.stopping = true
 	ss.torn = true
 	ss.mu.Unlock()
-	ss.setEnd(capture.SideProxy, capture.HowShutdown, nil, time.Now())
+	ss.setEnd(record.SideProxy, record.HowShutdown, nil, time.Now())
 	if ss.cliRaw != nil {
 		ss.cliRaw.Close()
 	}
@@ -137,7 +139,7 @@ type dirObs struct {
 	// whether it went into active too.
 	stamped       int64
 	activeStamped bool
-	counts        capture.DirFrames
+	counts        record.DirFrames
 	last          atomic.Int64 // unix nanos of the last frame sent this way
 	// active is the last frame other than a pong: what an idle timer that
 	// ignores the answers to its own pings counts.
@@ -219,7 +221,7 @@ func (d *dirObs) Control(f *frames.Info, p []byte) {
 		ci := frames.DecodeClose(p)
 		ss.mu.Lock()
 		if ss.closes[d.dir] == nil {
-			ss.closes[d.dir] = &capture.CloseFrame{Code: ci.Code, Reason: ci.Reason, At: d.now}
+			ss.closes[d.dir] = &record.CloseFrame{Code: ci.Code, Reason: ci.Reason, At: d.now}
 		}
 		ss.mu.Unlock()
 		ss.event(zerolog.InfoLevel, "close", "dir", d.dir.String(), "code", ci.Code, "reason", ci.Reason, "code_name", frames.CodeName(ci.Code))
@@ -267,16 +269,16 @@ func (d *dirObs) Data(f *frames.Info, prefix []byte) {
 }
 
 func (d *dirObs) Finding(rule, detail string) {
-	sev := capture.SevWarn
+	sev := record.SevWarn
 	if rule == frames.RuleHeaderUnparsable {
-		sev = capture.SevError
+		sev = record.SevError
 	}
-	d.ss.finding(capture.Finding{Rule: rule, Severity: sev, Detail: d.dir.String() + ": " + detail})
+	d.ss.finding(record.Finding{Rule: rule, Severity: sev, Detail: d.dir.String() + ": " + detail})
 }
 
 // findingsList renders the findings with their repeat counts.
-func (ss *wsSession) findingsList() []capture.Finding {
-	out := make([]capture.Finding, 0, len(ss.order))
+func (ss *wsSession) findingsList() []record.Finding {
+	out := make([]record.Finding, 0, len(ss.order))
 	for _, k := range ss.order {
 		fc := ss.findings[k]
 		f := fc.f

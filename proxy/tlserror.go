@@ -8,7 +8,13 @@ import (
 	"os"
 	"reflect"
 	"strings"
+
+	"github.com/wstap/wstap/internal/renegtls"
 )
+
+// isTLSPkg reports whether path is crypto/tls or its patched copy that
+// wstap's upstream leg runs on (internal/renegtls).
+func isTLSPkg(path string) bool { return path == "crypto/tls" || path == renegtls.AlertPkgPath }
 
 // tlsAlert returns the TLS alert an error carries (RFC 8446 §6). crypto/tls
 // reports one as a *net.OpError, Op "remote error" when the peer sent it and
@@ -19,11 +25,15 @@ func tlsAlert(err error) (alert error, remote bool) {
 	if errors.As(err, &ae) {
 		return ae, false
 	}
+	var rae renegtls.AlertError
+	if errors.As(err, &rae) {
+		return rae, false
+	}
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Err == nil {
 		return nil, false
 	}
-	if t := reflect.TypeOf(oe.Err); t.PkgPath() != "crypto/tls" || t.Name() != "alert" {
+	if t := reflect.TypeOf(oe.Err); !isTLSPkg(t.PkgPath()) || t.Name() != "alert" {
 		return nil, false
 	}
 	return oe.Err, oe.Op == "remote error"
@@ -37,15 +47,13 @@ func tlsAlert(err error) (alert error, remote bool) {
 // the TCP connection reports reaches the caller as a *net.OpError (an alert
 // aside), io.EOF or io.ErrUnexpectedEOF (a record cut by a FIN).
 func isTLSError(c net.Conn, err error) bool {
-	var rh tls.RecordHeaderError
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &rh) || errors.As(err, &cv) {
+	if isRecordHeaderError(err) || isCertificateError(err) {
 		return true
 	}
 	if a, _ := tlsAlert(err); a != nil {
 		return true
 	}
-	if _, ok := c.(*tls.Conn); !ok {
+	if !isTLSConn(c) {
 		return false
 	}
 	var oe *net.OpError
@@ -64,15 +72,40 @@ func alertOf(err error) string {
 			return strings.TrimPrefix(a.Error(), "tls: ")
 		}
 	}
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &cv) {
+	if isCertificateError(err) {
 		return "bad certificate"
 	}
+	// crypto/tls sets a RecordHeaderError's Conn only when the first record
+	// did not look like a TLS handshake.
 	var rh tls.RecordHeaderError
-	if errors.As(err, &rh) && rh.Conn != nil {
-		// crypto/tls sets Conn only when the first record did not look
-		// like a TLS handshake.
+	var rrh renegtls.RecordHeaderError
+	if errors.As(err, &rh) && rh.Conn != nil || errors.As(err, &rrh) && rrh.Conn != nil {
 		return "not tls"
 	}
 	return ""
+}
+
+// isTLSConn reports whether c is a TLS leg: wstap's TLS server on the client
+// leg (crypto/tls) or its TLS client on the upstream leg (renegtls).
+func isTLSConn(c net.Conn) bool {
+	switch c.(type) {
+	case *tls.Conn, *renegtls.Conn:
+		return true
+	}
+	return false
+}
+
+// isRecordHeaderError: a record that was not TLS, from either TLS stack.
+func isRecordHeaderError(err error) bool {
+	var rh tls.RecordHeaderError
+	var rrh renegtls.RecordHeaderError
+	return errors.As(err, &rh) || errors.As(err, &rrh)
+}
+
+// isCertificateError: a certificate that failed verification, from either
+// TLS stack.
+func isCertificateError(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var rcv *renegtls.CertificateVerificationError
+	return errors.As(err, &cv) || errors.As(err, &rcv)
 }

@@ -1,13 +1,15 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
+	"github.com/wstap/wstap/internal/renegtls"
 )
 
 // TLS record content types (RFC 5246 §6.2.1, RFC 8446 §5.1).
@@ -16,12 +18,21 @@ const (
 	recordHeaderLen = 5
 )
 
-// tlsSniffer follows the TLS record headers a leg receives, under crypto/tls,
-// to see what crypto/tls does not report: a renegotiation. In TLS 1.2 the
-// record type stays in clear after the handshake, so a handshake record
-// then is a HelloRequest from a server or a new ClientHello from a client
-// (RFC 5246 §7.4.1.1); TLS 1.3 hides every later record as application data
-// and has no renegotiation (RFC 8446 §4.1.2). It reads nothing itself and
+// How a TLS leg ended (docs/records.md, "tls"): the value of tls.*.end.
+const (
+	tlsEndCloseNotify = "close_notify" // a close_notify alert, then the TCP FIN
+	tlsEndTCP         = "tcp"          // a bare TCP FIN, no close_notify
+	tlsEndReset       = "reset"        // a TCP RST
+)
+
+// tlsSniffer sits under a leg's TLS connection and sees what the TLS stack
+// does not report: how the TCP connection under it ended, and, on the client
+// leg, a renegotiation the client asks for. In TLS 1.2 the record type stays
+// in clear after the handshake, so a handshake record then is a new
+// ClientHello from the client (RFC 5246 §7.4.1.1); TLS 1.3 hides every later
+// record as application data and has no renegotiation (RFC 8446 §4.1.2).
+// The upstream leg's renegotiations are reported by renegtls instead, one
+// per HelloRequest, with their outcome. The sniffer reads nothing itself and
 // allocates nothing per read.
 type tlsSniffer struct {
 	net.Conn
@@ -31,37 +42,49 @@ type tlsSniffer struct {
 
 	mu      sync.Mutex
 	armed   bool // the first handshake is over
-	leg     capture.Side
+	leg     record.Side
 	ss      *wsSession
-	refuses bool
-	tcpEOF  bool // the TCP connection itself reached EOF
+	renegs  int   // client renegotiations seen
+	readErr error // the first error of a read of the TCP connection
 }
 
-func newSniffer(c net.Conn, leg capture.Side, refuses bool) *tlsSniffer {
-	return &tlsSniffer{Conn: c, leg: leg, refuses: refuses}
+func newSniffer(c net.Conn, leg record.Side) *tlsSniffer {
+	return &tlsSniffer{Conn: c, leg: leg}
 }
 
 func (t *tlsSniffer) Read(p []byte) (int, error) {
 	n, err := t.Conn.Read(p)
-	t.scan(p[:n])
-	if err == io.EOF {
+	if t.leg == record.SideClient {
+		t.scan(p[:n])
+	}
+	if err != nil {
 		t.mu.Lock()
-		t.tcpEOF = true
+		if t.readErr == nil {
+			t.readErr = err
+		}
 		t.mu.Unlock()
 	}
 	return n, err
 }
 
-// tlsEnd says how a TLS leg whose reads ended with io.EOF was closed: by a
-// close_notify alert (crypto/tls stops before the TCP FIN), or by a bare TCP
-// FIN, which RFC 8446 §6.1 calls a truncation but popular servers send.
-func (t *tlsSniffer) tlsEnd() string {
+// peerEnd says how the peer ended a TLS leg whose reads ended with err (nil:
+// the TLS stack's io.EOF). crypto/tls and renegtls both return io.EOF for a
+// close_notify and for a bare FIN at a record boundary (RFC 8446 §6.1 calls
+// the latter a truncation, but popular servers send it); after a close_notify
+// they stop reading, so the TCP connection under them reported no end yet.
+// It returns "" when the peer's end is not known (a TLS error).
+func (t *tlsSniffer) peerEnd(err error) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.tcpEOF {
-		return "tcp"
+	switch {
+	case isReset(err) || isReset(t.readErr):
+		return tlsEndReset
+	case errors.Is(t.readErr, io.EOF):
+		return tlsEndTCP
+	case err == nil && t.readErr == nil:
+		return tlsEndCloseNotify
 	}
-	return "close_notify"
+	return ""
 }
 
 // scan walks record headers across reads.
@@ -101,30 +124,59 @@ func (t *tlsSniffer) attach(ss *wsSession) {
 	t.mu.Unlock()
 }
 
-func (t *tlsSniffer) handshakeRecord() {
+// session is the session the leg belongs to, nil before attach.
+func (t *tlsSniffer) session() *wsSession {
 	t.mu.Lock()
-	armed, ss := t.armed, t.ss
-	t.mu.Unlock()
-	if !armed || ss == nil {
-		return
-	}
-	ss.renegotiation(t.leg, t.refuses)
+	defer t.mu.Unlock()
+	return t.ss
 }
 
-// renegotiation records a renegotiation on a leg: the upstream's is accepted
-// as a client would (tls.RenegotiateFreelyAsClient); a client's is refused
-// by Go's server with a no_renegotiation alert.
-func (ss *wsSession) renegotiation(leg capture.Side, refused bool) {
+// handshakeRecord sees a handshake record on the client leg. After the first
+// handshake it is a client's renegotiation: Go's TLS server answers its
+// ClientHello with a fatal unexpected_message alert and ends the connection,
+// so a leg has one at most, however many records its ClientHello spans.
+func (t *tlsSniffer) handshakeRecord() {
+	t.mu.Lock()
+	ss := t.ss
+	first := t.armed && ss != nil && t.renegs == 0
+	if first {
+		t.renegs++
+	}
+	t.mu.Unlock()
+	if first {
+		ss.renegotiation(record.SideClient, renegtls.Renegotiation{Start: time.Now(), Outcome: renegtls.Refused,
+			Alert: "local error: tls: unexpected message"})
+	}
+}
+
+// renegotiated is renegtls's hook: the upstream asked for a renegotiation
+// and it ended as r says.
+func (t *tlsSniffer) renegotiated(r renegtls.Renegotiation) {
+	if ss := t.session(); ss != nil {
+		ss.renegotiation(record.SideUpstream, r)
+	}
+}
+
+// renegotiation records one renegotiation on a leg, asked for by that leg's
+// peer: the upstream's is carried through (accepted, or failed with its
+// alert or error); a client's is refused by wstap's TLS server.
+func (ss *wsSession) renegotiation(leg record.Side, r renegtls.Renegotiation) {
 	ss.mu.Lock()
 	if l := ss.tlsLeg(leg); l != nil {
 		l.Renegotiations++
+		if r.Outcome == renegtls.Failed {
+			l.RenegotiationsFailed++
+		}
 	}
 	ss.mu.Unlock()
-	outcome := "accepted"
-	if refused {
-		outcome = "refused"
+	errText := ""
+	if r.Err != nil {
+		errText = r.Err.Error()
 	}
-	ss.event(zerolog.WarnLevel, "tls-renegotiation", "leg", string(leg), "outcome", outcome, "at", time.Now().UTC().Format(time.RFC3339Nano))
+	ss.event(zerolog.WarnLevel, "tls-renegotiation", "leg", string(leg), "initiator", string(leg),
+		"outcome", r.Outcome.String(), "alert", r.Alert, "error", errText,
+		"duration_ms", round3(ms(r.Duration)), "held_records", r.HeldRecords, "held_bytes", r.HeldBytes,
+		"at", r.Start.UTC().Format(time.RFC3339Nano))
 }
 
 // snifferOf finds the sniffer under a leg's TLS connection.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/frames"
 )
 
@@ -45,7 +46,7 @@ type upgrade struct {
 // It returns true when the upgraded session was handed to its two relay
 // goroutines, which then own both connections; the caller's goroutine, whose
 // stack grew through the handshakes, ends and frees it.
-func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *capture.TLSLeg) (handedOff bool) {
+func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *record.TLSLeg) (handedOff bool) {
 	u := s.newUpgrade(cli, cliRaw, br, req, tgt, cliTLS)
 	defer func() {
 		if !handedOff {
@@ -60,7 +61,7 @@ func (s *Server) serveSession(cli, cliRaw net.Conn, br *bufio.Reader, req *head,
 }
 
 // newUpgrade starts the record of a session with its request.
-func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *capture.TLSLeg) *upgrade {
+func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, tgt target, cliTLS *record.TLSLeg) *upgrade {
 	ss := newSession(s, s.newID())
 	ss.cli, ss.cliRaw = cli, cliRaw
 	u := &upgrade{s: s, ss: ss, req: req, tgt: tgt, br: br, start: time.Now()}
@@ -75,8 +76,8 @@ func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, t
 	if s.cfg.Upstream == nil {
 		r.Mode = "forward"
 	}
-	r.Handshake = capture.Handshake{Method: method, URI: capture.RedactURL(uri), Proto: proto,
-		RequestHeaders: append([]capture.Header(nil), req.headers...)}
+	r.Handshake = record.Handshake{Method: method, URI: capture.RedactURL(uri), Proto: proto,
+		RequestHeaders: append([]record.Header(nil), req.headers...)}
 	r.Credential = credentialID(req.headers, uri)
 	u.cleanups = append(u.cleanups, func() { cli.Close() })
 	return u
@@ -85,7 +86,7 @@ func (s *Server) newUpgrade(cli, cliRaw net.Conn, br *bufio.Reader, req *head, t
 // fail ends a session whose upgrade stopped before the relay: side and how
 // are its first end, err what the record says of it. The failed step has
 // answered the client already. It returns false, for "return u.fail(...)".
-func (u *upgrade) fail(side capture.Side, how capture.How, verdict capture.Verdict, err error) bool {
+func (u *upgrade) fail(side record.Side, how record.How, verdict record.Verdict, err error) bool {
 	if !u.counted {
 		u.countAtAnswer()
 	}
@@ -102,7 +103,7 @@ func (u *upgrade) begin() bool {
 		ss.mu.Lock()
 		ss.stopping = true
 		ss.mu.Unlock()
-		return u.fail(capture.SideProxy, capture.HowShutdown, capture.VerdictShutdown, nil)
+		return u.fail(record.SideProxy, record.HowShutdown, record.VerdictShutdown, nil)
 	}
 	u.cleanups = append(u.cleanups, func() { s.untrack(ss) })
 	s.Stats.Opened.Add(1)
@@ -122,13 +123,13 @@ func (u *upgrade) dial() bool {
 	ss.rec.TLS.Upstream = upTLS
 	ss.tlsEvents()
 	if err != nil {
-		side, how, verdict := capture.SideUpstream, capture.HowDialError, capture.VerdictUnreachable
+		side, how, verdict := record.SideUpstream, record.HowDialError, record.VerdictUnreachable
 		if upTLS != nil {
-			how, verdict = capture.HowTLSError, capture.VerdictTLSUpstream
+			how, verdict = record.HowTLSError, record.VerdictTLSUpstream
 		}
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 			// wstap itself is out of descriptors: the upstream is not at fault.
-			side, how = capture.SideProxy, capture.HowError
+			side, how = record.SideProxy, record.HowError
 			err = fmt.Errorf("wstap's open-file limit is reached: %w", err)
 		}
 		s.reject502(ss.cli, err)
@@ -169,18 +170,18 @@ func (u *upgrade) forward() bool {
 	s.cfg.Tap.Data(ss.id, capture.LegUpstream, false, time.Now(), out)
 	if _, err := ss.up.Write(out); err != nil {
 		s.reject502(ss.cli, err)
-		return u.fail(capture.SideUpstream, endHow(ss.up, err), capture.VerdictUnreachable,
+		return u.fail(record.SideUpstream, endHow(ss.up, err), record.VerdictUnreachable,
 			fmt.Errorf("writing upgrade request upstream: %w", err))
 	}
 	u.ubr = bufio.NewReaderSize(ss.up, 4096)
 	resp, err := readHead(u.ubr, 1<<20)
 	if err != nil {
-		verdict := capture.VerdictRejected
+		verdict := record.VerdictRejected
 		if ss.isStopping() {
-			verdict = capture.VerdictShutdown
+			verdict = record.VerdictShutdown
 		}
 		u.mirrorCut(err)
-		return u.fail(capture.SideUpstream, endHow(ss.up, err), verdict, fmt.Errorf("reading the upgrade response: %w", err))
+		return u.fail(record.SideUpstream, endHow(ss.up, err), verdict, fmt.Errorf("reading the upgrade response: %w", err))
 	}
 	u.resp = resp
 	return true
@@ -228,7 +229,7 @@ func (u *upgrade) answer() bool {
 	_, status, perr := statusLine(resp.start)
 	hs := &r.Handshake
 	hs.Status = status
-	hs.ResponseHeaders = append([]capture.Header(nil), resp.headers...)
+	hs.ResponseHeaders = append([]record.Header(nil), resp.headers...)
 	hs.Subprotocol = resp.get("Sec-WebSocket-Protocol")
 	hs.Extensions = resp.get("Sec-WebSocket-Extensions")
 	hs.LatencyMS = round3(ms(time.Since(u.start)))
@@ -240,12 +241,12 @@ func (u *upgrade) answer() bool {
 	s.cfg.Tap.Data(ss.id, capture.LegBoth, true, now, resp.raw)
 	ss.event(zerolog.InfoLevel, "handshake", "status", status, "latency_ms", hs.LatencyMS, "subprotocol", hs.Subprotocol, "target", r.Target)
 	if _, err := ss.cli.Write(resp.raw); err != nil {
-		return u.fail(capture.SideClient, endHow(ss.cli, err), capture.VerdictAbnormalClient,
+		return u.fail(record.SideClient, endHow(ss.cli, err), record.VerdictAbnormalClient,
 			fmt.Errorf("writing the upgrade response to the client: %w", err))
 	}
 	if perr != nil || status != 101 {
 		relayBody(ss.cli, u.ubr, resp, u.method)
-		return u.fail(capture.SideUpstream, capture.HowHandshakeRejects, capture.VerdictRejected, nil)
+		return u.fail(record.SideUpstream, record.HowHandshakeRejects, record.VerdictRejected, nil)
 	}
 	// The 101 has reached the client: from now on the session is open, and
 	// counted so until finish (docs/records.md, "concurrent_at_open").
@@ -306,7 +307,7 @@ func runCleanups(fs []func()) {
 	}
 }
 
-func tlsLevel(l *capture.TLSLeg) zerolog.Level {
+func tlsLevel(l *record.TLSLeg) zerolog.Level {
 	if l.Error != "" {
 		return zerolog.WarnLevel
 	}
@@ -315,16 +316,16 @@ func tlsLevel(l *capture.TLSLeg) zerolog.Level {
 
 // endHow classifies an error of the upgrade exchange on c: a connection
 // that ended, cleanly or inside a head, is an EOF.
-func endHow(c net.Conn, err error) capture.How {
+func endHow(c net.Conn, err error) record.How {
 	switch {
 	case isReset(err):
-		return capture.HowReset
+		return record.HowReset
 	case isTLSError(c, err):
-		return capture.HowTLSError
+		return record.HowTLSError
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return capture.HowEOF
+		return record.HowEOF
 	}
-	return capture.HowError
+	return record.HowError
 }
 
 func hostHeader(t target) string {

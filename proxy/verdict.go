@@ -5,7 +5,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/wstap/wstap/capture"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // finish fills the record of a session whose relay (or handshake) is over
@@ -17,9 +18,9 @@ func (ss *wsSession) finish(upgraded bool) {
 	defer ss.mu.Unlock()
 	end := ss.firstEnd
 	if end == nil {
-		end = &endCause{side: capture.SideProxy, how: capture.HowError, err: "session ended without a recorded cause", at: now}
+		end = &endCause{side: record.SideProxy, how: record.HowError, err: "session ended without a recorded cause", at: now}
 	}
-	r.End = capture.End{At: end.at, First: end.side, How: end.how, Error: end.err}
+	r.End = record.End{At: end.at, First: end.side, How: end.how, Error: end.err}
 	r.DurationMS = round3(ms(end.at.Sub(r.Start)))
 	if upgraded {
 		ss.finishUpgraded(end)
@@ -31,13 +32,14 @@ func (ss *wsSession) finish(upgraded bool) {
 	// whose side had already ended TCP (a half-closed session the other
 	// side kept open) keeps that side's verdict, and one with close frames
 	// both ways is clean.
-	if ss.stopping && end.how == capture.HowShutdown && r.Verdict != capture.VerdictClean {
-		r.Verdict = capture.VerdictShutdown
-		r.End.First, r.End.How = capture.SideProxy, capture.HowShutdown
+	if ss.stopping && end.how == record.HowShutdown && r.Verdict != record.VerdictClean {
+		r.Verdict = record.VerdictShutdown
+		r.End.First, r.End.How = record.SideProxy, record.HowShutdown
 	}
 	for _, f := range ss.srv.audit.End(ss.id, &r.Handshake, end.at) {
 		ss.findingLocked(f)
 	}
+	ss.fillTLSEnds(upgraded)
 	r.Findings = ss.findingsList()
 	ss.srv.Stats.countVerdict(r.Verdict)
 	if r.Abnormal {
@@ -53,10 +55,10 @@ func (ss *wsSession) finish(upgraded bool) {
 func (ss *wsSession) finishUpgraded(end *endCause) {
 	r := &ss.rec
 	cd, ud := ss.dirs[clientToUpstream], ss.dirs[upstreamToClient]
-	r.Frames = capture.Frames{ClientToUpstream: cd.counts, UpstreamToClient: ud.counts}
+	r.Frames = record.Frames{ClientToUpstream: cd.counts, UpstreamToClient: ud.counts}
 	clientSilence := ss.fillKeepalive(end)
 
-	r.Close = capture.Closes{Client: ss.closes[clientToUpstream], Upstream: ss.closes[upstreamToClient]}
+	r.Close = record.Closes{Client: ss.closes[clientToUpstream], Upstream: ss.closes[upstreamToClient]}
 	cc, uc := 1006, 1006 // RFC 6455 §7.1.5: no close frame received
 	if c := ss.closes[upstreamToClient]; c != nil {
 		cc = c.Code
@@ -112,22 +114,26 @@ func (ss *wsSession) judge(end *endCause) {
 	cl, up := ss.closes[clientToUpstream], ss.closes[upstreamToClient]
 	switch {
 	case cl != nil && up != nil:
-		r.Verdict = capture.VerdictClean
-		r.End.How = capture.HowCloseHandshake
-		r.End.First = capture.SideClient
+		r.Verdict = record.VerdictClean
+		r.End.How = record.HowCloseHandshake
+		r.End.First = record.SideClient
 		if up.At.Before(cl.At) {
-			r.End.First = capture.SideUpstream
+			r.End.First = record.SideUpstream
 		}
 	case up != nil:
-		r.Verdict = capture.VerdictClosedUpstream
-		r.End.First = capture.SideUpstream
+		r.Verdict = record.VerdictClosedUpstream
+		r.End.First = record.SideUpstream
+	case end.side == record.SideProxy && end.how != record.HowShutdown:
+		// wstap itself ended it: its TLS client failed, or an internal
+		// error (docs/records.md, verdict proxy-error).
+		r.Verdict = record.VerdictProxyError
 	case cl != nil:
-		r.Verdict = capture.VerdictClosedClient
-		r.End.First = capture.SideClient
-	case end.side == capture.SideClient:
-		r.Verdict = capture.VerdictAbnormalClient
+		r.Verdict = record.VerdictClosedClient
+		r.End.First = record.SideClient
+	case end.side == record.SideClient:
+		r.Verdict = record.VerdictAbnormalClient
 	default:
-		r.Verdict = capture.VerdictAbnormalUp
+		r.Verdict = record.VerdictAbnormalUp
 	}
 }
 
@@ -135,23 +141,25 @@ func (ss *wsSession) judge(end *endCause) {
 func (ss *wsSession) keepaliveFindings(clientSilence time.Duration) {
 	l, r := &ss.ledger, &ss.rec
 	if l.latePongs > 0 {
-		ss.findingLocked(capture.Finding{Rule: "late-pong", Severity: capture.SevWarn,
+		ss.findingLocked(record.Finding{Rule: "late-pong", Severity: record.SevWarn,
 			Detail: fmt.Sprintf("the client answered %d upstream ping(s) later than %s (worst %s)", l.latePongs, ss.srv.cfg.LatePong, l.worstLate.Round(time.Millisecond))})
 	}
 	if n := len(l.pending[upstreamToClient]); n > 0 {
-		ss.findingLocked(capture.Finding{Rule: "unanswered-ping", Severity: capture.SevWarn,
+		ss.findingLocked(record.Finding{Rule: "unanswered-ping", Severity: record.SevWarn,
 			Detail: fmt.Sprintf("%d upstream ping(s) got no pong from the client", n)})
 	}
-	dropped := r.Verdict == capture.VerdictAbnormalUp || r.Verdict == capture.VerdictClosedUpstream
+	dropped := r.Verdict == record.VerdictAbnormalUp || r.Verdict == record.VerdictClosedUpstream
 	if dropped && clientSilence >= ss.srv.cfg.NoKeepalive {
-		ss.findingLocked(capture.Finding{Rule: "no-keepalive", Severity: capture.SevWarn,
+		ss.findingLocked(record.Finding{Rule: "no-keepalive", Severity: record.SevWarn,
 			Detail: fmt.Sprintf("the client sent no ping and no data during the last %s before the upstream dropped the session", clientSilence.Round(time.Millisecond))})
 	}
 }
 
-func levelForVerdict(v capture.Verdict) zerolog.Level {
+func levelForVerdict(v record.Verdict) zerolog.Level {
 	switch v {
-	case capture.VerdictClean, capture.VerdictClosedClient, capture.VerdictClosedUpstream, capture.VerdictShutdown:
+	case record.VerdictProxyError:
+		return zerolog.ErrorLevel
+	case record.VerdictClean, record.VerdictClosedClient, record.VerdictClosedUpstream, record.VerdictShutdown:
 		return zerolog.InfoLevel
 	}
 	return zerolog.WarnLevel

@@ -15,15 +15,16 @@ import (
 
 	cws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
-	"github.com/wstap/wstap/capture"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // want is the ending of a session as docs/records.md defines it; a nil code means
 // the field must be null (no 101).
 type endWant struct {
-	verdict  capture.Verdict
-	first    capture.Side
-	how      capture.How
+	verdict  record.Verdict
+	first    record.Side
+	how      record.How
 	cc, uc   *int
 	abnormal bool
 }
@@ -38,7 +39,7 @@ func tcpOf(c net.Conn) *net.TCPConn {
 
 func closeCode(c int) *int { return &c }
 
-func checkEnd(t *testing.T, r *capture.SessionRecord, w endWant) {
+func checkEnd(t *testing.T, r *record.Session, w endWant) {
 	t.Helper()
 	if r.Verdict != w.verdict {
 		t.Errorf("verdict %q, want %q (end %+v)", r.Verdict, w.verdict, r.End)
@@ -67,7 +68,7 @@ func checkEnd(t *testing.T, r *capture.SessionRecord, w endWant) {
 }
 
 // oneRecord waits for the single session of a test proxy and returns it.
-func oneRecord(t *testing.T, p *testProxy) *capture.SessionRecord {
+func oneRecord(t *testing.T, p *testProxy) *record.Session {
 	t.Helper()
 	p.waitRecords(1)
 	recs := p.records()
@@ -154,7 +155,7 @@ func TestVerdictMatrix(t *testing.T) {
 				}
 				c.Close()
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
+				checkEnd(t, r, endWant{record.VerdictClean, record.SideClient, record.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
 				if r.Close.Client == nil || r.Close.Client.Reason != "done" || r.Close.Upstream == nil {
 					t.Errorf("close %+v / %+v", r.Close.Client, r.Close.Upstream)
 				}
@@ -179,7 +180,7 @@ func TestVerdictMatrix(t *testing.T) {
 				io.Copy(io.Discard, c.NetConn())
 				c.Close()
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictClean, capture.SideUpstream, capture.HowCloseHandshake, closeCode(1001), closeCode(1001), false})
+				checkEnd(t, r, endWant{record.VerdictClean, record.SideUpstream, record.HowCloseHandshake, closeCode(1001), closeCode(1001), false})
 			})
 
 			t.Run("upstream-close-client-silent", func(t *testing.T) {
@@ -202,7 +203,7 @@ func TestVerdictMatrix(t *testing.T) {
 				}
 				rc.Close()
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictClosedUpstream, capture.SideUpstream, capture.HowEOF, closeCode(1008), closeCode(1006), false})
+				checkEnd(t, r, endWant{record.VerdictClosedUpstream, record.SideUpstream, record.HowEOF, closeCode(1008), closeCode(1006), false})
 			})
 
 			upstreamFIN := helloThen(func(c *websocket.Conn) { c.NetConn().Close() })
@@ -215,7 +216,7 @@ func TestVerdictMatrix(t *testing.T) {
 				}
 				c.Close()
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+				checkEnd(t, r, endWant{record.VerdictAbnormalUp, record.SideUpstream, record.HowEOF, closeCode(1006), closeCode(1006), true})
 			})
 
 			t.Run("upstream-fin/coder", func(t *testing.T) {
@@ -240,7 +241,7 @@ func TestVerdictMatrix(t *testing.T) {
 				}
 				c.CloseNow()
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+				checkEnd(t, r, endWant{record.VerdictAbnormalUp, record.SideUpstream, record.HowEOF, closeCode(1006), closeCode(1006), true})
 			})
 
 			t.Run("upstream-rst", func(t *testing.T) {
@@ -255,7 +256,7 @@ func TestVerdictMatrix(t *testing.T) {
 				}
 				c.Close()
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowReset, closeCode(1006), closeCode(1006), true})
+				checkEnd(t, r, endWant{record.VerdictAbnormalUp, record.SideUpstream, record.HowReset, closeCode(1006), closeCode(1006), true})
 			})
 
 			t.Run("client-abort", func(t *testing.T) {
@@ -271,7 +272,7 @@ func TestVerdictMatrix(t *testing.T) {
 					t.Fatal("upstream never saw the client's end")
 				}
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+				checkEnd(t, r, endWant{record.VerdictAbnormalClient, record.SideClient, record.HowEOF, closeCode(1006), closeCode(1006), true})
 			})
 
 			t.Run("client-reset", func(t *testing.T) {
@@ -291,7 +292,7 @@ func TestVerdictMatrix(t *testing.T) {
 					t.Fatal("upstream never saw the client's end")
 				}
 				r := oneRecord(t, p)
-				checkEnd(t, r, endWant{capture.VerdictAbnormalClient, capture.SideClient, capture.HowReset, closeCode(1006), closeCode(1006), true})
+				checkEnd(t, r, endWant{record.VerdictAbnormalClient, record.SideClient, record.HowReset, closeCode(1006), closeCode(1006), true})
 			})
 
 		})
@@ -326,7 +327,7 @@ func TestVerdictMatrix(t *testing.T) {
 		}
 		c.Close()
 		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictClosedClient, capture.SideClient, capture.HowEOF, closeCode(1006), closeCode(1000), true})
+		checkEnd(t, r, endWant{record.VerdictClosedClient, record.SideClient, record.HowEOF, closeCode(1006), closeCode(1000), true})
 	})
 
 	t.Run("proxy-shutdown", func(t *testing.T) {
@@ -335,7 +336,7 @@ func TestVerdictMatrix(t *testing.T) {
 		if len(recs) != 1 {
 			t.Fatalf("%d records", len(recs))
 		}
-		checkEnd(t, &recs[0], endWant{capture.VerdictShutdown, capture.SideProxy, capture.HowShutdown, closeCode(1006), closeCode(1006), true})
+		checkEnd(t, &recs[0], endWant{record.VerdictShutdown, record.SideProxy, record.HowShutdown, closeCode(1006), closeCode(1006), true})
 		if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
 			t.Errorf("client after shutdown: %v, want 1006", err)
 		}
@@ -356,7 +357,7 @@ func TestVerdictMatrix(t *testing.T) {
 		if len(recs) != 1 {
 			t.Fatalf("%d records", len(recs))
 		}
-		checkEnd(t, &recs[0], endWant{capture.VerdictAbnormalUp, capture.SideUpstream, capture.HowEOF, closeCode(1006), closeCode(1006), true})
+		checkEnd(t, &recs[0], endWant{record.VerdictAbnormalUp, record.SideUpstream, record.HowEOF, closeCode(1006), closeCode(1006), true})
 	})
 
 	t.Run("close-handshake-then-shutdown", func(t *testing.T) {
@@ -384,7 +385,7 @@ func TestVerdictMatrix(t *testing.T) {
 		if len(recs) != 1 {
 			t.Fatalf("%d records", len(recs))
 		}
-		checkEnd(t, &recs[0], endWant{capture.VerdictClean, capture.SideClient, capture.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
+		checkEnd(t, &recs[0], endWant{record.VerdictClean, record.SideClient, record.HowCloseHandshake, closeCode(1000), closeCode(1000), false})
 	})
 
 	t.Run("upstream-429", func(t *testing.T) {
@@ -409,7 +410,7 @@ func TestVerdictMatrix(t *testing.T) {
 			t.Errorf("client got body %q, Retry-After %q", body, resp.Header.Get("Retry-After"))
 		}
 		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictRejected, capture.SideUpstream, capture.HowHandshakeRejects, nil, nil, false})
+		checkEnd(t, r, endWant{record.VerdictRejected, record.SideUpstream, record.HowHandshakeRejects, nil, nil, false})
 		if r.Handshake.Status != 429 {
 			t.Errorf("handshake.status %d", r.Handshake.Status)
 		}
@@ -439,7 +440,7 @@ func TestVerdictMatrix(t *testing.T) {
 			t.Errorf("client got %d %q %v trailer %v", resp.StatusCode, body, err, resp.Trailer)
 		}
 		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictRejected, capture.SideUpstream, capture.HowHandshakeRejects, nil, nil, false})
+		checkEnd(t, r, endWant{record.VerdictRejected, record.SideUpstream, record.HowHandshakeRejects, nil, nil, false})
 	})
 
 	t.Run("upstream-unreachable", func(t *testing.T) {
@@ -463,7 +464,7 @@ func TestVerdictMatrix(t *testing.T) {
 			t.Errorf("502 body %q does not give the reason", body)
 		}
 		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictUnreachable, capture.SideUpstream, capture.HowDialError, nil, nil, false})
+		checkEnd(t, r, endWant{record.VerdictUnreachable, record.SideUpstream, record.HowDialError, nil, nil, false})
 	})
 
 	t.Run("upstream-cert-rejected", func(t *testing.T) {
@@ -478,7 +479,7 @@ func TestVerdictMatrix(t *testing.T) {
 			t.Fatalf("client got %v, %v; want 502", resp, err)
 		}
 		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictTLSUpstream, capture.SideUpstream, capture.HowTLSError, nil, nil, false})
+		checkEnd(t, r, endWant{record.VerdictTLSUpstream, record.SideUpstream, record.HowTLSError, nil, nil, false})
 		if r.TLS.Upstream == nil || r.TLS.Upstream.Error == "" {
 			t.Errorf("tls.upstream %+v, want the verification error", r.TLS.Upstream)
 		}
@@ -495,7 +496,7 @@ func TestVerdictMatrix(t *testing.T) {
 			t.Fatal("client accepted wstap's certificate without its CA")
 		}
 		r := oneRecord(t, p)
-		checkEnd(t, r, endWant{capture.VerdictTLSClient, capture.SideClient, capture.HowTLSError, nil, nil, false})
+		checkEnd(t, r, endWant{record.VerdictTLSClient, record.SideClient, record.HowTLSError, nil, nil, false})
 		if r.TLS.Client == nil || r.TLS.Client.Alert == "" {
 			t.Errorf("tls.client %+v, want the client's alert", r.TLS.Client)
 		}

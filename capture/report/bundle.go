@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // BundleOptions says what an evidence bundle keeps that it leaves out by
@@ -79,7 +80,7 @@ func (b *bundler) note(format string, a ...any) {
 
 // sessions writes sessions.jsonl with every record redacted.
 func (b *bundler) sessions() error {
-	return lines(b, capture.SessionsFile, func(r *capture.SessionRecord) ([]byte, error) {
+	return lines(b, capture.SessionsFile, func(r *record.Session) ([]byte, error) {
 		redactRecord(r)
 		return json.Marshal(r)
 	})

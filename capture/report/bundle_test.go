@@ -25,6 +25,7 @@ import (
 	"github.com/wstap/wstap/internal/testkit"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // Secrets the test run's clients and platform sent; none may survive a bundle.
@@ -53,35 +54,35 @@ var testStart = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
 // testRecords are the sessions of the test run: an upgraded session whose
 // client sent every kind of secret, and a session the platform refused.
-func testRecords() []capture.SessionRecord {
+func testRecords() []record.Session {
 	code := 1000
-	return []capture.SessionRecord{{
+	return []record.Session{{
 		ID: "s1", ClientAddr: "10.0.0.1:40000", UpstreamAddr: "10.0.0.2:80",
 		Target: "ws://chat.example.com:80/chat?room=1&access_token=" + secretQuery,
 		Start:  testStart, DurationMS: 5000,
-		Handshake: capture.Handshake{Status: 101, Method: "GET", Proto: "HTTP/1.1",
+		Handshake: record.Handshake{Status: 101, Method: "GET", Proto: "HTTP/1.1",
 			URI: "/chat?room=1&access_token=" + secretQuery, LatencyMS: 12.5,
-			RequestHeaders: []capture.Header{{Name: "Host", Value: "chat.example.com"}, {Name: "Upgrade", Value: "websocket"},
+			RequestHeaders: []record.Header{{Name: "Host", Value: "chat.example.com"}, {Name: "Upgrade", Value: "websocket"},
 				{Name: "Authorization", Value: "Bearer " + secretBearer}, {Name: "Cookie", Value: "sid=" + secretCookie + "; theme=dark"},
 				{Name: "Sec-WebSocket-Protocol", Value: "chat, " + testJWT}},
-			ResponseHeaders: []capture.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Set-Cookie", Value: "srv=" + secretSetCookie + "; Path=/; HttpOnly"}},
+			ResponseHeaders: []record.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Set-Cookie", Value: "srv=" + secretSetCookie + "; Path=/; HttpOnly"}},
 			Subprotocol:     "chat"},
-		Frames: capture.Frames{
-			ClientToUpstream: capture.DirFrames{Frames: 5, Text: 2, Binary: 1, Continuation: 1, Ping: 1, Close: 1},
-			UpstreamToClient: capture.DirFrames{Frames: 3, Text: 1, Pong: 1, Close: 1}},
-		Close: capture.Closes{Client: &capture.CloseFrame{Code: 1000, Reason: "bye", At: testStart.Add(4 * time.Second)},
-			Upstream: &capture.CloseFrame{Code: 1000, At: testStart.Add(4 * time.Second)}},
-		End:             capture.End{At: testStart.Add(5 * time.Second), First: capture.SideClient, How: capture.HowCloseHandshake},
-		ClientCloseCode: &code, UpstreamCloseCode: &code, Verdict: capture.VerdictClean, ConcurrentAtEnd: 2,
-		Findings: []capture.Finding{{Rule: "token-in-query", Severity: capture.SevWarn, Detail: "access_token=" + secretQuery + " in the URL"}},
+		Frames: record.Frames{
+			ClientToUpstream: record.DirFrames{Frames: 5, Text: 2, Binary: 1, Continuation: 1, Ping: 1, Close: 1},
+			UpstreamToClient: record.DirFrames{Frames: 3, Text: 1, Pong: 1, Close: 1}},
+		Close: record.Closes{Client: &record.CloseFrame{Code: 1000, Reason: "bye", At: testStart.Add(4 * time.Second)},
+			Upstream: &record.CloseFrame{Code: 1000, At: testStart.Add(4 * time.Second)}},
+		End:             record.End{At: testStart.Add(5 * time.Second), First: record.SideClient, How: record.HowCloseHandshake},
+		ClientCloseCode: &code, UpstreamCloseCode: &code, Verdict: record.VerdictClean, ConcurrentAtEnd: 2,
+		Findings: []record.Finding{{Rule: "token-in-query", Severity: record.SevWarn, Detail: "access_token=" + secretQuery + " in the URL"}},
 	}, {
 		ID: "s2", ClientAddr: "10.0.0.3:40001", UpstreamAddr: "10.0.0.2:80",
 		Target: "ws://chat.example.com:80/chat?token=" + secretQuery,
 		Start:  testStart.Add(time.Second), DurationMS: 20,
-		Handshake: capture.Handshake{Status: 401, Method: "GET", Proto: "HTTP/1.1", URI: "/chat?token=" + secretQuery,
-			RequestHeaders: []capture.Header{{Name: "Authorization", Value: "Bearer " + secretBearer}}},
-		End:     capture.End{At: testStart.Add(time.Second + 20*time.Millisecond), First: capture.SideUpstream, How: capture.HowHandshakeRejects},
-		Verdict: capture.VerdictRejected, ConcurrentAtEnd: 1,
+		Handshake: record.Handshake{Status: 401, Method: "GET", Proto: "HTTP/1.1", URI: "/chat?token=" + secretQuery,
+			RequestHeaders: []record.Header{{Name: "Authorization", Value: "Bearer " + secretBearer}}},
+		End:     record.End{At: testStart.Add(time.Second + 20*time.Millisecond), First: record.SideUpstream, How: record.HowHandshakeRejects},
+		Verdict: record.VerdictRejected, ConcurrentAtEnd: 1,
 	}}
 }
 

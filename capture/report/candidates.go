@@ -4,7 +4,7 @@ import (
 	"container/heap"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // candidates keeps the whole records of a run's first maxAbnormalRows 1006
@@ -17,14 +17,14 @@ type candidates struct {
 	// maxTimelineEvents cap); nil until done.
 	seen map[string]int
 	// recs are the kept records by session.
-	recs map[*session]*capture.SessionRecord
+	recs map[*session]*record.Session
 }
 
 // candidate is one 1006 session whose record is kept.
 type candidate struct {
 	end time.Time
 	idx int // in the run's file
-	rec *capture.SessionRecord
+	rec *record.Session
 	s   *session
 }
 
@@ -57,7 +57,7 @@ func (c *candidates) wants(end time.Time, idx int) bool {
 }
 
 // offer keeps rec if it is among the first maxAbnormalRows seen so far.
-func (c *candidates) offer(rec *capture.SessionRecord, s *session, idx int) {
+func (c *candidates) offer(rec *record.Session, s *session, idx int) {
 	n := candidate{s.end, idx, rec, s}
 	switch {
 	case len(c.h) < maxAbnormalRows:
@@ -71,7 +71,7 @@ func (c *candidates) offer(rec *capture.SessionRecord, s *session, idx int) {
 // done ends the offers: the events that follow are kept for these sessions.
 func (c *candidates) done() {
 	c.seen = make(map[string]int, len(c.h))
-	c.recs = make(map[*session]*capture.SessionRecord, len(c.h))
+	c.recs = make(map[*session]*record.Session, len(c.h))
 	for _, k := range c.h {
 		c.seen[k.rec.ID] = 0
 		c.recs[k.s] = k.rec

@@ -5,11 +5,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // factsOf keeps what the causes need of one record of run number run.
-func factsOf(run int, r *capture.SessionRecord) *facts {
+func factsOf(run int, r *record.Session) *facts {
 	ka := &r.Keepalive
 	f := &facts{
 		id: r.ID, target: r.Target, run: run,
@@ -29,7 +29,7 @@ func factsOf(run int, r *capture.SessionRecord) *facts {
 		f.end = r.Start.Add(time.Duration(r.DurationMS * float64(time.Millisecond)))
 	}
 	f.lifeMS = max(0, float64(f.end.Sub(f.opened))/float64(time.Millisecond))
-	f.tlsEnd = f.upgraded && r.End.How == capture.HowTLSError
+	f.tlsEnd = f.upgraded && r.End.How == record.HowTLSError
 	if f.clientMaxSilenceMS < f.clientSilenceMS {
 		f.clientMaxSilenceMS = f.clientSilenceMS // records written before the field
 	}
@@ -42,7 +42,7 @@ func factsOf(run int, r *capture.SessionRecord) *facts {
 	if rtt := ka.ClientPongRTTMS; rtt != nil {
 		f.clientPongP50MS, f.clientPongMaxMS = rtt.P50, rtt.Max
 	}
-	for _, leg := range []*capture.TLSLeg{r.TLS.Client, r.TLS.Upstream} {
+	for _, leg := range []*record.TLSLeg{r.TLS.Client, r.TLS.Upstream} {
 		if leg != nil {
 			f.tlsLegs++
 			f.tlsRenegs += leg.Renegotiations
@@ -52,7 +52,7 @@ func factsOf(run int, r *capture.SessionRecord) *facts {
 		switch {
 		case fd.Rule == "late-pong":
 			f.latePong = true
-		case handshakeRules[fd.Rule] && fd.Severity != capture.SevInfo:
+		case handshakeRules[fd.Rule] && fd.Severity != record.SevInfo:
 			f.handshakeRules = append(f.handshakeRules, fd.Rule)
 		}
 	}

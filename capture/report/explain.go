@@ -29,6 +29,8 @@ type explainInput struct {
 	httpStatus   map[int]int
 	// tlsFailures counts the failed TLS handshakes by leg.
 	tlsFailures map[string]int
+	// tls is the TLS section (renegotiation per session); nil: none.
+	tls *tlsReport
 }
 
 // explain answers the seven explanations, in the order of the list.
@@ -161,10 +163,16 @@ func explainHandshake(in *explainInput, by map[string][]*Cause, up int) (string,
 }
 
 func explainTLS(in *explainInput, by map[string][]*Cause, up int) (string, string) {
-	legs, renegs := 0, 0
+	legs, renegs, own, abnormal := 0, 0, 0, 0
 	for _, f := range in.all {
 		legs += f.tlsLegs
 		renegs += f.tlsRenegs
+		if f.abnormal {
+			abnormal++
+			if f.first == "proxy" && f.how == "tls-error" {
+				own++ // wstap's own TLS client: cause proxy, not the platform's TLS
+			}
+		}
 	}
 	failed := 0
 	for _, n := range in.tlsFailures {
@@ -173,15 +181,32 @@ func explainTLS(in *explainInput, by map[string][]*Cause, up int) (string, strin
 	if legs == 0 && failed == 0 {
 		return NoData, "no leg used TLS"
 	}
-	if c := by[CauseTLS]; len(c) > 0 || failed > 0 {
-		d := fmt.Sprintf("%s TLS handshakes failed (%s)", groupInt(failed), countsText(legCounts(in.tlsFailures)))
+	t := in.tls
+	if t == nil {
+		t = &tlsReport{}
+	}
+	ownText := ""
+	if own > 0 {
+		ownText = fmt.Sprintf("; %s ended by wstap's own TLS client, not the platform's TLS (cause proxy)", countText(own, "1006 session"))
+	}
+	reneg := "no renegotiation"
+	switch {
+	case t.RenegotiationFailed > 0:
+		reneg = fmt.Sprintf("%s with a failed or refused renegotiation (%s), %s of them among the %s 1006 sessions",
+			countText(t.RenegotiationFailed, "session"), countsText(t.RenegotiationFailedBy),
+			groupInt(t.RenegotiationFailedAbnormal), groupInt(abnormal))
+	case renegs > 0:
+		reneg = fmt.Sprintf("%s in %s, none failed", countText(renegs, "renegotiation"), countText(t.RenegotiatedSessions, "session"))
+	}
+	if c := by[CauseTLS]; len(c) > 0 || failed > 0 || t.RenegotiationFailedAbnormal > 0 {
+		d := fmt.Sprintf("%s TLS handshakes failed (%s); %s", groupInt(failed), countsText(legCounts(in.tlsFailures)), reneg)
 		if len(c) > 0 {
 			d += "; " + c[0].Evidence
 		}
-		return Confirmed, d
+		return Confirmed, d + ownText
 	}
-	return RuledOut, fmt.Sprintf("%s TLS legs, no handshake failed, %s renegotiations, no 1006 session ended in a TLS error",
-		groupInt(legs), groupInt(renegs))
+	return RuledOut, fmt.Sprintf("%s TLS legs, no handshake failed; %s; no 1006 session ended in a TLS error of the platform's%s",
+		groupInt(legs), reneg, ownText)
 }
 
 func explainCap(in *explainInput, by map[string][]*Cause, up int) (string, string) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // DefaultHARMaxMessages caps the messages (and, separately, the control
@@ -41,7 +42,7 @@ func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
 	// session (not the record) until the events have filled them in.
 	var entries []*harEntry
 	byID := map[string]*harEntry{}
-	err := d.Sessions(func(r *capture.SessionRecord) error {
+	err := d.Sessions(func(r *record.Session) error {
 		e := harSessionEntry(r)
 		entries = append(entries, e)
 		byID[r.ID] = e
@@ -181,7 +182,7 @@ type harSession struct {
 }
 
 // harSessionEntry builds the HAR entry of a session record, redacted.
-func harSessionEntry(r *capture.SessionRecord) *harEntry {
+func harSessionEntry(r *record.Session) *harEntry {
 	h := r.Handshake
 	reqHeaders := harHeaders(h.RequestHeaders)
 	respHeaders := harHeaders(h.ResponseHeaders)
@@ -399,7 +400,7 @@ func harUnescape(s string) string {
 	return s
 }
 
-func harHeaders(hs []capture.Header) []harNV {
+func harHeaders(hs []record.Header) []harNV {
 	out := make([]harNV, 0, len(hs))
 	for _, h := range hs {
 		out = append(out, harNV{Name: h.Name, Value: RedactHeaderValue(h.Name, h.Value)})
@@ -408,7 +409,7 @@ func harHeaders(hs []capture.Header) []harNV {
 }
 
 // harHeaderValue is the first value of the named header, unredacted.
-func harHeaderValue(hs []capture.Header, name string) string {
+func harHeaderValue(hs []record.Header, name string) string {
 	for _, h := range hs {
 		if strings.EqualFold(h.Name, name) {
 			return h.Value

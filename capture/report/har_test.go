@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // harJSON writes the HAR of dir and decodes it generically, as a validator would.
@@ -69,7 +69,7 @@ func TestHARRequiredFields(t *testing.T) {
 	if len(entries) != 3 {
 		t.Fatalf("%d entries, want 3 (2 sessions, 1 REST call)", len(entries))
 	}
-	recs := map[string]capture.SessionRecord{}
+	recs := map[string]record.Session{}
 	for _, r := range testRecords() {
 		recs[r.ID] = r
 	}

@@ -13,9 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
-
-	"github.com/wstap/wstap/capture"
 )
 
 // storyRun is the 1006 story in small: a server that drops sessions above
@@ -36,7 +35,7 @@ func storyRun(t *testing.T) *Summary {
 // sessionEvents are the events the recorder logs for a session: the
 // handshake, a client ping every 20 s with its pong, an upstream ping every
 // 30 s, the close frames and the end.
-func sessionEvents(r *capture.SessionRecord) []map[string]any {
+func sessionEvents(r *record.Session) []map[string]any {
 	end := endTime(r)
 	es := []map[string]any{ev(r.Start.Add(12*time.Millisecond), r.ID, "handshake", "status", r.Handshake.Status, "latency_ms", 12)}
 	for at := r.Start.Add(5 * time.Second); at.Before(end); at = at.Add(20 * time.Second) {

@@ -1,6 +1,6 @@
 package report
 
-import "github.com/wstap/wstap/capture"
+import "github.com/wstap/wstap/capture/record"
 
 // keepaliveTally sums the keep-alive ledger of a run's upgraded sessions and
 // keeps the per-session medians its quantiles and the ping chart need.
@@ -14,7 +14,7 @@ type keepaliveTally struct {
 }
 
 // add counts the keep-alive of one upgraded session.
-func (t *keepaliveTally) add(ka *capture.Keepalive) {
+func (t *keepaliveTally) add(ka *record.Keepalive) {
 	k := &t.k
 	k.UnansweredPings += ka.UnansweredPings
 	k.ClientToUpstream.Pings += ka.ClientPings
@@ -55,7 +55,7 @@ func (t *keepaliveTally) add(ka *capture.Keepalive) {
 }
 
 // addChart keeps the ping intervals of a session that was not upgraded.
-func (t *keepaliveTally) addChart(ka *capture.Keepalive) {
+func (t *keepaliveTally) addChart(ka *record.Keepalive) {
 	if ka.ClientPingIntervalMS != nil {
 		t.chartCl = append(t.chartCl, ka.ClientPingIntervalMS.P50)
 	}

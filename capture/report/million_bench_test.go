@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // The million-session report benchmark (issue 15): 10 run dirs of 100,000
@@ -154,7 +155,7 @@ func writeMillionRun(dir string, run int) error {
 	return writeMillionManifest(dir, run, recs)
 }
 
-func writeMillionManifest(dir string, run int, recs []capture.SessionRecord) error {
+func writeMillionManifest(dir string, run int, recs []record.Session) error {
 	end := endTime(&recs[len(recs)-1])
 	m := capture.RunInfo{Version: "bench", Start: millionT0.Add(time.Duration(run) * time.Second), End: &end,
 		Host: fmt.Sprintf("engine-%d", run), Mode: "reverse", Upstream: "wss://chat.example:443"}
@@ -189,8 +190,8 @@ func (h *endHeap) Pop() any {
 // seven ping and close cleanly after 30–120 s, two stay silent and the
 // platform drops them after 60 s; a session opening above the cap is reset
 // 1.5 s after its 101; one in fifty is refused with 429.
-func millionSessions(run int) []capture.SessionRecord {
-	recs := make([]capture.SessionRecord, millionPerRun)
+func millionSessions(run int) []record.Session {
+	recs := make([]record.Session, millionPerRun)
 	var open endHeap
 	for i := range recs {
 		start := millionT0.Add(time.Duration(run)*time.Second + time.Duration(i)*millionSpacing)
@@ -217,29 +218,29 @@ func millionSessions(run int) []capture.SessionRecord {
 }
 
 // millionRecord is one session record of the given kind.
-func millionRecord(run, i int, start time.Time, kind string, conc int) capture.SessionRecord {
+func millionRecord(run, i int, start time.Time, kind string, conc int) record.Session {
 	cred := fmt.Sprintf("sha256:%08x", (run*millionPerRun+i)%997)
-	r := capture.SessionRecord{ID: fmt.Sprintf("r%d-s%d", run, i), ClientAddr: fmt.Sprintf("10.0.%d.%d:%d", run, i%250, 20000+i%40000),
+	r := record.Session{ID: fmt.Sprintf("r%d-s%d", run, i), ClientAddr: fmt.Sprintf("10.0.%d.%d:%d", run, i%250, 20000+i%40000),
 		UpstreamAddr: "203.0.113.7:443", Target: fmt.Sprintf("wss://chat.example/ws?room=%d", i%50), Mode: "reverse",
 		Start: start, Credential: &cred, ConcurrentAtOpen: conc, CredentialConcurrentAtOpen: 1 + conc/997}
 	r.Handshake = millionHandshake(i, kind)
-	r.TLS = capture.TLSInfo{
-		Client:   &capture.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example", HandshakeMS: 2.1 + float64(i%7)/10},
-		Upstream: &capture.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example", ALPN: "http/1.1", HandshakeMS: 1.2 + float64(i%5)/10, Resumed: i%3 == 0},
+	r.TLS = record.TLSInfo{
+		Client:   &record.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example", HandshakeMS: 2.1 + float64(i%7)/10},
+		Upstream: &record.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example", ALPN: "http/1.1", HandshakeMS: 1.2 + float64(i%5)/10, Resumed: i%3 == 0},
 	}
-	r.Findings = []capture.Finding{}
+	r.Findings = []record.Finding{}
 	if i%4 == 0 {
-		r.Findings = append(r.Findings, capture.Finding{Rule: "subprotocol-none-offered", Severity: capture.SevInfo,
+		r.Findings = append(r.Findings, record.Finding{Rule: "subprotocol-none-offered", Severity: record.SevInfo,
 			Detail: "no Sec-WebSocket-Protocol header: the client offers no subprotocol (RFC 6455 §4.1, §11.3.4)"})
 	}
 	switch kind {
 	case "rejected":
 		millionRejected(&r)
 	case "cap":
-		millionDrop(&r, 1500*time.Millisecond, capture.HowReset, true)
+		millionDrop(&r, 1500*time.Millisecond, record.HowReset, true)
 	case "idle":
-		millionDrop(&r, millionIdle+time.Duration(i%900)*time.Millisecond, capture.HowEOF, false)
-		r.Findings = append(r.Findings, capture.Finding{Rule: "no-keepalive", Severity: capture.SevWarn,
+		millionDrop(&r, millionIdle+time.Duration(i%900)*time.Millisecond, record.HowEOF, false)
+		r.Findings = append(r.Findings, record.Finding{Rule: "no-keepalive", Severity: record.SevWarn,
 			Detail: "no ping from the client in 60 s"})
 	default:
 		millionClean(&r, 30*time.Second+time.Duration(i%90)*time.Second)
@@ -247,86 +248,86 @@ func millionRecord(run, i int, start time.Time, kind string, conc int) capture.S
 	return r
 }
 
-func millionHandshake(i int, kind string) capture.Handshake {
-	h := capture.Handshake{Status: 101, LatencyMS: 3.5 + float64(i%11)/10, Method: "GET", URI: "/ws?room=" + strconv.Itoa(i%50), Proto: "HTTP/1.1",
-		RequestHeaders: []capture.Header{{Name: "Host", Value: "chat.example"}, {Name: "Upgrade", Value: "websocket"},
+func millionHandshake(i int, kind string) record.Handshake {
+	h := record.Handshake{Status: 101, LatencyMS: 3.5 + float64(i%11)/10, Method: "GET", URI: "/ws?room=" + strconv.Itoa(i%50), Proto: "HTTP/1.1",
+		RequestHeaders: []record.Header{{Name: "Host", Value: "chat.example"}, {Name: "Upgrade", Value: "websocket"},
 			{Name: "Connection", Value: "Upgrade"}, {Name: "Sec-WebSocket-Version", Value: "13"},
 			{Name: "Sec-WebSocket-Key", Value: "dGhlIHNhbXBsZSBub25jZQ=="}, {Name: "Authorization", Value: "[redacted]"},
 			{Name: "User-Agent", Value: "Apache-HttpClient/4.5.14 (Java/17.0.9)"}},
-		ResponseHeaders: []capture.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"},
+		ResponseHeaders: []record.Header{{Name: "Upgrade", Value: "websocket"}, {Name: "Connection", Value: "Upgrade"},
 			{Name: "Sec-WebSocket-Accept", Value: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}, {Name: "Date", Value: "Tue, 01 Dec 2026 10:00:00 GMT"}}}
 	if kind == "rejected" {
 		h.Status = 429
-		h.ResponseHeaders = []capture.Header{{Name: "Retry-After", Value: "5"}, {Name: "Content-Length", Value: "0"}}
+		h.ResponseHeaders = []record.Header{{Name: "Retry-After", Value: "5"}, {Name: "Content-Length", Value: "0"}}
 	}
 	return h
 }
 
-func millionRejected(r *capture.SessionRecord) {
+func millionRejected(r *record.Session) {
 	r.DurationMS = r.Handshake.LatencyMS + 1
-	r.End = capture.End{At: r.Start.Add(time.Duration(r.DurationMS * float64(time.Millisecond))), First: capture.SideUpstream, How: capture.HowHandshakeRejects}
-	r.Verdict = capture.VerdictRejected
-	r.Findings = append(r.Findings, capture.Finding{Rule: "status-not-101", Severity: capture.SevError, Detail: "the upstream answered 429"})
+	r.End = record.End{At: r.Start.Add(time.Duration(r.DurationMS * float64(time.Millisecond))), First: record.SideUpstream, How: record.HowHandshakeRejects}
+	r.Verdict = record.VerdictRejected
+	r.Findings = append(r.Findings, record.Finding{Rule: "status-not-101", Severity: record.SevError, Detail: "the upstream answered 429"})
 }
 
 // millionClean: client pings every 20 s, upstream every 30 s, a close
 // handshake by the client.
-func millionClean(r *capture.SessionRecord, life time.Duration) {
+func millionClean(r *record.Session, life time.Duration) {
 	ms := float64(life) / float64(time.Millisecond)
 	r.DurationMS = ms
 	end := r.Start.Add(life)
-	r.End = capture.End{At: end, First: capture.SideClient, How: capture.HowCloseHandshake}
-	r.Close.Client = &capture.CloseFrame{Code: 1000, At: end.Add(-5 * time.Millisecond)}
-	r.Close.Upstream = &capture.CloseFrame{Code: 1000, At: end.Add(-2 * time.Millisecond)}
+	r.End = record.End{At: end, First: record.SideClient, How: record.HowCloseHandshake}
+	r.Close.Client = &record.CloseFrame{Code: 1000, At: end.Add(-5 * time.Millisecond)}
+	r.Close.Upstream = &record.CloseFrame{Code: 1000, At: end.Add(-2 * time.Millisecond)}
 	code := 1000
 	r.ClientCloseCode, r.UpstreamCloseCode = &code, &code
-	r.Verdict = capture.VerdictClean
+	r.Verdict = record.VerdictClean
 	cp, up := int64(ms/20000), int64(ms/30000)
-	r.Keepalive = capture.Keepalive{ClientPings: cp, UpstreamPings: up,
-		ClientPongRTTMS: &capture.RTT{P50: 40, Max: 55}, UpstreamPongRTTMS: &capture.RTT{P50: 3, Max: 9},
+	r.Keepalive = record.Keepalive{ClientPings: cp, UpstreamPings: up,
+		ClientPongRTTMS: &record.RTT{P50: 40, Max: 55}, UpstreamPongRTTMS: &record.RTT{P50: 3, Max: 9},
 		MaxSilenceMS: 20000, SilenceBeforeEnd: 800, ClientSilenceBeforeEndMS: 800, ClientMaxSilenceMS: 20000}
 	if cp >= 2 {
-		r.Keepalive.ClientPingIntervalMS = &capture.Interval{Min: 19990, P50: 20000, Max: 20010}
+		r.Keepalive.ClientPingIntervalMS = &record.Interval{Min: 19990, P50: 20000, Max: 20010}
 	}
 	if up >= 2 {
-		r.Keepalive.UpstreamPingIntervalMS = &capture.Interval{Min: 29990, P50: 30000, Max: 30010}
+		r.Keepalive.UpstreamPingIntervalMS = &record.Interval{Min: 29990, P50: 30000, Max: 30010}
 	}
-	r.Frames.ClientToUpstream = capture.DirFrames{Frames: cp + 10, Bytes: 900, Text: 10, Ping: cp, Close: 1}
-	r.Frames.UpstreamToClient = capture.DirFrames{Frames: up + 20, Bytes: 4000, Text: 20, Ping: up, Close: 1}
+	r.Frames.ClientToUpstream = record.DirFrames{Frames: cp + 10, Bytes: 900, Text: 10, Ping: cp, Close: 1}
+	r.Frames.UpstreamToClient = record.DirFrames{Frames: up + 20, Bytes: 4000, Text: 20, Ping: up, Close: 1}
 	r.TLS.Client.End, r.TLS.Upstream.End = "close_notify", "close_notify"
 }
 
 // millionDrop: the upstream ends the session without a close frame after
 // life; the client saw 1006. A silent session has no client ping.
-func millionDrop(r *capture.SessionRecord, life time.Duration, how capture.How, pinging bool) {
+func millionDrop(r *record.Session, life time.Duration, how record.How, pinging bool) {
 	ms := float64(life) / float64(time.Millisecond)
 	r.DurationMS = ms
-	r.End = capture.End{At: r.Start.Add(life), First: capture.SideUpstream, How: how, Error: "read tcp: connection reset by peer"}
+	r.End = record.End{At: r.Start.Add(life), First: record.SideUpstream, How: how, Error: "read tcp: connection reset by peer"}
 	code := 1006
 	r.ClientCloseCode, r.UpstreamCloseCode = &code, &code
-	r.Abnormal, r.Verdict = true, capture.VerdictAbnormalUp
+	r.Abnormal, r.Verdict = true, record.VerdictAbnormalUp
 	up := int64(ms / 30000)
-	r.Keepalive = capture.Keepalive{UpstreamPings: up, ClientPongRTTMS: &capture.RTT{P50: 40, Max: 48},
+	r.Keepalive = record.Keepalive{UpstreamPings: up, ClientPongRTTMS: &record.RTT{P50: 40, Max: 48},
 		MaxSilenceMS: ms, SilenceBeforeEnd: ms - 30, ClientSilenceBeforeEndMS: ms - 30, ClientMaxSilenceMS: ms - 30}
 	if pinging {
 		r.Keepalive.SilenceBeforeEnd, r.Keepalive.ClientSilenceBeforeEndMS, r.Keepalive.ClientMaxSilenceMS = 300, 300, 300
 	}
 	if up >= 2 {
-		r.Keepalive.UpstreamPingIntervalMS = &capture.Interval{Min: 29990, P50: 30000, Max: 30010}
+		r.Keepalive.UpstreamPingIntervalMS = &record.Interval{Min: 29990, P50: 30000, Max: 30010}
 	}
-	r.Frames.ClientToUpstream = capture.DirFrames{Frames: 1, Bytes: 60, Text: 1}
-	r.Frames.UpstreamToClient = capture.DirFrames{Frames: up + 2, Bytes: 300, Text: 2, Ping: up}
+	r.Frames.ClientToUpstream = record.DirFrames{Frames: 1, Bytes: 60, Text: 1}
+	r.Frames.UpstreamToClient = record.DirFrames{Frames: up + 2, Bytes: 300, Text: 2, Ping: up}
 	r.TLS.Client.End, r.TLS.Upstream.End = "tcp", "tcp"
 }
 
 // writeMillionEvents writes the events the recorder logs for r: its TLS
 // legs, its findings, the upstream's pings with the client's pongs, the end.
-func writeMillionEvents(w io.Writer, r *capture.SessionRecord) {
+func writeMillionEvents(w io.Writer, r *record.Session) {
 	var b bytes.Buffer
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 	for _, l := range []struct {
 		name string
-		leg  *capture.TLSLeg
+		leg  *record.TLSLeg
 	}{{"client", r.TLS.Client}, {"upstream", r.TLS.Upstream}} {
 		fmt.Fprintf(&b, `{"level":"info","time":%q,"session":%q,"event":"tls","leg":%q,"version":%q,"cipher":%q,"resumed":%t,"handshake_ms":%v,"error":"","alert":""}`+"\n",
 			ts(r.Start.Add(2*time.Millisecond)), r.ID, l.name, l.leg.Version, l.leg.Cipher, l.leg.Resumed, l.leg.HandshakeMS)
@@ -351,7 +352,7 @@ func writeMillionEvents(w io.Writer, r *capture.SessionRecord) {
 
 // setConcurrentAtEnd fills concurrent_at_end as the recorder does: the
 // upgraded sessions open at the end, the ending one included.
-func setConcurrentAtEnd(recs []capture.SessionRecord) {
+func setConcurrentAtEnd(recs []record.Session) {
 	var starts, ends []int64
 	for i := range recs {
 		if recs[i].Handshake.Status == 101 {

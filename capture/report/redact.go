@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // RedactHeaderValue returns the value of header name with its secret parts
@@ -128,7 +129,7 @@ func redactText(s string) string {
 }
 
 // redactHeaders redacts a header list in place.
-func redactHeaders(hs []capture.Header) {
+func redactHeaders(hs []record.Header) {
 	for i := range hs {
 		hs[i].Value = RedactHeaderValue(hs[i].Name, hs[i].Value)
 	}
@@ -137,18 +138,18 @@ func redactHeaders(hs []capture.Header) {
 // redactRecord removes the secrets of a session record in place: the target
 // and request URI, the upgrade headers both ways, and any secret quoted in
 // errors, close reasons and findings.
-func redactRecord(r *capture.SessionRecord) {
+func redactRecord(r *record.Session) {
 	r.Target = capture.RedactURL(r.Target)
 	r.Handshake.URI = capture.RedactURL(r.Handshake.URI)
 	redactHeaders(r.Handshake.RequestHeaders)
 	redactHeaders(r.Handshake.ResponseHeaders)
 	r.Handshake.Subprotocol = redactText(r.Handshake.Subprotocol)
-	for _, leg := range []*capture.TLSLeg{r.TLS.Client, r.TLS.Upstream} {
+	for _, leg := range []*record.TLSLeg{r.TLS.Client, r.TLS.Upstream} {
 		if leg != nil {
 			leg.Error = redactText(leg.Error)
 		}
 	}
-	for _, c := range []*capture.CloseFrame{r.Close.Client, r.Close.Upstream} {
+	for _, c := range []*record.CloseFrame{r.Close.Client, r.Close.Upstream} {
 		if c != nil {
 			c.Reason = redactText(c.Reason)
 		}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 const testJWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLXNlY3JldA"
@@ -44,17 +44,17 @@ func TestRedactText(t *testing.T) {
 }
 
 func TestRedactRecord(t *testing.T) {
-	r := capture.SessionRecord{
+	r := record.Session{
 		Target: "wss://h/chat?access_token=AT-9f8e7d",
-		Handshake: capture.Handshake{
+		Handshake: record.Handshake{
 			URI:             "/chat?access_token=AT-9f8e7d",
-			RequestHeaders:  []capture.Header{{Name: "Authorization", Value: "Bearer s3cr3t"}, {Name: "Cookie", Value: "sid=c00kie"}},
-			ResponseHeaders: []capture.Header{{Name: "Set-Cookie", Value: "sid=c00kie2; Path=/"}},
+			RequestHeaders:  []record.Header{{Name: "Authorization", Value: "Bearer s3cr3t"}, {Name: "Cookie", Value: "sid=c00kie"}},
+			ResponseHeaders: []record.Header{{Name: "Set-Cookie", Value: "sid=c00kie2; Path=/"}},
 		},
-		TLS:      capture.TLSInfo{Client: &capture.TLSLeg{Error: "bad " + testJWT}},
-		Close:    capture.Closes{Client: &capture.CloseFrame{Code: 4001, Reason: "token " + testJWT}},
-		End:      capture.End{Error: "Authorization: Bearer s3cr3t"},
-		Findings: []capture.Finding{{Rule: "x", Detail: `header "Bearer s3cr3t" reused`}},
+		TLS:      record.TLSInfo{Client: &record.TLSLeg{Error: "bad " + testJWT}},
+		Close:    record.Closes{Client: &record.CloseFrame{Code: 4001, Reason: "token " + testJWT}},
+		End:      record.End{Error: "Authorization: Bearer s3cr3t"},
+		Findings: []record.Finding{{Rule: "x", Detail: `header "Bearer s3cr3t" reused`}},
 	}
 	redactRecord(&r)
 	all := strings.Join([]string{r.Target, r.Handshake.URI, r.Handshake.RequestHeaders[0].Value,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // maxTimelineEvents caps the events kept per abnormal session for its timeline.
@@ -103,12 +104,12 @@ func eventTime(v any) (time.Time, error) {
 }
 
 // upgraded reports whether the session got its 101 (only those can end in 1006).
-func upgraded(s *capture.SessionRecord) bool {
+func upgraded(s *record.Session) bool {
 	return s.ClientCloseCode != nil || s.Handshake.Status == 101
 }
 
 // endTime is when the session ended: end.at, else start + duration.
-func endTime(s *capture.SessionRecord) time.Time {
+func endTime(s *record.Session) time.Time {
 	if !s.End.At.IsZero() {
 		return s.End.At
 	}
@@ -155,6 +156,10 @@ type Summary struct {
 	// "first how" ("upstream eof").
 	DroppedBy  map[string]int `json:"dropped_by"`
 	DroppedHow map[string]int `json:"dropped_how"`
+	// ProxyCaused counts the 1006 sessions wstap itself ended (end.first
+	// proxy, not at its shutdown: verdict proxy-error), reported first and
+	// apart: a diagnostic proxy must never hide a drop it caused.
+	ProxyCaused int `json:"proxy_caused"`
 
 	// Causes attributes every 1006 session to one cause, largest first;
 	// Explanations judges the seven usual explanations, in their order.
@@ -308,15 +313,15 @@ func Summarize(runs ...*Run) *Summary {
 	s.summarizeKeepalive()
 	s.countFindings()
 	s.countTLS()
-	s.summarizeTLS()
-	s.countHTTP()
 	s.attribute()
+	s.summarizeTLS() // its concurrency bands put a cap's level on an edge
+	s.countHTTP()
+	s.explain()
 	s.summarizeKeepaliveGroups()
 	return s
 }
 
-// attribute finds the causes of the 1006 sessions and judges the seven
-// explanations.
+// attribute finds the causes of the 1006 sessions.
 func (s *Summary) attribute() {
 	s.facts = make([]*facts, len(s.sess))
 	for i, ref := range s.sess {
@@ -325,6 +330,10 @@ func (s *Summary) attribute() {
 	s.sess = nil // in end order in s.facts from here on
 	mergeOpenConcurrency(s.facts, len(s.runs))
 	s.Causes = inferCauses(s.facts)
+}
+
+// explain judges the seven explanations.
+func (s *Summary) explain() {
 	failures := map[string]int{}
 	for _, f := range s.TLSFailures {
 		failures[f.Leg] += f.Count
@@ -334,7 +343,7 @@ func (s *Summary) attribute() {
 		status[st.Status] = st.Count
 	}
 	s.Explanations = explain(&explainInput{all: s.facts, causes: s.Causes,
-		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures})
+		acceptErrors: max(s.AcceptErrors, int(s.Counters.AcceptErrors)), httpStatus: status, tlsFailures: failures, tls: &s.TLS})
 }
 
 // collect lists the runs and their sessions and sums the run-level counters.
@@ -380,7 +389,7 @@ func (s *Summary) countVerdicts() {
 		}
 		s.Upgraded += r.tally.upgraded
 	}
-	for _, v := range capture.Verdicts {
+	for _, v := range record.Verdicts {
 		s.Verdicts = append(s.Verdicts, verdictCount{string(v), n[string(v)]})
 		delete(n, string(v))
 	}
@@ -400,6 +409,9 @@ func (s *Summary) summarizeDrops() {
 		s.Abnormal++
 		s.DroppedBy[ref.first]++
 		s.DroppedHow[strings.TrimSpace(ref.first+" "+ref.how)]++
+		if ref.first == string(record.SideProxy) && ref.how != string(record.HowShutdown) {
+			s.ProxyCaused++
+		}
 		if s.Concurrency.FirstDropAt.IsZero() {
 			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 //go:embed report_html.tmpl
@@ -46,7 +46,7 @@ func (s *Summary) WriteHTML(w io.Writer) error {
 	v.Charts = []*svgChart{s.openChart(), s.pingChart()}
 	v.Rows, v.RowsOf = s.abnormalRows()
 	v.MultiRun = len(s.Runs) > 1
-	v.TLSLegs = []tlsLegView{{string(capture.SideClient), s.TLS.Client}, {string(capture.SideUpstream), s.TLS.Upstream}}
+	v.TLSLegs = []tlsLegView{{string(record.SideClient), s.TLS.Client}, {string(record.SideUpstream), s.TLS.Upstream}}
 	if err := reportHTML.Execute(w, v); err != nil {
 		return fmt.Errorf("writing report.html: %w", err)
 	}
@@ -363,7 +363,7 @@ func secondsAxis(ms float64) string {
 // abnormalRow is one row of the abnormal sessions table.
 type abnormalRow struct {
 	Run      int
-	Rec      *capture.SessionRecord
+	Rec      *record.Session
 	End      time.Time
 	Conc     int
 	Timeline *svgChart
@@ -386,7 +386,7 @@ func (s *Summary) abnormalRows() ([]abnormalRow, int) {
 
 // sessionTimeline draws one session: handshake, pings and pongs each way,
 // close frames, the last frame, the silence after it and the TCP end.
-func sessionTimeline(r *capture.SessionRecord, end time.Time, events []timelineEvent) *svgChart {
+func sessionTimeline(r *record.Session, end time.Time, events []timelineEvent) *svgChart {
 	c := &svgChart{W: 420, H: 40, Left: 6, Right: 414, Top: 6, Bottom: 34}
 	span := float64(end.Sub(r.Start))
 	x := linear(0, max(span, 1), c.Left, c.Right)
@@ -420,7 +420,7 @@ func sessionTimeline(r *capture.SessionRecord, end time.Time, events []timelineE
 		c.Dots = append(c.Dots, svgDot{X: at(e.at), Y: y, R: 2.5, Class: "pong " + dirClass(up), Title: title})
 	}
 	for _, cf := range []struct {
-		f  *capture.CloseFrame
+		f  *record.CloseFrame
 		by string
 	}{{r.Close.Client, "client"}, {r.Close.Upstream, "upstream"}} {
 		if cf.f != nil {

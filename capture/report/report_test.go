@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 var testT0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
@@ -20,45 +21,45 @@ var testT0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 // synthRecord builds a session record as the recorder writes it: session i
 // started at start, lasted durMS, ended with verdict at concurrency conc
 // after silenceMS without frames.
-func synthRecord(i int, start time.Time, durMS float64, verdict capture.Verdict, conc int, silenceMS float64) capture.SessionRecord {
+func synthRecord(i int, start time.Time, durMS float64, verdict record.Verdict, conc int, silenceMS float64) record.Session {
 	end := start.Add(time.Duration(durMS * float64(time.Millisecond)))
-	r := capture.SessionRecord{
+	r := record.Session{
 		ID:         fmt.Sprintf("s%05d", i),
 		ClientAddr: fmt.Sprintf("127.0.0.1:%d", 40000+i),
 		Target:     "wss://chat.example.com:443/socket?token=REDACTED",
 		Start:      start,
 		DurationMS: durMS,
-		Handshake:  capture.Handshake{Status: 101, Subprotocol: "chat", LatencyMS: 12},
-		Keepalive: capture.Keepalive{ClientPings: int64(durMS / 20000), UpstreamPings: int64(durMS / 30000),
+		Handshake:  record.Handshake{Status: 101, Subprotocol: "chat", LatencyMS: 12},
+		Keepalive: record.Keepalive{ClientPings: int64(durMS / 20000), UpstreamPings: int64(durMS / 30000),
 			SilenceBeforeEnd: silenceMS, ClientSilenceBeforeEndMS: silenceMS, MaxSilenceMS: silenceMS},
 		Verdict:         verdict,
 		ConcurrentAtEnd: conc,
-		End:             capture.End{At: end, First: capture.SideClient, How: capture.HowCloseHandshake},
+		End:             record.End{At: end, First: record.SideClient, How: record.HowCloseHandshake},
 	}
 	if r.Keepalive.ClientPings >= 2 {
-		r.Keepalive.ClientPingIntervalMS = &capture.Interval{Min: 19800, P50: 20000, Max: 20300}
-		r.Keepalive.UpstreamPongRTTMS = &capture.RTT{P50: 3, Max: 9}
+		r.Keepalive.ClientPingIntervalMS = &record.Interval{Min: 19800, P50: 20000, Max: 20300}
+		r.Keepalive.UpstreamPongRTTMS = &record.RTT{P50: 3, Max: 9}
 	}
 	code := 1000
-	cc := &capture.CloseFrame{Code: 1000, At: end}
+	cc := &record.CloseFrame{Code: 1000, At: end}
 	switch verdict {
-	case capture.VerdictClean:
-		r.Close = capture.Closes{Client: cc, Upstream: cc}
-	case capture.VerdictClosedUpstream:
-		r.Close = capture.Closes{Upstream: &capture.CloseFrame{Code: 1001, Reason: "idle", At: end}}
-		r.End.First, code = capture.SideUpstream, 1001
-	case capture.VerdictAbnormalUp:
-		r.End.First, r.End.How, code, r.Abnormal = capture.SideUpstream, capture.HowEOF, 1006, true
-	case capture.VerdictAbnormalClient:
-		r.End.First, r.End.How, code, r.Abnormal = capture.SideClient, capture.HowReset, 1006, true
-	case capture.VerdictRejected:
-		r.Handshake.Status, r.End.How, r.End.First = 429, capture.HowHandshakeRejects, capture.SideUpstream
-		r.Keepalive = capture.Keepalive{}
+	case record.VerdictClean:
+		r.Close = record.Closes{Client: cc, Upstream: cc}
+	case record.VerdictClosedUpstream:
+		r.Close = record.Closes{Upstream: &record.CloseFrame{Code: 1001, Reason: "idle", At: end}}
+		r.End.First, code = record.SideUpstream, 1001
+	case record.VerdictAbnormalUp:
+		r.End.First, r.End.How, code, r.Abnormal = record.SideUpstream, record.HowEOF, 1006, true
+	case record.VerdictAbnormalClient:
+		r.End.First, r.End.How, code, r.Abnormal = record.SideClient, record.HowReset, 1006, true
+	case record.VerdictRejected:
+		r.Handshake.Status, r.End.How, r.End.First = 429, record.HowHandshakeRejects, record.SideUpstream
+		r.Keepalive = record.Keepalive{}
 		return r
-	case capture.VerdictTLSClient:
-		r.Handshake.Status, r.End.How = 0, capture.HowTLSError
-		r.TLS.Client = &capture.TLSLeg{Version: "TLS 1.3", Error: "remote error: tls: bad certificate", Alert: "bad_certificate"}
-		r.Keepalive = capture.Keepalive{}
+	case record.VerdictTLSClient:
+		r.Handshake.Status, r.End.How = 0, record.HowTLSError
+		r.TLS.Client = &record.TLSLeg{Version: "TLS 1.3", Error: "remote error: tls: bad certificate", Alert: "bad_certificate"}
+		r.Keepalive = record.Keepalive{}
 		return r
 	}
 	r.ClientCloseCode, r.UpstreamCloseCode = &code, &code
@@ -67,7 +68,7 @@ func synthRecord(i int, start time.Time, durMS float64, verdict capture.Verdict,
 
 // testRun is the content of a synthetic run dir.
 type testRun struct {
-	recs     []capture.SessionRecord
+	recs     []record.Session
 	events   []map[string]any
 	manifest map[string]any
 	garbage  int // unparsable lines appended to sessions.jsonl
@@ -126,18 +127,18 @@ func ev(at time.Time, session, event string, kv ...any) map[string]any {
 // non-WebSocket requests with 429s, TLS failures and findings.
 func mixedRun(seed uint64, start time.Time) testRun {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	verdicts := []capture.Verdict{capture.VerdictClean, capture.VerdictClean, capture.VerdictClean, capture.VerdictAbnormalUp, capture.VerdictAbnormalUp,
-		capture.VerdictClosedUpstream, capture.VerdictAbnormalClient, capture.VerdictRejected, capture.VerdictTLSClient}
+	verdicts := []record.Verdict{record.VerdictClean, record.VerdictClean, record.VerdictClean, record.VerdictAbnormalUp, record.VerdictAbnormalUp,
+		record.VerdictClosedUpstream, record.VerdictAbnormalClient, record.VerdictRejected, record.VerdictTLSClient}
 	var tr testRun
 	for i := range 40 + rng.IntN(40) {
 		st := start.Add(time.Duration(i) * 500 * time.Millisecond)
 		v := verdicts[rng.IntN(len(verdicts))]
 		r := synthRecord(int(seed)*1000+i, st, 30000+60000*rng.Float64(), v, 1+rng.IntN(50), 1000+60000*rng.Float64())
 		if rng.IntN(4) == 0 {
-			r.Findings = append(r.Findings, capture.Finding{Rule: "subprotocol-none-offered", Severity: capture.SevInfo, Detail: "no Sec-WebSocket-Protocol"})
+			r.Findings = append(r.Findings, record.Finding{Rule: "subprotocol-none-offered", Severity: record.SevInfo, Detail: "no Sec-WebSocket-Protocol"})
 		}
-		if v == capture.VerdictAbnormalUp && rng.IntN(2) == 0 {
-			r.Findings = append(r.Findings, capture.Finding{Rule: "no-keepalive", Severity: capture.SevWarn, Detail: "no ping or data from the client in its last 60 s"})
+		if v == record.VerdictAbnormalUp && rng.IntN(2) == 0 {
+			r.Findings = append(r.Findings, record.Finding{Rule: "no-keepalive", Severity: record.SevWarn, Detail: "no ping or data from the client in its last 60 s"})
 		}
 		tr.recs = append(tr.recs, r)
 		tr.events = append(tr.events, ev(st.Add(12*time.Millisecond), r.ID, "handshake", "status", r.Handshake.Status, "latency_ms", 12))
@@ -184,7 +185,7 @@ func TestReportMerge(t *testing.T) {
 	}{
 		{"abnormal", sm.Abnormal, sa.Abnormal, sb.Abnormal},
 		{"upgraded", sm.Upgraded, sa.Upgraded, sb.Upgraded},
-		{"dropped by upstream", sm.DroppedBy[string(capture.SideUpstream)], sa.DroppedBy[string(capture.SideUpstream)], sb.DroppedBy[string(capture.SideUpstream)]},
+		{"dropped by upstream", sm.DroppedBy[string(record.SideUpstream)], sa.DroppedBy[string(record.SideUpstream)], sb.DroppedBy[string(record.SideUpstream)]},
 		{"http requests", sm.HTTP.Requests, sa.HTTP.Requests, sb.HTTP.Requests},
 		{"429", sm.HTTP.Throttled, sa.HTTP.Throttled, sb.HTTP.Throttled},
 		{"rejected", sm.Rejected["header-timeout"], sa.Rejected["header-timeout"], sb.Rejected["header-timeout"]},
@@ -283,15 +284,15 @@ func cappedRuns(capLevel, nRuns int) []testRun {
 	}
 	runs := make([]testRun, nRuns)
 	for i, s := range spans {
-		v, silence := capture.VerdictClean, 500.0
+		v, silence := record.VerdictClean, 500.0
 		if s.dropped {
-			v, silence = capture.VerdictAbnormalUp, 200
+			v, silence = record.VerdictAbnormalUp, 200
 		}
 		dur := float64(s.end.Sub(s.start).Milliseconds())
 		r := synthRecord(i, s.start, dur, v, open(s.end, i%nRuns, true), silence)
 		r.ConcurrentAtOpen = open(s.start.Add(latency), i%nRuns, false)
 		if s.dropped {
-			r.End.How = capture.HowReset
+			r.End.How = record.HowReset
 		}
 		runs[i%nRuns].recs = append(runs[i%nRuns].recs, r)
 	}
@@ -385,8 +386,8 @@ func tlsRun(failAbove int) (tr testRun, failures, resumed int) {
 			}
 		}
 		if failAbove >= 0 && open > failAbove && rng.IntN(3) == 0 {
-			r := synthRecord(i, st, hsMS, capture.VerdictTLSClient, open, 0)
-			r.TLS.Client = &capture.TLSLeg{Version: "TLS 1.3", SNI: "chat.example.com", HandshakeMS: hsMS,
+			r := synthRecord(i, st, hsMS, record.VerdictTLSClient, open, 0)
+			r.TLS.Client = &record.TLSLeg{Version: "TLS 1.3", SNI: "chat.example.com", HandshakeMS: hsMS,
 				Error: "remote error: tls: unknown certificate authority", Alert: "unknown_ca"}
 			tr.recs = append(tr.recs, r)
 			tr.events = append(tr.events, ev(at, r.ID, "tls", "leg", "client", "error", r.TLS.Client.Error, "alert", "unknown_ca"))
@@ -394,10 +395,10 @@ func tlsRun(failAbove int) (tr testRun, failures, resumed int) {
 			continue
 		}
 		dur := 10000 + 30000*rng.Float64()
-		r := synthRecord(i, st, dur, capture.VerdictClean, open+1, 500)
-		r.TLS.Client = &capture.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example.com",
+		r := synthRecord(i, st, dur, record.VerdictClean, open+1, 500)
+		r.TLS.Client = &record.TLSLeg{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", SNI: "chat.example.com",
 			HandshakeMS: hsMS, Resumed: i%4 == 0, End: "close_notify"}
-		r.TLS.Upstream = &capture.TLSLeg{Version: "TLS 1.2", Cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+		r.TLS.Upstream = &record.TLSLeg{Version: "TLS 1.2", Cipher: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
 			SNI: "chat.example.com", HandshakeMS: 2 * hsMS, End: "close_notify"}
 		if i%4 == 0 {
 			resumed++
@@ -450,8 +451,14 @@ func TestReportTLSUnderConcurrency(t *testing.T) {
 		}
 		return hs, fails
 	}
-	if len(s.TLS.ByConcurrency) < 3 || len(s.TLS.ByTime) != tlsTimeBuckets {
-		t.Fatalf("bands %+v, time %+v", s.TLS.ByConcurrency, s.TLS.ByTime)
+	// A 90 s run: six bands of 15 s, none empty.
+	if len(s.TLS.ByConcurrency) < 3 || len(s.TLS.ByTime) != 6 || s.TLS.ByTime[0].To.Sub(s.TLS.ByTime[0].From) != 15*time.Second {
+		t.Fatalf("bands %+v, time %+v; want 6 time bands of 15 s", s.TLS.ByConcurrency, s.TLS.ByTime)
+	}
+	for _, b := range append(s.TLS.ByConcurrency, s.TLS.ByTime...) {
+		if b.ClientHandshakes+b.UpstreamHandshakes+b.Renegotiations == 0 {
+			t.Errorf("empty band %s", b.Label)
+		}
 	}
 	for _, b := range s.TLS.ByConcurrency {
 		if b.High < 150 && b.ClientFailures != 0 {
@@ -521,23 +528,32 @@ func TestReportTLSNone(t *testing.T) {
 	r := &tr.recs[30]
 	r.TLS.Client.Renegotiations = 1
 	tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "client", "outcome", "refused"))
+	// An upstream renegotiation that failed, in a session that ended in 1006.
+	r = &tr.recs[40]
+	r.TLS.Upstream.Renegotiations, r.TLS.Upstream.RenegotiationsFailed = 1, 1
+	tr.events = append(tr.events, ev(r.Start.Add(time.Second), r.ID, "tls-renegotiation", "leg", "upstream", "outcome", "failed"))
 	for _, i := range []int{20, 40} {
 		r := &tr.recs[i]
-		r.Abnormal, r.Verdict = true, capture.VerdictAbnormalUp
+		r.Abnormal, r.Verdict = true, record.VerdictAbnormalUp
 		r.TLS.Upstream.End = "tcp"
 	}
 	s = Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "reneg"))))
-	wantReneg := []tlsRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}}
-	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 3 || s.TLS.RenegotiatedAbnormal != 1 {
-		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 3 (1)", s.TLS.Renegotiations,
+	wantReneg := []tlsRenegotiationCount{{"client", "refused", 1}, {"upstream", "accepted", 3}, {"upstream", "failed", 1}}
+	if !slices.Equal(s.TLS.Renegotiations, wantReneg) || s.TLS.RenegotiatedSessions != 4 || s.TLS.RenegotiatedAbnormal != 2 {
+		t.Errorf("renegotiations %+v in %d sessions (%d abnormal), want %+v in 4 (2)", s.TLS.Renegotiations,
 			s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal, wantReneg)
+	}
+	if s.TLS.RenegotiationFailed != 2 || s.TLS.RenegotiationFailedAbnormal != 1 ||
+		s.TLS.RenegotiationFailedBy["client"] != 1 || s.TLS.RenegotiationFailedBy["upstream"] != 1 {
+		t.Errorf("failed renegotiations in %d sessions %v, %d of them 1006; want 2 (client 1, upstream 1), 1",
+			s.TLS.RenegotiationFailed, s.TLS.RenegotiationFailedBy, s.TLS.RenegotiationFailedAbnormal)
 	}
 	total := 0
 	for _, b := range s.TLS.ByConcurrency {
 		total += b.Renegotiations
 	}
-	if total != 4 {
-		t.Errorf("renegotiations by concurrency sum to %d, want 4", total)
+	if total != 5 {
+		t.Errorf("renegotiations by concurrency sum to %d, want 5", total)
 	}
 	if got := s.TLS.Upstream.AbnormalEnds; len(got) != 1 || got["tcp"] != 2 {
 		t.Errorf("upstream TLS ends of the 1006 sessions %v, want tcp 2", got)
@@ -545,16 +561,46 @@ func TestReportTLSNone(t *testing.T) {
 	if got := s.TLS.Client.AbnormalEnds; len(got) != 1 || got["close_notify"] != 2 {
 		t.Errorf("client TLS ends of the 1006 sessions %v, want close_notify 2", got)
 	}
-	want = fmt.Sprintf("TLS: 0 failures in %s client handshakes and %s upstream handshakes; 4 renegotiations (client refused 1, upstream accepted 3) in 3 sessions, 1 of which ended in 1006",
+	want = fmt.Sprintf("TLS: 0 failures in %s client handshakes and %s upstream handshakes; 5 renegotiations (client refused 1, upstream accepted 3, upstream failed 1) in 4 sessions, 2 of which ended in 1006; 2 sessions with a failed or refused renegotiation (client 1, upstream 1), 1 of them ended in 1006",
 		groupInt(n), groupInt(n))
 	if s.TLS.Text != want {
 		t.Errorf("sentence %q, want %q", s.TLS.Text, want)
+	}
+	// Explanation 4 is confirmed by the failed renegotiation of a 1006 session.
+	if e := s.Explanations[3]; e.Name != "tls" || e.Verdict != Confirmed ||
+		!strings.Contains(e.Detail, "2 sessions with a failed or refused renegotiation (client 1, upstream 1), 1 of them among the 2 1006 sessions") {
+		t.Errorf("explanation %+v, want tls confirmed by the failed renegotiation", e)
 	}
 	var page bytes.Buffer
 	if err := s.WriteHTML(&page); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(page.String(), `id="tls-reneg-failed">2<`) {
+		t.Error("page lacks the sessions with a failed renegotiation")
+	}
 	if !strings.Contains(page.String(), `data-reneg="upstream-accepted">3<`) {
 		t.Error("page lacks the renegotiation count")
+	}
+}
+
+// TestReportTLSRenegotiationFailedRecordOnly: with the "tls-renegotiation"
+// events dropped, the records alone say which sessions had a renegotiation
+// fail (upstream: renegotiations_failed) or refused (client: any), and the
+// report still counts them (read as the records are streamed, settled once
+// the events are read).
+func TestReportTLSRenegotiationFailedRecordOnly(t *testing.T) {
+	tr, _, _ := tlsRun(-1)
+	tr.recs[5].TLS.Upstream.Renegotiations, tr.recs[5].TLS.Upstream.RenegotiationsFailed = 2, 1
+	tr.recs[6].TLS.Upstream.Renegotiations = 1 // accepted: not a failure
+	tr.recs[7].TLS.Client.Renegotiations = 1
+	tr.recs[7].Abnormal, tr.recs[7].Verdict = true, record.VerdictAbnormalUp
+	s := Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "recordonly"))))
+	if s.TLS.RenegotiationFailed != 2 || s.TLS.RenegotiationFailedAbnormal != 1 ||
+		s.TLS.RenegotiationFailedBy["client"] != 1 || s.TLS.RenegotiationFailedBy["upstream"] != 1 {
+		t.Errorf("failed renegotiations in %d sessions %v, %d of them 1006; want 2 (client 1, upstream 1), 1",
+			s.TLS.RenegotiationFailed, s.TLS.RenegotiationFailedBy, s.TLS.RenegotiationFailedAbnormal)
+	}
+	if s.TLS.RenegotiatedSessions != 3 {
+		t.Errorf("%d sessions renegotiated, want 3", s.TLS.RenegotiatedSessions)
 	}
 }

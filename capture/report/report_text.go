@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // WriteText writes the summary a support engineer reads first: what ended
@@ -74,6 +74,10 @@ func (s *Summary) textVerdicts(t *textWriter) {
 func (s *Summary) textDrops(t *textWriter) {
 	t.printf("\n1006 (abnormal closure): %s of %s upgraded sessions (%s)\n",
 		groupInt(s.Abnormal), groupInt(s.Upgraded), percent(s.AbnormalShare))
+	if s.ProxyCaused > 0 {
+		t.printf("  1006 caused by wstap itself: %s (verdict proxy-error: its own TLS stack or an internal error ended them, not the platform or the client; see their findings)\n",
+			groupInt(s.ProxyCaused))
+	}
 	if s.Abnormal > 0 {
 		t.printf("  dropped by: %s\n", countsText(s.DroppedBy))
 		t.printf("  how:        %s\n", countsText(s.DroppedHow))
@@ -183,10 +187,13 @@ func (s *Summary) textFindings(t *textWriter) {
 func (s *Summary) textTLS(t *textWriter) {
 	r := s.TLS
 	t.printf("\n%s\n", r.Text)
+	if r.RuledOut() {
+		return
+	}
 	for _, l := range []struct {
 		name string
 		r    tlsLegReport
-	}{{string(capture.SideClient), r.Client}, {string(capture.SideUpstream), r.Upstream}} {
+	}{{string(record.SideClient), r.Client}, {string(record.SideUpstream), r.Upstream}} {
 		if l.r.Handshakes == 0 {
 			t.printf("  %-8s no TLS handshake\n", l.name)
 			continue

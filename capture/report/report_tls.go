@@ -7,13 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // TLS section of the report: what a user needs to confirm or rule out "TLS
 // fails or renegotiates under concurrency" (docs/records.md, explanation 4).
 
-// tlsTimeBuckets is the number of time buckets: tenths of the run.
+// tlsTimeBuckets is the most time bands the TLS section cuts a run into.
 const tlsTimeBuckets = 10
 
 // tlsMaxCauses caps the failure causes listed per leg.
@@ -31,10 +31,18 @@ type tlsReport struct {
 	RenegotiatedSessions int                     `json:"renegotiated_sessions"`
 	// RenegotiatedAbnormal: of those sessions, how many ended in 1006.
 	RenegotiatedAbnormal int `json:"renegotiated_abnormal"`
+	// RenegotiationFailed: the sessions one of whose renegotiations failed
+	// (upstream leg) or was refused (client leg); by leg in
+	// RenegotiationFailedBy; RenegotiationFailedAbnormal of them ended in
+	// 1006. Whether the failed renegotiations are the 1006 sessions.
+	RenegotiationFailed         int            `json:"renegotiation_failed_sessions"`
+	RenegotiationFailedBy       map[string]int `json:"renegotiation_failed_by_leg"`
+	RenegotiationFailedAbnormal int            `json:"renegotiation_failed_abnormal"`
 	// ByConcurrency: handshakes, failures and renegotiations by the number
 	// of upgraded sessions open (all runs merged) when they happened.
 	ByConcurrency []tlsBand `json:"by_concurrency"`
-	// ByTime: the same by tenth of the run.
+	// ByTime: the same by stretch of time (1 s, 2 s, 5 s … wide, at most
+	// about ten stretches); stretches without any event are left out.
 	ByTime []tlsBand `json:"by_time"`
 }
 
@@ -149,6 +157,8 @@ func (s *Summary) summarizeTLS() {
 	}
 	s.TLS.Client, s.TLS.Upstream = *y.legs[legClient], *y.legs[legUpstream]
 	s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal = y.renegotiated, y.renegotiatedAbnormal
+	s.TLS.RenegotiationFailed, s.TLS.RenegotiationFailedAbnormal = y.renegFailed, y.renegFailedAbnormal
+	s.TLS.RenegotiationFailedBy = y.renegFailedBy
 	y.legs = map[string]*tlsLegReport{legClient: &s.TLS.Client, legUpstream: &s.TLS.Upstream}
 	y.open = s.open
 	y.finishLegs()
@@ -173,6 +183,13 @@ type tlsTally struct {
 	// deferred: the records that count renegotiations, settled against the
 	// "tls-renegotiation" events once they are read.
 	deferred []renegotiatingRecord
+	// failed: session → leg → its renegotiations that failed or were
+	// refused, from the events of the run at hand; renegFailed counts the
+	// sessions with such a renegotiation (renegFailedBy by leg,
+	// renegFailedAbnormal the 1006 ones).
+	failed                           map[string]map[string]int
+	renegFailed, renegFailedAbnormal int
+	renegFailedBy                    map[string]int
 }
 
 // renegotiatingRecord is a session record whose legs count renegotiations.
@@ -181,6 +198,9 @@ type renegotiatingRecord struct {
 	end      time.Time
 	abnormal bool
 	renegs   map[string]int // leg → renegotiations
+	// failed: by leg (client, upstream), whether the record counts a
+	// renegotiation that failed or was refused.
+	failed [2]bool
 }
 
 func newTLSTally() *tlsTally {
@@ -191,6 +211,7 @@ func newTLSTally() *tlsTally {
 		points: []tlsRunPoints{{}},
 		reneg:  map[[2]string]int{},
 	}
+	y.renegFailedBy = map[string]int{}
 	for _, l := range y.legs {
 		l.AbnormalEnds = map[string]int{}
 	}
@@ -232,6 +253,7 @@ func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errTe
 // returns them by session and leg.
 func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 	evReneg := map[string]map[string]int{} // session → leg → count
+	y.failed = map[string]map[string]int{}
 	for _, e := range r.Renegotiations {
 		leg, outcome := e.Leg, e.Outcome
 		if leg == "" {
@@ -246,17 +268,23 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 			evReneg[e.Session] = map[string]int{}
 		}
 		evReneg[e.Session][leg]++
+		if outcome == "failed" || outcome == "refused" {
+			if y.failed[e.Session] == nil {
+				y.failed[e.Session] = map[string]int{}
+			}
+			y.failed[e.Session][leg]++
+		}
 	}
 	return evReneg
 }
 
 // record counts the TLS legs of one session record as it is read; a record
 // that counts renegotiations waits for the events (see events).
-func (y *tlsTally) record(rec *capture.SessionRecord, end time.Time) {
+func (y *tlsTally) record(rec *record.Session, end time.Time) {
 	var renegs map[string]int
 	for _, lg := range []struct {
 		name string
-		leg  *capture.TLSLeg
+		leg  *record.TLSLeg
 	}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
 		if lg.leg == nil {
 			continue
@@ -269,15 +297,20 @@ func (y *tlsTally) record(rec *capture.SessionRecord, end time.Time) {
 			renegs[lg.name] = lg.leg.Renegotiations
 		}
 	}
-	if renegs != nil {
-		y.deferred = append(y.deferred, renegotiatingRecord{rec.ID, end, rec.Abnormal, renegs})
+	// A client leg's renegotiations are always refused; an upstream leg
+	// counts the failed ones.
+	var failed [2]bool
+	failed[0] = rec.TLS.Client != nil && rec.TLS.Client.Renegotiations > 0
+	failed[1] = rec.TLS.Upstream != nil && rec.TLS.Upstream.RenegotiationsFailed > 0
+	if renegs != nil || failed[1] {
+		y.deferred = append(y.deferred, renegotiatingRecord{rec.ID, end, rec.Abnormal, renegs, failed})
 	}
 }
 
 // recordLeg counts one TLS leg of a session record: its handshake (a failure
 // without a duration is placed at the session's end), its resumption and,
 // for a 1006 session, how its TLS ended.
-func (y *tlsTally) recordLeg(rec *capture.SessionRecord, end time.Time, name string, l *capture.TLSLeg) {
+func (y *tlsTally) recordLeg(rec *record.Session, end time.Time, name string, l *record.TLSLeg) {
 	failed := l.Error != "" || l.Alert != ""
 	at := rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
 	if failed && l.HandshakeMS == 0 {
@@ -299,43 +332,78 @@ func (y *tlsTally) recordLeg(rec *capture.SessionRecord, end time.Time, name str
 	}
 }
 
-// events settles run r's renegotiations once its events are read: the
-// renegotiations a record counts beyond the events that showed them (events
-// dropped: the record still counts them), and the sessions that
-// renegotiated, with a record (ids: id → ended in 1006) or without; and the
-// failed handshakes no record holds.
+// events settles run r's renegotiations once its events are read (ids: the
+// run's records, id → ended in 1006): the renegotiations a record counts
+// beyond the events that showed them (events dropped: the record still
+// counts them), the sessions that renegotiated, with a record or without,
+// and those whose renegotiation failed or was refused; and the failed
+// handshakes no record holds.
 func (y *tlsTally) events(r *Run, ids map[string]bool) {
 	evReneg := y.renegotiationEvents(r)
-	settled := map[string]bool{}
+	seen := map[string]bool{}
 	for _, d := range y.deferred {
-		for leg, n := range d.renegs {
-			if extra := n - evReneg[d.id][leg]; extra > 0 {
-				y.reneg[[2]string{leg, defaultOutcome(leg)}] += extra
-				for range extra {
-					y.point(newTLSPoint(leg, d.end, false, true))
-				}
-			}
-		}
-		y.renegotiated++
-		if d.abnormal {
-			y.renegotiatedAbnormal++
-		}
-		settled[d.id] = true
+		seen[d.id] = true
+		y.settle(d, evReneg[d.id])
 	}
 	for sid := range evReneg {
+		if seen[sid] {
+			continue
+		}
 		abnormal, recorded := ids[sid]
-		if !settled[sid] {
-			y.renegotiated++ // with a record, or a session without one
-			if recorded && abnormal {
-				y.renegotiatedAbnormal++
-			}
+		y.renegotiated++ // with a record, or a session without one
+		if recorded && abnormal {
+			y.renegotiatedAbnormal++
+		}
+		if recorded {
+			y.failedRenegotiations(abnormal, [2]bool{}, y.failed[sid])
 		}
 	}
-	y.deferred = nil
+	y.deferred, y.failed = nil, nil
 	for _, e := range r.TLSErrors {
 		if _, ok := ids[e.Session]; e.Session == "" || !ok {
 			y.handshake(e.Leg, e.Time, true, e.Alert, e.Error)
 		}
+	}
+}
+
+// settle counts a record's renegotiations against the evRenegs (by leg) the
+// events showed: those beyond them (placed at the session's end), whether
+// the session renegotiated, and whether one of its renegotiations failed.
+func (y *tlsTally) settle(d renegotiatingRecord, evRenegs map[string]int) {
+	for leg, n := range d.renegs {
+		if extra := n - evRenegs[leg]; extra > 0 {
+			y.reneg[[2]string{leg, defaultOutcome(leg)}] += extra
+			for range extra {
+				y.point(newTLSPoint(leg, d.end, false, true))
+			}
+		}
+	}
+	if len(d.renegs) > 0 || len(evRenegs) > 0 {
+		y.renegotiated++
+		if d.abnormal {
+			y.renegotiatedAbnormal++
+		}
+	}
+	y.failedRenegotiations(d.abnormal, d.failed, y.failed[d.id])
+}
+
+// failedRenegotiations counts a recorded session whose renegotiation failed
+// or was refused, by leg: from its events (evFailed: leg → count), else from
+// its record (recFailed: client, upstream).
+func (y *tlsTally) failedRenegotiations(abnormal bool, recFailed [2]bool, evFailed map[string]int) {
+	found := false
+	for i, leg := range []string{legClient, legUpstream} {
+		if recFailed[i] || evFailed[leg] > 0 {
+			y.renegFailedBy[leg]++
+			found = true
+		}
+	}
+	if !found {
+		return
+	}
+	y.renegFailed++
+	if abnormal {
+		y.renegFailedAbnormal++
 	}
 }
 
@@ -363,6 +431,11 @@ func (y *tlsTally) add(o *tlsTally) {
 	}
 	y.renegotiated += o.renegotiated
 	y.renegotiatedAbnormal += o.renegotiatedAbnormal
+	y.renegFailed += o.renegFailed
+	y.renegFailedAbnormal += o.renegFailedAbnormal
+	for leg, n := range o.renegFailedBy {
+		y.renegFailedBy[leg] += n
+	}
 }
 
 // finishLegs computes each leg's shares, quantiles, failure concurrency,
@@ -414,7 +487,9 @@ func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
 }
 
 // tlsBands groups the points by concurrency (bands as wide as the ticks of
-// the drops-against-concurrency chart) and by tenth of the run.
+// the drops-against-concurrency chart) and by stretch of time (a round width
+// that cuts the run into at most tlsTimeBuckets); bands without any handshake
+// or renegotiation are left out.
 func (s *Summary) tlsBands(points []tlsRunPoints) (byConc, byTime []tlsBand) {
 	byConc, byTime = []tlsBand{}, []tlsBand{}
 	if countPoints(points) == 0 {
@@ -432,43 +507,84 @@ func (s *Summary) tlsBands(points []tlsRunPoints) (byConc, byTime []tlsBand) {
 		}
 	}
 	step := max(1, int(niceStep(yMax(float64(hi+1)), 5)))
-	for lo := 0; lo <= hi; lo += step {
-		byConc = append(byConc, tlsBand{Label: groupInt(lo) + "–" + groupInt(lo+step-1), Low: lo, High: lo + step - 1})
+	// A cap of every session puts a band edge just above its level.
+	offset := 0
+	for _, c := range s.Causes {
+		if c.Cause == CauseCap && c.Scope == ScopeAll {
+			offset = (c.Level + 1) % step
+		}
 	}
-	span := to.Sub(from)
-	n := tlsTimeBuckets
-	if span <= 0 {
-		n = 1
+	for lo := offset - step; lo <= hi; lo += step {
+		if lo+step-1 >= 0 {
+			byConc = append(byConc, tlsBand{Label: groupInt(max(lo, 0)) + "–" + groupInt(lo+step-1), Low: max(lo, 0), High: lo + step - 1})
+		}
 	}
+	width := timeBinWidth(to.Sub(from))
+	start := from.Truncate(width)
+	n := int(to.Sub(start)/width) + 1
 	for i := range n {
-		a, b := from.Add(span*time.Duration(i)/time.Duration(n)), from.Add(span*time.Duration(i+1)/time.Duration(n))
+		a, b := start.Add(width*time.Duration(i)), start.Add(width*time.Duration(i+1))
 		byTime = append(byTime, tlsBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
 	}
-	add := func(b *tlsBand, p tlsPoint) {
-		switch {
-		case p.reneg:
-			b.Renegotiations++
-		case p.client:
-			b.ClientHandshakes++
-			if p.failed {
-				b.ClientFailures++
-			}
-		default:
-			b.UpstreamHandshakes++
-			if p.failed {
-				b.UpstreamFailures++
-			}
-		}
-	}
 	for p := range allPoints(points, s.open) {
-		add(&byConc[min(int(p.conc)/step, len(byConc)-1)], p)
-		k := 0
-		if span > 0 {
-			k = min(int(int64(p.at.Sub(from))*int64(n)/int64(span)), n-1)
-		}
-		add(&byTime[k], p)
+		byConc[min(max(int(p.conc)-byConc[0].High-1+step, 0)/step, len(byConc)-1)].add(p)
+		byTime[min(int(p.at.Sub(start)/width), n-1)].add(p)
 	}
-	return byConc, byTime
+	return nonEmpty(byConc), nonEmpty(byTime)
+}
+
+// add counts one point in b.
+func (b *tlsBand) add(p tlsPoint) {
+	switch {
+	case p.reneg:
+		b.Renegotiations++
+	case p.client:
+		b.ClientHandshakes++
+		if p.failed {
+			b.ClientFailures++
+		}
+	default:
+		b.UpstreamHandshakes++
+		if p.failed {
+			b.UpstreamFailures++
+		}
+	}
+}
+
+// nonEmpty keeps the bands that counted something.
+func nonEmpty(bs []tlsBand) []tlsBand {
+	out := bs[:0]
+	for _, b := range bs {
+		if b.ClientHandshakes+b.UpstreamHandshakes+b.Renegotiations > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// timeBinWidths are the widths a TLS time band may have: whole seconds and
+// minutes a reader can add up.
+var timeBinWidths = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second,
+	15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute,
+	15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+
+// timeBinWidth is the narrowest width that cuts span into at most
+// tlsTimeBuckets bands (one more at most, where the first is cut by the
+// round start).
+func timeBinWidth(span time.Duration) time.Duration {
+	for _, w := range timeBinWidths {
+		if span < w*tlsTimeBuckets {
+			return w
+		}
+	}
+	return (span/tlsTimeBuckets + time.Hour).Truncate(time.Hour)
+}
+
+// RuledOut reports whether TLS shows nothing wrong: no handshake failed on
+// either leg and no renegotiation failed or was refused. The report then says
+// it in one sentence, without tables of zeros.
+func (t *tlsReport) RuledOut() bool {
+	return t.Client.Failures == 0 && t.Upstream.Failures == 0 && t.RenegotiationFailed == 0
 }
 
 // sentence is the one-line conclusion: "TLS: 0 failures in 5,000 client
@@ -514,6 +630,13 @@ func (t *tlsReport) sentence() string {
 		parts = append(parts, fmt.Sprintf("%s (%s) in %s, %s of which ended in 1006",
 			plural(n, "renegotiation", "renegotiations"), strings.Join(by, ", "),
 			plural(t.RenegotiatedSessions, "session", "sessions"), groupInt(t.RenegotiatedAbnormal)))
+		if t.RenegotiationFailed == 0 {
+			parts = append(parts, "no renegotiation failed")
+		} else {
+			parts = append(parts, fmt.Sprintf("%s with a failed or refused renegotiation (%s), %s of them ended in 1006",
+				plural(t.RenegotiationFailed, "session", "sessions"), countsText(t.RenegotiationFailedBy),
+				groupInt(t.RenegotiationFailedAbnormal)))
+		}
 	}
 	return "TLS: " + strings.Join(parts, "; ")
 }
@@ -572,6 +695,6 @@ func shorten(s string, n int) string {
 
 // The legs of the TLS section, named as records name the sides.
 const (
-	legClient   = string(capture.SideClient)
-	legUpstream = string(capture.SideUpstream)
+	legClient   = string(record.SideClient)
+	legUpstream = string(record.SideUpstream)
 )

@@ -3,7 +3,7 @@ package report
 import (
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // runTally sums, record by record, what the report counts of a run's
@@ -27,7 +27,7 @@ func newRunTally() runTally {
 }
 
 // add counts one record; end is its end, idx its place in the file.
-func (t *runTally) add(rec *capture.SessionRecord, end time.Time, idx int) {
+func (t *runTally) add(rec *record.Session, end time.Time, idx int) {
 	t.verdicts[string(rec.Verdict)]++
 	if upgraded(rec) {
 		t.upgraded++
@@ -38,8 +38,8 @@ func (t *runTally) add(rec *capture.SessionRecord, end time.Time, idx int) {
 	t.addFindings(rec, end, idx)
 	for _, l := range []struct {
 		name string
-		leg  *capture.TLSLeg
-	}{{string(capture.SideClient), rec.TLS.Client}, {string(capture.SideUpstream), rec.TLS.Upstream}} {
+		leg  *record.TLSLeg
+	}{{string(record.SideClient), rec.TLS.Client}, {string(record.SideUpstream), rec.TLS.Upstream}} {
 		if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
 			t.addTLSFailure(l.name, l.leg.Alert, l.leg.Error, end, idx)
 		}
@@ -93,7 +93,7 @@ func (rt *ruleTally) keep(e ruleExample) {
 }
 
 // addFindings counts each rule once per session.
-func (t *runTally) addFindings(rec *capture.SessionRecord, end time.Time, idx int) {
+func (t *runTally) addFindings(rec *record.Session, end time.Time, idx int) {
 	for i, f := range rec.Findings {
 		if seenRule(rec.Findings[:i], f.Rule) {
 			continue
@@ -114,7 +114,7 @@ func (t *runTally) addFindings(rec *capture.SessionRecord, end time.Time, idx in
 	}
 }
 
-func seenRule(fs []capture.Finding, rule string) bool {
+func seenRule(fs []record.Finding, rule string) bool {
 	for _, f := range fs {
 		if f.Rule == rule {
 			return true

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // sessionLine is one line of sessions.jsonl as LoadRun reads it: only the
@@ -31,15 +31,15 @@ type sessionLine struct {
 			Binary int64 `json:"binary"`
 		} `json:"client_to_upstream"`
 	} `json:"frames"`
-	Keepalive capture.Keepalive `json:"keepalive"`
+	Keepalive record.Keepalive `json:"keepalive"`
 	End       struct {
-		At    time.Time    `json:"at"`
-		First capture.Side `json:"first"`
-		How   capture.How  `json:"how"`
+		At    time.Time   `json:"at"`
+		First record.Side `json:"first"`
+		How   record.How  `json:"how"`
 	} `json:"end"`
-	ClientCloseCode *int            `json:"client_close_code"`
-	Abnormal        bool            `json:"abnormal"`
-	Verdict         capture.Verdict `json:"verdict"`
+	ClientCloseCode *int           `json:"client_close_code"`
+	Abnormal        bool           `json:"abnormal"`
+	Verdict         record.Verdict `json:"verdict"`
 	Findings        []struct {
 		Rule     string `json:"rule"`
 		Severity string `json:"severity"`
@@ -59,7 +59,9 @@ type leanTLSLeg struct {
 	Resumed        bool    `json:"resumed"`
 	HandshakeMS    float64 `json:"handshake_ms"`
 	Renegotiations int     `json:"renegotiations"`
-	End            string  `json:"end"`
+	// RenegotiationsFailed: of those, the ones whose new handshake failed.
+	RenegotiationsFailed int    `json:"renegotiations_failed"`
+	End                  string `json:"end"`
 }
 
 // UnmarshalJSON decodes the fields above and keeps a 1006 session's line.
@@ -76,15 +78,15 @@ func (l *sessionLine) UnmarshalJSON(b []byte) error {
 
 // lineScratch is the record a run's lines are read into, one after the other.
 type lineScratch struct {
-	rec  capture.SessionRecord
-	legs [2]capture.TLSLeg
+	rec  record.Session
+	legs [2]record.TLSLeg
 }
 
 // record fills sc.rec with the decoded fields (the others stay zero) and
 // returns it; it is overwritten by the next line.
-func (l *sessionLine) record(sc *lineScratch) *capture.SessionRecord {
+func (l *sessionLine) record(sc *lineScratch) *record.Session {
 	rec, findings := &sc.rec, sc.rec.Findings[:0]
-	*rec = capture.SessionRecord{ID: l.ID, Target: l.Target, Start: l.Start, DurationMS: l.DurationMS,
+	*rec = record.Session{ID: l.ID, Target: l.Target, Start: l.Start, DurationMS: l.DurationMS,
 		Keepalive: l.Keepalive, ClientCloseCode: l.ClientCloseCode, Abnormal: l.Abnormal, Verdict: l.Verdict,
 		ConcurrentAtEnd: l.ConcurrentAtEnd, ConcurrentAtOpen: l.ConcurrentAtOpen, Credential: l.Credential,
 		CredentialConcurrentAtOpen: l.CredentialConcurrentAtOpen}
@@ -94,7 +96,7 @@ func (l *sessionLine) record(sc *lineScratch) *capture.SessionRecord {
 	rec.TLS.Client = l.TLS.Client.leg(&sc.legs[0])
 	rec.TLS.Upstream = l.TLS.Upstream.leg(&sc.legs[1])
 	for _, f := range l.Findings {
-		findings = append(findings, capture.Finding{Rule: f.Rule, Severity: f.Severity})
+		findings = append(findings, record.Finding{Rule: f.Rule, Severity: f.Severity})
 	}
 	rec.Findings = findings
 	return rec
@@ -103,14 +105,14 @@ func (l *sessionLine) record(sc *lineScratch) *capture.SessionRecord {
 // fullRecord decodes the whole record of a 1006 session; should the line
 // not decode whole (a field of the wrong type the report skips), it is a
 // copy of rec.
-func (l *sessionLine) fullRecord(rec *capture.SessionRecord) *capture.SessionRecord {
-	full := &capture.SessionRecord{}
+func (l *sessionLine) fullRecord(rec *record.Session) *record.Session {
+	full := &record.Session{}
 	if err := json.Unmarshal(l.raw, full); err == nil {
 		return full
 	}
 	*full = *rec
-	full.Findings = append([]capture.Finding(nil), rec.Findings...)
-	for _, leg := range []**capture.TLSLeg{&full.TLS.Client, &full.TLS.Upstream} {
+	full.Findings = append([]record.Finding(nil), rec.Findings...)
+	for _, leg := range []**record.TLSLeg{&full.TLS.Client, &full.TLS.Upstream} {
 		if *leg != nil {
 			c := **leg
 			*leg = &c
@@ -120,11 +122,11 @@ func (l *sessionLine) fullRecord(rec *capture.SessionRecord) *capture.SessionRec
 }
 
 // leg fills into with l; nil when l is.
-func (l *leanTLSLeg) leg(into *capture.TLSLeg) *capture.TLSLeg {
+func (l *leanTLSLeg) leg(into *record.TLSLeg) *record.TLSLeg {
 	if l == nil {
 		return nil
 	}
-	*into = capture.TLSLeg{Error: l.Error, Alert: l.Alert, Resumed: l.Resumed, HandshakeMS: l.HandshakeMS,
-		Renegotiations: l.Renegotiations, End: l.End}
+	*into = record.TLSLeg{Error: l.Error, Alert: l.Alert, Resumed: l.Resumed, HandshakeMS: l.HandshakeMS,
+		Renegotiations: l.Renegotiations, RenegotiationsFailed: l.RenegotiationsFailed, End: l.End}
 	return into
 }

@@ -81,9 +81,37 @@ func main() {
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("wstap-bench", flag.ContinueOnError)
 	o := &options{}
-	n := fs.String("n", "1000,5000", "hold work: numbers of idle sessions, comma-separated")
-	targets := fs.String("targets", strings.Join(allTargets, ","), "what to measure, comma-separated: "+strings.Join(allTargets, ","))
-	works := fs.String("works", "hold,latency,throughput,handshakes", "works to run, comma-separated")
+	n, targets, works := defineFlags(fs, o)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := o.parseLists(*n, *targets, *works); err != nil {
+		return nil, err
+	}
+	if o.repeat < 1 {
+		return nil, fmt.Errorf("--repeat %d: want at least 1", o.repeat)
+	}
+	if o.sources < 1 || o.sources > 250 {
+		return nil, fmt.Errorf("--sources %d: want 1 to 250", o.sources)
+	}
+	if o.quick {
+		o.shorten(fs)
+	}
+	if o.settle >= o.hold {
+		return nil, fmt.Errorf("--settle %s must be shorter than --hold %s", o.settle, o.hold)
+	}
+	return o, nil
+}
+
+// defineFlags declares the harness's flags into o; the comma-separated ones
+// come back as strings for parseLists.
+func defineFlags(fs *flag.FlagSet, o *options) (n, targets, works *string) {
+	n = fs.String("n", "1000,5000", "hold work: numbers of idle sessions, comma-separated")
+	targets = fs.String("targets", strings.Join(allTargets, ","), "what to measure, comma-separated: "+strings.Join(allTargets, ","))
+	works = fs.String("works", "hold,latency,throughput,handshakes", "works to run, comma-separated")
 	fs.BoolVar(&o.quick, "quick", false, "short runs (for a first look; the figures are noisier)")
 	fs.BoolVar(&o.install, "install", true, "apt-get install nginx-light, haproxy, mitmproxy when missing")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs)")
@@ -98,66 +126,60 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.profile, "profile", "", "run wstap in-process (the proxy package) with pprof CPU and heap profiles into this directory, one sub-directory per job")
 	fs.Var(&o.wstapEnv, "wstap-env", "NAME=VALUE added to wstap's environment (repeatable; e.g. GODEBUG=adaptivestackstart=0, GOGC=50)")
 	fs.IntVar(&o.sources, "sources", 19, "client source addresses 127.0.0.2 and on")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	for _, s := range strings.Split(*n, ",") {
+	return n, targets, works
+}
+
+// parseLists fills o.ns, o.targets (direct always first, ratios need it)
+// and o.works from the comma-separated flags.
+func (o *options) parseLists(n, targets, works string) error {
+	for _, s := range strings.Split(n, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("--n %q: want positive numbers separated by commas", *n)
+			return fmt.Errorf("--n %q: want positive numbers separated by commas", n)
 		}
 		o.ns = append(o.ns, v)
 	}
-	for _, t := range strings.Split(*targets, ",") {
+	for _, t := range strings.Split(targets, ",") {
 		if !contains(allTargets, t) {
-			return nil, fmt.Errorf("--targets: unknown target %q (want %s)", t, strings.Join(allTargets, ","))
+			return fmt.Errorf("--targets: unknown target %q (want %s)", t, strings.Join(allTargets, ","))
 		}
 		o.targets = append(o.targets, t)
 	}
 	if !contains(o.targets, "direct") {
 		o.targets = append([]string{"direct"}, o.targets...) // ratios need it
 	}
-	for _, w := range strings.Split(*works, ",") {
+	for _, w := range strings.Split(works, ",") {
 		if !contains([]string{"hold", "latency", "throughput", "handshakes"}, w) {
-			return nil, fmt.Errorf("--works: unknown work %q", w)
+			return fmt.Errorf("--works: unknown work %q", w)
 		}
 		o.works = append(o.works, w)
 	}
-	if o.repeat < 1 {
-		return nil, fmt.Errorf("--repeat %d: want at least 1", o.repeat)
+	return nil
+}
+
+// shorten is --quick: shorter defaults for every flag not set on the
+// command line.
+func (o *options) shorten(fs *flag.FlagSet) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["latency-sessions"] {
+		o.latSessions = 500
 	}
-	if o.sources < 1 || o.sources > 250 {
-		return nil, fmt.Errorf("--sources %d: want 1 to 250", o.sources)
+	if !set["hold"] {
+		o.hold = max(10*time.Second, o.settle+5*time.Second)
 	}
-	if o.quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["latency-sessions"] {
-			o.latSessions = 500
-		}
-		if !set["hold"] {
-			o.hold = max(10*time.Second, o.settle+5*time.Second)
-		}
-		if !set["latency-time"] {
-			o.latDur = 8 * time.Second
-		}
-		if !set["throughput-time"] {
-			o.tp = 4 * time.Second
-		}
-		if !set["repeat"] {
-			o.repeat = 1
-		}
-		if !set["handshake-time"] {
-			o.hs = 10 * time.Second
-		}
+	if !set["latency-time"] {
+		o.latDur = 8 * time.Second
 	}
-	if o.settle >= o.hold {
-		return nil, fmt.Errorf("--settle %s must be shorter than --hold %s", o.settle, o.hold)
+	if !set["throughput-time"] {
+		o.tp = 4 * time.Second
 	}
-	return o, nil
+	if !set["repeat"] {
+		o.repeat = 1
+	}
+	if !set["handshake-time"] {
+		o.hs = 10 * time.Second
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -52,27 +52,53 @@ func (r *Results) row(t string) *Row {
 	return r.Rows[t]
 }
 
+// cell is one table cell: the target, its row and direct's row.
+type cell func(t string, row, direct *Row) string
+
 // table is the Markdown table: one column per target, one line per figure,
 // ratios against direct measured in the same run; then the recording cost
 // and wstap's targets.
 func (r *Results) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n| | %s |\n|---|%s\n", strings.Join(r.Targets, " | "), strings.Repeat("---|", len(r.Targets)))
-	line := func(label string, cell func(t string, row, direct *Row) string) {
-		cells := make([]string, len(r.Targets))
-		for i, t := range r.Targets {
-			row := r.row(t)
-			switch {
-			case row.Unavailable != "":
-				cells[i] = "n/a"
-			default:
-				cells[i] = cell(t, row, r.row("direct"))
-			}
-		}
-		fmt.Fprintf(&b, "| %s | %s |\n", label, strings.Join(cells, " | "))
+	r.holdLines(&b)
+	if r.anyLatency() {
+		r.latencyLines(&b)
 	}
+	if r.anyOf(func(w *Row) bool { return w.TP16K != nil }) {
+		r.throughputLines(&b)
+	}
+	if r.anyOf(func(w *Row) bool { return w.TP16K != nil }) {
+		r.cpuLines(&b)
+	}
+	if r.anyOf(func(w *Row) bool { return w.Handshakes != nil }) {
+		r.line(&b, "new wss sessions/s, 16 workers"+r.median(), handshakeCell)
+	}
+	b.WriteString("\n")
+	b.WriteString(r.notes())
+	return b.String()
+}
+
+// line writes one table line: label, then one cell per target ("n/a" for
+// an unavailable one).
+func (r *Results) line(b *strings.Builder, label string, c cell) {
+	cells := make([]string, len(r.Targets))
+	for i, t := range r.Targets {
+		row := r.row(t)
+		switch {
+		case row.Unavailable != "":
+			cells[i] = "n/a"
+		default:
+			cells[i] = c(t, row, r.row("direct"))
+		}
+	}
+	fmt.Fprintf(b, "| %s | %s |\n", label, strings.Join(cells, " | "))
+}
+
+// holdLines are the hold work's lines: sessions opened and RSS per session.
+func (r *Results) holdLines(b *strings.Builder) {
 	for _, n := range r.holdNs() {
-		line(fmt.Sprintf("hold %d idle wss: opened (failed, dropped)", n), func(_ string, row, _ *Row) string {
+		r.line(b, fmt.Sprintf("hold %d idle wss: opened (failed, dropped)", n), func(_ string, row, _ *Row) string {
 			h := row.holdOf(n)
 			if h == nil {
 				return "–"
@@ -86,7 +112,7 @@ func (r *Results) table() string {
 			}
 			return s
 		})
-		line(fmt.Sprintf("hold %d: RSS per session", n), func(t string, row, _ *Row) string {
+		r.line(b, fmt.Sprintf("hold %d: RSS per session", n), func(t string, row, _ *Row) string {
 			h := row.holdOf(n)
 			if h == nil || t == "direct" || h.RSSHeldBytes == 0 {
 				return "–"
@@ -94,82 +120,92 @@ func (r *Results) table() string {
 			return fmt.Sprintf("%.1f KiB", h.KiBPerSession)
 		})
 	}
-	if r.anyLatency() {
-		lat := func(get func(*LatResult) float64) func(string, *Row, *Row) string {
-			return func(t string, row, direct *Row) string {
-				l := row.Latency
-				if l == nil || l.Echoed == 0 {
-					return "–"
-				}
-				s := fmt.Sprintf("%.0f µs", get(l))
-				if t != "direct" && direct.Latency != nil && direct.Latency.Echoed > 0 {
-					s += fmt.Sprintf(" (%+.0f)", get(l)-get(direct.Latency))
-				}
-				return s
-			}
+}
+
+// latencyLines are the latency work's lines: sessions and echo RTTs.
+func (r *Results) latencyLines(b *strings.Builder) {
+	r.line(b, fmt.Sprintf("latency, %d sessions × 256 B/s: opened, echoed", r.LatSessions), func(_ string, row, _ *Row) string {
+		l := row.Latency
+		if l == nil {
+			return "–"
 		}
-		line(fmt.Sprintf("latency, %d sessions × 256 B/s: opened, echoed", r.LatSessions), func(_ string, row, _ *Row) string {
-			l := row.Latency
-			if l == nil {
-				return "–"
-			}
-			return fmt.Sprintf("%d, %.1f%%", l.Opened, 100*float64(l.Echoed)/float64(max(l.Sent, 1)))
-		})
-		line("echo RTT p50 (added)", lat(func(l *LatResult) float64 { return l.P50us }))
-		line("echo RTT p99 (added)", lat(func(l *LatResult) float64 { return l.P99us }))
-		line("echo RTT p99.9 (added)", lat(func(l *LatResult) float64 { return l.P999us }))
-	}
-	tp := func(get func(*Row) *TPResult, val func(*TPResult) float64, unit string) func(string, *Row, *Row) string {
-		return func(t string, row, direct *Row) string {
-			v := get(row)
-			if v == nil || v.Messages == 0 {
-				if v != nil && v.Error != "" {
-					return "failed"
-				}
-				return "–"
-			}
-			s := fmt.Sprintf("%.0f %s", val(v), unit)
-			if d := get(direct); t != "direct" && d != nil && d.Messages > 0 {
-				s += fmt.Sprintf(" (%.2f×)", val(v)/val(d))
-			}
-			return s
+		return fmt.Sprintf("%d, %.1f%%", l.Opened, 100*float64(l.Echoed)/float64(max(l.Sent, 1)))
+	})
+	r.line(b, "echo RTT p50 (added)", latCell(func(l *LatResult) float64 { return l.P50us }))
+	r.line(b, "echo RTT p99 (added)", latCell(func(l *LatResult) float64 { return l.P99us }))
+	r.line(b, "echo RTT p99.9 (added)", latCell(func(l *LatResult) float64 { return l.P999us }))
+}
+
+// latCell shows one latency figure and what it adds to direct's.
+func latCell(get func(*LatResult) float64) cell {
+	return func(t string, row, direct *Row) string {
+		l := row.Latency
+		if l == nil || l.Echoed == 0 {
+			return "–"
 		}
-	}
-	if r.anyOf(func(w *Row) bool { return w.TP16K != nil }) {
-		line("16 KiB msgs, 4 sessions × 32 in flight"+r.median(), tp(func(w *Row) *TPResult { return w.TP16K }, func(t *TPResult) float64 { return t.MBPerSec }, "MB/s"))
-		line("64 B msgs, 256 in flight"+r.median(), tp(func(w *Row) *TPResult { return w.TP64 }, func(t *TPResult) float64 { return t.MsgPerSec }, "msg/s"))
-	}
-	if r.anyOf(func(w *Row) bool { return w.TP16K != nil }) {
-		cpu := func(get func(*Row) *TPResult, scale float64, unit string) func(string, *Row, *Row) string {
-			return func(t string, row, _ *Row) string {
-				if v := get(row); v != nil && v.ProxyCPUus > 0 {
-					return fmt.Sprintf("%.2f %s", v.ProxyCPUus*scale, unit)
-				}
-				return "–"
-			}
+		s := fmt.Sprintf("%.0f µs", get(l))
+		if t != "direct" && direct.Latency != nil && direct.Latency.Echoed > 0 {
+			s += fmt.Sprintf(" (%+.0f)", get(l)-get(direct.Latency))
 		}
-		line("proxy CPU per 16 KiB message", cpu(func(w *Row) *TPResult { return w.TP16K }, 1, "µs"))
-		line("proxy CPU per 1000 64 B messages", cpu(func(w *Row) *TPResult { return w.TP64 }, 1000, "µs"))
+		return s
 	}
-	if r.anyOf(func(w *Row) bool { return w.Handshakes != nil }) {
-		line("new wss sessions/s, 16 workers"+r.median(), func(t string, row, direct *Row) string {
-			h := row.Handshakes
-			if h == nil {
-				return "–"
+}
+
+// throughputLines are the throughput work's lines, 16 KiB and 64 B.
+func (r *Results) throughputLines(b *strings.Builder) {
+	r.line(b, "16 KiB msgs, 4 sessions × 32 in flight"+r.median(), tpCell(func(w *Row) *TPResult { return w.TP16K }, func(t *TPResult) float64 { return t.MBPerSec }, "MB/s"))
+	r.line(b, "64 B msgs, 256 in flight"+r.median(), tpCell(func(w *Row) *TPResult { return w.TP64 }, func(t *TPResult) float64 { return t.MsgPerSec }, "msg/s"))
+}
+
+// tpCell shows one throughput figure and its ratio to direct's.
+func tpCell(get func(*Row) *TPResult, val func(*TPResult) float64, unit string) cell {
+	return func(t string, row, direct *Row) string {
+		v := get(row)
+		if v == nil || v.Messages == 0 {
+			if v != nil && v.Error != "" {
+				return "failed"
 			}
-			s := fmt.Sprintf("%.0f", h.PerSec)
-			if d := direct.Handshakes; t != "direct" && d != nil && d.PerSec > 0 {
-				s += fmt.Sprintf(" (%.2f×)", h.PerSec/d.PerSec)
-			}
-			if f := total(h.Failed); f > 0 {
-				s += fmt.Sprintf(", %d failed", f)
-			}
-			return s
-		})
+			return "–"
+		}
+		s := fmt.Sprintf("%.0f %s", val(v), unit)
+		if d := get(direct); t != "direct" && d != nil && d.Messages > 0 {
+			s += fmt.Sprintf(" (%.2f×)", val(v)/val(d))
+		}
+		return s
 	}
-	b.WriteString("\n")
-	b.WriteString(r.notes())
-	return b.String()
+}
+
+// cpuLines are the proxy's CPU time per message of the throughput work.
+func (r *Results) cpuLines(b *strings.Builder) {
+	r.line(b, "proxy CPU per 16 KiB message", cpuCell(func(w *Row) *TPResult { return w.TP16K }, 1, "µs"))
+	r.line(b, "proxy CPU per 1000 64 B messages", cpuCell(func(w *Row) *TPResult { return w.TP64 }, 1000, "µs"))
+}
+
+// cpuCell shows the proxy's CPU time per message, scaled.
+func cpuCell(get func(*Row) *TPResult, scale float64, unit string) cell {
+	return func(t string, row, _ *Row) string {
+		if v := get(row); v != nil && v.ProxyCPUus > 0 {
+			return fmt.Sprintf("%.2f %s", v.ProxyCPUus*scale, unit)
+		}
+		return "–"
+	}
+}
+
+// handshakeCell shows new sessions per second, the ratio to direct's and
+// the failures.
+func handshakeCell(t string, row, direct *Row) string {
+	h := row.Handshakes
+	if h == nil {
+		return "–"
+	}
+	s := fmt.Sprintf("%.0f", h.PerSec)
+	if d := direct.Handshakes; t != "direct" && d != nil && d.PerSec > 0 {
+		s += fmt.Sprintf(" (%.2f×)", h.PerSec/d.PerSec)
+	}
+	if f := total(h.Failed); f > 0 {
+		s += fmt.Sprintf(", %d failed", f)
+	}
+	return s
 }
 
 func (r *Results) holdNs() []int {

@@ -28,56 +28,13 @@ func run(ctx context.Context, o *options, args []string) error {
 	for _, w := range o.works {
 		switch w {
 		case "hold":
-			for _, n := range o.ns {
-				e.each(ctx, o, res, "hold", func(j *job, r *Row) {
-					cfg := holdConfig{Sessions: n, Dialers: 32, OpenLimit: openLimit(n), Hold: o.hold,
-						Settle: o.settle}
-					var rss func() (int64, error)
-					if j.proxy != nil {
-						rss = j.rss
-					}
-					h := hold(ctx, e.dialerSized(j.url, 4<<10), cfg, rss)
-					logf("  hold %d: opened %d, failed %v, dropped %v, %.1f KiB/session", n, h.Opened, h.Failed, h.Dropped, h.KiBPerSession)
-					r.Hold = append(r.Hold, h)
-				})
-			}
+			e.holdWork(ctx, o, res)
 		case "latency":
-			e.each(ctx, o, res, "latency", func(j *job, r *Row) {
-				l := latency(ctx, e.dialerSized(j.url, 4<<10), latConfig{Sessions: o.latSessions, Size: 256,
-					Every: time.Second, Duration: o.latDur, OpenLimit: openLimit(o.latSessions), Dialers: 32})
-				logf("  latency: %d/%d sessions, %d/%d echoed, p50 %.0f µs p99 %.0f µs p99.9 %.0f µs",
-					l.Opened, l.Sessions, l.Echoed, l.Sent, l.P50us, l.P99us, l.P999us)
-				r.Latency = &l
-			})
+			e.latencyWork(ctx, o, res)
 		case "throughput":
-			for range o.repeat {
-				e.each(ctx, o, res, "throughput 16 KiB", func(j *job, r *Row) {
-					t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 4, Size: 16 << 10, InFlight: 32,
-						Warmup: 2 * time.Second, Duration: o.tp}, j.cpu())
-					logf("  16 KiB: %.1f MB/s, proxy CPU %.1f µs/msg %s", t.MBPerSec, t.ProxyCPUus, t.Error)
-					r.TP16KRuns = append(r.TP16KRuns, t)
-				})
-				e.each(ctx, o, res, "throughput 64 B", func(j *job, r *Row) {
-					t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 1, Size: 64, InFlight: 256,
-						Warmup: 2 * time.Second, Duration: o.tp}, j.cpu())
-					logf("  64 B: %.0f msg/s, proxy CPU %.2f µs/msg %s", t.MsgPerSec, t.ProxyCPUus, t.Error)
-					r.TP64Runs = append(r.TP64Runs, t)
-				})
-			}
-			for _, r := range res.Rows {
-				r.TP16K, r.TP64 = medianTP(r.TP16KRuns), medianTP(r.TP64Runs)
-			}
+			e.throughputWork(ctx, o, res)
 		case "handshakes":
-			for range o.repeat {
-				e.each(ctx, o, res, "handshakes", func(j *job, r *Row) {
-					h := handshakes(ctx, e.dialerSized(j.url, 4<<10), 16, o.hs)
-					logf("  handshakes: %.0f/s, failed %v", h.PerSec, h.Failed)
-					r.HandshakeRuns = append(r.HandshakeRuns, h)
-				})
-			}
-			for _, r := range res.Rows {
-				r.Handshakes = medianHS(r.HandshakeRuns)
-			}
+			e.handshakeWork(ctx, o, res)
 		}
 		if ctx.Err() != nil {
 			break
@@ -85,14 +42,87 @@ func run(ctx context.Context, o *options, args []string) error {
 	}
 	res.Seconds = time.Since(started).Seconds()
 	res.End = time.Now().UTC()
+	if err := report(res, o.out); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// report prints the table and writes the JSON file.
+func report(res *Results, out string) error {
 	table := res.table()
 	fmt.Print(table)
 	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("--out %s: %w", o.out, err)
+	if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--out %s: %w", out, err)
 	}
-	logf("wrote %s", o.out)
-	return ctx.Err()
+	logf("wrote %s", out)
+	return nil
+}
+
+// holdWork holds each of --n idle sessions against every target.
+func (e *runEnv) holdWork(ctx context.Context, o *options, res *Results) {
+	for _, n := range o.ns {
+		e.each(ctx, o, res, "hold", func(j *job, r *Row) {
+			cfg := holdConfig{Sessions: n, Dialers: 32, OpenLimit: openLimit(n), Hold: o.hold,
+				Settle: o.settle}
+			var rss func() (int64, error)
+			if j.proxy != nil {
+				rss = j.rss
+			}
+			h := hold(ctx, e.dialerSized(j.url, 4<<10), cfg, rss)
+			logf("  hold %d: opened %d, failed %v, dropped %v, %.1f KiB/session", n, h.Opened, h.Failed, h.Dropped, h.KiBPerSession)
+			r.Hold = append(r.Hold, h)
+		})
+	}
+}
+
+// latencyWork measures echo latency against every target.
+func (e *runEnv) latencyWork(ctx context.Context, o *options, res *Results) {
+	e.each(ctx, o, res, "latency", func(j *job, r *Row) {
+		l := latency(ctx, e.dialerSized(j.url, 4<<10), latConfig{Sessions: o.latSessions, Size: 256,
+			Every: time.Second, Duration: o.latDur, OpenLimit: openLimit(o.latSessions), Dialers: 32})
+		logf("  latency: %d/%d sessions, %d/%d echoed, p50 %.0f µs p99 %.0f µs p99.9 %.0f µs",
+			l.Opened, l.Sessions, l.Echoed, l.Sent, l.P50us, l.P99us, l.P999us)
+		r.Latency = &l
+	})
+}
+
+// throughputWork measures 16 KiB and 64 B messages, --repeat times
+// interleaved, and keeps the median.
+func (e *runEnv) throughputWork(ctx context.Context, o *options, res *Results) {
+	for range o.repeat {
+		e.each(ctx, o, res, "throughput 16 KiB", func(j *job, r *Row) {
+			t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 4, Size: 16 << 10, InFlight: 32,
+				Warmup: 2 * time.Second, Duration: o.tp}, j.cpu())
+			logf("  16 KiB: %.1f MB/s, proxy CPU %.1f µs/msg %s", t.MBPerSec, t.ProxyCPUus, t.Error)
+			r.TP16KRuns = append(r.TP16KRuns, t)
+		})
+		e.each(ctx, o, res, "throughput 64 B", func(j *job, r *Row) {
+			t := throughput(ctx, e.dialerSized(j.url, 64<<10), tpConfig{Sessions: 1, Size: 64, InFlight: 256,
+				Warmup: 2 * time.Second, Duration: o.tp}, j.cpu())
+			logf("  64 B: %.0f msg/s, proxy CPU %.2f µs/msg %s", t.MsgPerSec, t.ProxyCPUus, t.Error)
+			r.TP64Runs = append(r.TP64Runs, t)
+		})
+	}
+	for _, r := range res.Rows {
+		r.TP16K, r.TP64 = medianTP(r.TP16KRuns), medianTP(r.TP64Runs)
+	}
+}
+
+// handshakeWork measures new sessions per second, --repeat times
+// interleaved, and keeps the median.
+func (e *runEnv) handshakeWork(ctx context.Context, o *options, res *Results) {
+	for range o.repeat {
+		e.each(ctx, o, res, "handshakes", func(j *job, r *Row) {
+			h := handshakes(ctx, e.dialerSized(j.url, 4<<10), 16, o.hs)
+			logf("  handshakes: %.0f/s, failed %v", h.PerSec, h.Failed)
+			r.HandshakeRuns = append(r.HandshakeRuns, h)
+		})
+	}
+	for _, r := range res.Rows {
+		r.Handshakes = medianHS(r.HandshakeRuns)
+	}
 }
 
 // openLimit bounds opening n sessions: generous for a slow proxy, but bounded.

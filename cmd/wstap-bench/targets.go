@@ -74,23 +74,8 @@ type job struct {
 
 // startJob starts the echo server and the target's proxy.
 func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
-	e.seq++
-	dir := filepath.Join(e.tmp, fmt.Sprintf("%03d-%s", e.seq, target))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	j := &job{target: target, dir: dir}
-	echoAddr, err := procs.FreeAddr()
+	j, echoAddr, err := e.startEcho(ctx, target)
 	if err != nil {
-		return nil, err
-	}
-	j.echo, err = startProc("echo server", filepath.Join(dir, "echo.log"), nil, e.self,
-		"echo", "--listen", echoAddr, "--cert", e.certs.Cert, "--key", e.certs.Key)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitListening(ctx, j.echo, echoAddr, 10*time.Second); err != nil {
-		j.stop()
 		return nil, err
 	}
 	if target == "direct" {
@@ -103,24 +88,52 @@ func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
 		return nil, err
 	}
 	j.url = "wss://" + listen + "/"
+	err = e.startProxy(j, listen, echoAddr)
+	if err == nil {
+		err = waitListening(ctx, j.proxy, listen, 30*time.Second)
+	}
+	if err != nil {
+		j.stop()
+		return nil, err
+	}
+	return j, nil
+}
+
+// startEcho makes the job's directory and starts its echo server; it
+// returns the job and the echo server's address once it listens.
+func (e *runEnv) startEcho(ctx context.Context, target string) (*job, string, error) {
+	e.seq++
+	dir := filepath.Join(e.tmp, fmt.Sprintf("%03d-%s", e.seq, target))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("creating %s: %w", dir, err)
+	}
+	j := &job{target: target, dir: dir}
+	echoAddr, err := procs.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	j.echo, err = startProc("echo server", filepath.Join(dir, "echo.log"), nil, e.self,
+		"echo", "--listen", echoAddr, "--cert", e.certs.Cert, "--key", e.certs.Key)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitListening(ctx, j.echo, echoAddr, 10*time.Second); err != nil {
+		j.stop()
+		return nil, "", err
+	}
+	return j, echoAddr, nil
+}
+
+// startProxy starts the job's proxy on listen in front of echoAddr.
+func (e *runEnv) startProxy(j *job, listen, echoAddr string) error {
+	target, dir := j.target, j.dir
 	vars := map[string]string{"Dir": dir, "Listen": listen, "Upstream": echoAddr, "CA": e.certs.CA,
 		"Cert": e.certs.Cert, "Key": e.certs.Key, "Combined": e.certs.Combined}
 	logPath := filepath.Join(dir, target+".log")
+	var err error
 	switch target {
 	case "wstap", "wstap-nopcap":
-		args := []string{"proxy", "--upstream", "wss://" + echoAddr, "--tls", "--listen", listen,
-			"--out", filepath.Join(dir, "run"), "--ca-dir", e.wstapCA, "--upstream-ca", e.certs.CA}
-		if target == "wstap-nopcap" {
-			args = append(args, "--pcap=false")
-		}
-		if e.profile == "" {
-			j.proxy, err = startProc(target, logPath, e.wstapEnv, e.wstapBin, args...)
-			break
-		}
-		j.profile = filepath.Join(e.profile, filepath.Base(dir))
-		os.MkdirAll(j.profile, 0o755)
-		args = append(append([]string{"wstap-inproc"}, args[1:]...), "--profile", j.profile)
-		j.proxy, err = startProc(target, logPath, e.wstapEnv, e.self, args...)
+		err = e.startWstap(j, logPath, listen, echoAddr)
 	case "nginx":
 		for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 			os.MkdirAll(filepath.Join(dir, d), 0o755)
@@ -145,14 +158,27 @@ func (e *runEnv) startJob(ctx context.Context, target string) (*job, error) {
 	default:
 		err = fmt.Errorf("unknown target %q (want one of %s)", target, strings.Join(allTargets, ","))
 	}
-	if err == nil {
-		err = waitListening(ctx, j.proxy, listen, 30*time.Second)
+	return err
+}
+
+// startWstap starts wstap as 'wstap proxy --tls --upstream' (with
+// --pcap=false for wstap-nopcap), or in-process with profiles (--profile).
+func (e *runEnv) startWstap(j *job, logPath, listen, echoAddr string) error {
+	args := []string{"proxy", "--upstream", "wss://" + echoAddr, "--tls", "--listen", listen,
+		"--out", filepath.Join(j.dir, "run"), "--ca-dir", e.wstapCA, "--upstream-ca", e.certs.CA}
+	if j.target == "wstap-nopcap" {
+		args = append(args, "--pcap=false")
 	}
-	if err != nil {
-		j.stop()
-		return nil, err
+	var err error
+	if e.profile == "" {
+		j.proxy, err = startProc(j.target, logPath, e.wstapEnv, e.wstapBin, args...)
+		return err
 	}
-	return j, nil
+	j.profile = filepath.Join(e.profile, filepath.Base(j.dir))
+	os.MkdirAll(j.profile, 0o755)
+	args = append(append([]string{"wstap-inproc"}, args[1:]...), "--profile", j.profile)
+	j.proxy, err = startProc(j.target, logPath, e.wstapEnv, e.self, args...)
+	return err
 }
 
 // render fills testdata/bench/name with vars into path.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // checker collects the verdict lines.
@@ -99,10 +100,10 @@ func (c *checker) checkRecords(path string) error {
 	if err != nil {
 		return err
 	}
-	byPath := map[string][]*capture.SessionRecord{}
+	byPath := map[string][]*record.Session{}
 	ids := map[string]int{}
 	records := 0
-	err = d.Sessions(func(r *capture.SessionRecord) error {
+	err = d.Sessions(func(r *record.Session) error {
 		records++
 		ids[r.ID]++
 		p := r.Target
@@ -157,7 +158,7 @@ func (c *checker) checkRecords(path string) error {
 // checkBytes compares frame bytes both ways, session by session. An upstream
 // RST mirrored to the client may discard bytes the proxy relayed before the
 // client read them, so there the client may have read less.
-func (c *checker) checkBytes(byPath map[string][]*capture.SessionRecord) {
+func (c *checker) checkBytes(byPath map[string][]*record.Session) {
 	var n, c2uBad, u2cBad, rstShort int
 	var wrote, read, recC2U, recU2C int64
 	var examples []string
@@ -191,13 +192,13 @@ func (c *checker) checkBytes(byPath map[string][]*capture.SessionRecord) {
 // checkVerdicts: a session without a fault (or with malformed frames) ends
 // clean; upstream RST and FIN are abnormal-upstream-drop (reset, eof); a
 // client abort is abnormal-client-drop; malformed frames leave a finding.
-func (c *checker) checkVerdicts(byPath map[string][]*capture.SessionRecord) {
+func (c *checker) checkVerdicts(byPath map[string][]*record.Session) {
 	want := map[string]struct {
-		verdict capture.Verdict
-		how     capture.How
+		verdict record.Verdict
+		how     record.How
 	}{
-		"":             {capture.VerdictClean, "close-handshake"},
-		faultMalformed: {capture.VerdictClean, "close-handshake"},
+		"":             {record.VerdictClean, "close-handshake"},
+		faultMalformed: {record.VerdictClean, "close-handshake"},
 		faultRST:       {"abnormal-upstream-drop", "reset"},
 		faultFIN:       {"abnormal-upstream-drop", "eof"},
 		faultAbort:     {"abnormal-client-drop", "reset"},
@@ -248,7 +249,7 @@ func (c *checker) checkRunJSON(path string) {
 			k.Sessions, k.Abnormal, k.SessionsLost, k.AcceptErrors, k.EventsDropped, k.Rejected))
 }
 
-func hasRule(r *capture.SessionRecord, rules ...string) bool {
+func hasRule(r *record.Session, rules ...string) bool {
 	for _, f := range r.Findings {
 		if slices.Contains(rules, f.Rule) {
 			return true

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 func init() {
@@ -76,7 +77,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 			prefix = filepath.Base(filepath.Clean(dir)) + "/"
 		}
 		var bad capture.BadLines
-		err := auditSessions(dir, &bad, func(rec *capture.SessionRecord) error {
+		err := auditSessions(dir, &bad, func(rec *record.Session) error {
 			countSession(rec, prefix, &sum, byRule)
 			return nil
 		})
@@ -107,7 +108,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 
 // auditSessions streams the records of a run dir, or of arg itself when it
 // is a file (a sessions.jsonl copied elsewhere), into fn.
-func auditSessions(arg string, bad *capture.BadLines, fn func(*capture.SessionRecord) error) error {
+func auditSessions(arg string, bad *capture.BadLines, fn func(*record.Session) error) error {
 	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
 		return capture.ReadJSONL(arg, bad, fn)
 	}
@@ -125,7 +126,7 @@ func auditSessions(arg string, bad *capture.BadLines, fn func(*capture.SessionRe
 
 // countSession adds one record's findings, each rule counted once per
 // session for Sessions and every time for Findings.
-func countSession(rec *capture.SessionRecord, prefix string, sum *auditSummary, byRule map[string]*ruleCount) {
+func countSession(rec *record.Session, prefix string, sum *auditSummary, byRule map[string]*ruleCount) {
 	sum.Sessions++
 	if len(rec.Findings) > 0 {
 		sum.SessionsWithFindings++
@@ -152,11 +153,11 @@ func countSession(rec *capture.SessionRecord, prefix string, sum *auditSummary, 
 // severityRank orders severities: errors first, unknown ones last.
 func severityRank(s string) int {
 	switch s {
-	case capture.SevError:
+	case record.SevError:
 		return 0
-	case capture.SevWarn:
+	case record.SevWarn:
 		return 1
-	case capture.SevInfo:
+	case record.SevInfo:
 		return 2
 	}
 	return 3

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 )
 
 // writeSessions writes a sessions.jsonl whose sessions carry the given
@@ -25,10 +25,10 @@ func writeSessions(t *testing.T, sessions map[string][]string, extra ...string) 
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		rec := capture.SessionRecord{ID: id, Findings: []capture.Finding{}}
+		rec := record.Session{ID: id, Findings: []record.Finding{}}
 		for _, f := range sessions[id] {
 			rule, sev, _ := strings.Cut(f, "/")
-			rec.Findings = append(rec.Findings, capture.Finding{Rule: rule, Severity: sev, Detail: rule + " in " + id})
+			rec.Findings = append(rec.Findings, record.Finding{Rule: rule, Severity: sev, Detail: rule + " in " + id})
 		}
 		line, err := json.Marshal(rec)
 		if err != nil {

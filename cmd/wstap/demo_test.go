@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/capture/report"
 	"github.com/wstap/wstap/internal/testkit"
 )
@@ -36,7 +36,7 @@ func TestDemoConclusions(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
-	recs := testkit.ReadJSONL[capture.SessionRecord](t, filepath.Join(dir, "sessions.jsonl"))
+	recs := testkit.ReadJSONL[record.Session](t, filepath.Join(dir, "sessions.jsonl"))
 	if len(recs) != o.sessions {
 		t.Fatalf("%d records, want %d", len(recs), o.sessions)
 	}

@@ -29,9 +29,10 @@ const (
 	fdMargin = 64
 	// proxyFDs: a proxied session holds the client's and the upstream's connection.
 	proxyFDs = 2
-	// proxySessionBytes is a wss↔wss session's memory with recording on
-	// (issue 8's target; a ws↔ws session takes less).
-	proxySessionBytes = 32 << 10
+	// proxySessionBytes is a wss↔wss session's memory with recording on, as
+	// cmd/wstap-bench measured it (40.5 KiB RSS per idle session at 5,000,
+	// README "Performance"); a ws↔ws session takes less.
+	proxySessionBytes = 41 << 10
 	// goodBacklog is the accept backlog under which a fast ramp sees SYN retries.
 	goodBacklog = 4096
 )
@@ -531,7 +532,7 @@ const doctorUsage = `Usage: wstap doctor [--sessions N] [--json]
 
 Reads this host's limits on concurrent WebSocket sessions and prints how many
 sessions it can carry as a proxy host (wstap proxy: 2 descriptors and about
-32 KiB per wss session, one ephemeral port per session to one upstream
+41 KiB per wss session, one ephemeral port per session to one upstream
 address) and as a load client (wstap load, JMeter, k6: 1 descriptor and one
 ephemeral port per session per source IP), which limit binds, and the exact
 ulimit, sysctl, limits.conf and systemd lines that raise it.

@@ -78,9 +78,9 @@ func TestDoctorSmallHost(t *testing.T) {
 		"soft 1,024, hard 4,096",
 		"32768-60999 (28,232 ports)",
 		"1.0 GiB",
-		// (4096-64)/2 descriptors; 1 GiB / 32 KiB = 32,768 by memory.
+		// (4096-64)/2 descriptors; 1 GiB / 41 KiB = 25,575 by memory.
 		"As a proxy host: about 2,016 sessions, bound by open files per process",
-		"32,768   MemAvailable 1.0 GiB at about 32 KiB",
+		"25,575   MemAvailable 1.0 GiB at about 41 KiB",
 		"32,768   nf_conntrack_max 65536, 2 connections per session",
 		// 1024-64 descriptors, raised to the hard limit without root.
 		"As a load client: about 960 sessions, bound by open files per process",
@@ -88,11 +88,11 @@ func TestDoctorSmallHost(t *testing.T) {
 		"net.core.somaxconn 128 caps the accept backlog",
 		"sysctl -w net.core.somaxconn=4096",
 		"sysctl -w net.ipv4.tcp_max_syn_backlog=4096",
-		// Without --sessions the proxy aims at the next bound: 28,232 ports.
-		"To raise it to 28,232 sessions, where ephemeral ports to one upstream address binds next",
-		"ulimit -n 56528   (as root, in the shell that starts wstap proxy)",
-		"* soft nofile 56528  and  * hard nofile 56528",
-		"LimitNOFILE=56528",
+		// Without --sessions the proxy aims at the next bound: memory.
+		"To raise it to 25,575 sessions, where memory binds next",
+		"ulimit -n 51214   (as root, in the shell that starts wstap proxy)",
+		"* soft nofile 51214  and  * hard nofile 51214",
+		"LimitNOFILE=51214",
 		// The load client aims at its next bound: the 28,232 ports.
 		"ulimit -n 28296   (as root, in the shell that starts the load tool)")
 }
@@ -118,7 +118,7 @@ func TestDoctorSessionsFit(t *testing.T) {
 		"LimitNOFILE=80064",
 		`sysctl -w net.ipv4.ip_local_port_range="1024 65535"`,
 		"sysctl -w net.netfilter.nf_conntrack_max=80000",
-		"free or add memory (1.2 GiB for 40,000 sessions)",
+		"free or add memory (1.6 GiB for 40,000 sessions)",
 		"or keep the range and spread the sessions over 2 source IPs: wstap load --local-addrs 127.0.0.2,127.0.0.3")
 
 	_, out, _ = runDoctorOn(t, fakeHost(t, 1<<20, 1<<20, smallHost(map[string]string{"proc/meminfo": "MemAvailable: 8388608000 kB\n",
@@ -148,7 +148,7 @@ func TestDoctorOtherBindings(t *testing.T) {
 	}
 	src = fakeHost(t, 1<<20, 1<<20, smallHost(map[string]string{"proc/meminfo": "MemAvailable:      65536 kB\n"}))
 	_, out, _ = runDoctorOn(t, src)
-	wantLines(t, out, "As a proxy host: about 2,048 sessions, bound by memory",
+	wantLines(t, out, "As a proxy host: about 1,598 sessions, bound by memory", // 64 MiB / 41 KiB
 		"free or add memory (", "'wstap report DIR1 DIR2' merges their runs")
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wstap/wstap/capture"
 )
 
 // TestEveryHelpGoesToStdout: 'wstap CMD --help' of every registered command
@@ -50,9 +53,12 @@ func TestProxyRefusesBeforeStarting(t *testing.T) {
 		{[]string{"--upstream", "http://x"}, "--upstream \"http://x\""},
 		{[]string{"--upstream", "wss://x", "--insecure-upstream", "--upstream-ca", "ca.pem"}, "--insecure-upstream and --upstream-ca conflict"},
 		{[]string{"--upstream", "ws://x", "--pcap=false", "--pcap-snap", "64"}, "--pcap=false"},
+		{[]string{"--upstream", "ws://x", "--pcap=false", "--pcap-legs", "both"}, "--pcap=false"},
+		{[]string{"--upstream", "ws://x", "--pcap-legs", "two"}, "--pcap-legs \"two\": want one or both"},
 		{[]string{"--upstream", "ws://x", "--listen", "nohost"}, "--listen \"nohost\""},
 		{[]string{"--upstream", "ws://x", "--heartbeat", "("}, "--heartbeat \"(\""},
 		{[]string{"--upstream", "ws://x", "extra"}, "unexpected argument \"extra\""},
+		{[]string{"--upstream", "ws://x", "--tcp-keepalive", "-5s"}, "--tcp-keepalive -5s"},
 	} {
 		dir := t.TempDir()
 		out, ca := filepath.Join(dir, "run"), filepath.Join(dir, "ca")
@@ -79,6 +85,38 @@ func TestProxyRefusesBeforeStarting(t *testing.T) {
 			if _, err := os.Stat(p); err == nil {
 				t.Errorf("wstap proxy %q created %s before refusing", args, p)
 			}
+		}
+	}
+}
+
+// TestTCPKeepAliveFlag: --tcp-keepalive reaches the proxy's configuration
+// and run.json records it; without it both are 0 (no keep-alive probes).
+func TestTCPKeepAliveFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int64
+	}{{nil, 0}, {[]string{"--tcp-keepalive", "5s"}, 5000}} {
+		out := filepath.Join(t.TempDir(), "run")
+		args := append([]string{"--out", out, "--upstream", "ws://127.0.0.1:9", "--listen", "127.0.0.1:0", "--pcap=false"}, c.args...)
+		fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+		o := &proxyOptions{args: args}
+		o.flags(fs)
+		if _, ok := parseFlags(fs, "proxy", proxyHelp, args, io.Discard, io.Discard); !ok {
+			t.Fatalf("wstap proxy %q: flags refused", args)
+		}
+		cfg, err := o.config()
+		if err != nil || cfg.TCPKeepAlive.Milliseconds() != c.want {
+			t.Errorf("wstap proxy %q: TCPKeepAlive %s (%v), want %d ms", args, cfg.TCPKeepAlive, err, c.want)
+		}
+		r, err := startProxy(o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.stop()
+		var info capture.RunInfo
+		b, err := os.ReadFile(filepath.Join(out, "run.json"))
+		if err != nil || json.Unmarshal(b, &info) != nil || info.TCPKeepAliveMS != c.want || !bytes.Contains(b, []byte(`"tcp_keepalive_ms"`)) {
+			t.Errorf("wstap proxy %q: run.json %s (%v), want tcp_keepalive_ms %d", args, b, err, c.want)
 		}
 	}
 }

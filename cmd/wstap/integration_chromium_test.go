@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -138,13 +139,13 @@ func (s *chromiumSetup) finish(t *testing.T, n int) runFiles {
 // (where the host resolves): those tunnels end in a client TLS failure,
 // which wstap records as a session since it cannot know what would have
 // followed; they are logged, not counted against wstap.
-func pageSessions(t *testing.T, rf runFiles, n int, target string, untrusted bool) []capture.SessionRecord {
+func pageSessions(t *testing.T, rf runFiles, n int, target string, untrusted bool) []record.Session {
 	t.Helper()
 	for _, e := range rf.eventsNamed(capture.EventHTTP) {
 		t.Logf("http event beside the WebSocket sessions: %v %.60v → %v", e["method"], e["url"], e["status"])
 	}
 	others := 0
-	var page []capture.SessionRecord
+	var page []record.Session
 	for _, r := range rf.sessions {
 		if r.Target == target {
 			page = append(page, r)
@@ -152,7 +153,7 @@ func pageSessions(t *testing.T, rf runFiles, n int, target string, untrusted boo
 		}
 		others++
 		b, _ := json.Marshal(r)
-		if untrusted && r.Verdict == capture.VerdictTLSClient {
+		if untrusted && r.Verdict == record.VerdictTLSClient {
 			t.Logf("Chromium's own TLS through the tunnel failed, recorded as a session: %s", b)
 			continue
 		}
@@ -163,7 +164,7 @@ func pageSessions(t *testing.T, rf runFiles, n int, target string, untrusted boo
 	}
 	for _, r := range page {
 		// docs/records.md: mode is absent on the record of a failed client TLS handshake.
-		if want := "forward"; r.Mode != want && !(r.Mode == "" && r.Verdict == capture.VerdictTLSClient) {
+		if want := "forward"; r.Mode != want && !(r.Mode == "" && r.Verdict == record.VerdictTLSClient) {
 			t.Errorf("record %s: mode %q, want %s", r.ID, r.Mode, want)
 		}
 	}
@@ -174,7 +175,7 @@ func pageSessions(t *testing.T, rf runFiles, n int, target string, untrusted boo
 }
 
 // checkChromiumHandshake: the upgrade request is Chromium's own.
-func checkChromiumHandshake(t *testing.T, r capture.SessionRecord) {
+func checkChromiumHandshake(t *testing.T, r record.Session) {
 	t.Helper()
 	if ua := headerValue(r.Handshake.RequestHeaders, "User-Agent"); !strings.Contains(ua, "Chrome/") {
 		t.Errorf("User-Agent %q: not Chromium's", ua)
@@ -211,7 +212,7 @@ func chromiumEcho(t *testing.T, bin string) {
 	r := pageSessions(t, rf, 1, target, false)[0]
 	checkComplete(t, r, true)
 	checkChromiumHandshake(t, r)
-	if r.Verdict != capture.VerdictClean || r.Abnormal || r.End.First != capture.SideClient || r.End.How != capture.HowCloseHandshake {
+	if r.Verdict != record.VerdictClean || r.Abnormal || r.End.First != record.SideClient || r.End.How != record.HowCloseHandshake {
 		t.Errorf("verdict %s abnormal %v end %+v, want clean, a close handshake begun by the client", r.Verdict, r.Abnormal, r.End)
 	}
 	if r.ClientCloseCode == nil || *r.ClientCloseCode != 1000 || r.UpstreamCloseCode == nil || *r.UpstreamCloseCode != 1000 {
@@ -221,9 +222,9 @@ func chromiumEcho(t *testing.T, bin string) {
 	closeFrame(t, "upstream", r.Close.Upstream, 1000, "") // gorilla answers with the code alone
 	// Client frames are masked (RFC 6455 5.3): 2-byte header, 2 more for a
 	// 126..65535-byte payload (5.2), a 4-byte key. Close "bye": code + 3 bytes.
-	wantCU := capture.DirFrames{Frames: 5, Text: 3, Binary: 1, Close: 1,
+	wantCU := record.DirFrames{Frames: 5, Text: 3, Binary: 1, Close: 1,
 		Bytes: (6 + 7) + (6 + 7) + (8 + 200) + (8 + 300) + (6 + 5)}
-	wantUC := capture.DirFrames{Frames: 5, Text: 3, Binary: 1, Close: 1,
+	wantUC := record.DirFrames{Frames: 5, Text: 3, Binary: 1, Close: 1,
 		Bytes: (2 + 7) + (2 + 7) + (4 + 200) + (4 + 300) + (2 + 2)}
 	if r.Frames.ClientToUpstream != wantCU || r.Frames.UpstreamToClient != wantUC {
 		t.Errorf("frames %+v, want client→upstream %+v upstream→client %+v", r.Frames, wantCU, wantUC)
@@ -270,7 +271,7 @@ func chromiumUpstreamPings(t *testing.T, bin string) {
 	r := pageSessions(t, rf, 1, target, false)[0]
 	checkComplete(t, r, true)
 	checkChromiumHandshake(t, r)
-	if r.Verdict != capture.VerdictClean || r.End.First != capture.SideClient {
+	if r.Verdict != record.VerdictClean || r.End.First != record.SideClient {
 		t.Errorf("verdict %s end %+v, want clean, begun by the client", r.Verdict, r.End)
 	}
 	cu, uc := r.Frames.ClientToUpstream, r.Frames.UpstreamToClient
@@ -307,7 +308,7 @@ func chromiumUntrusted(t *testing.T, bin string) {
 	// The target of a session that ended in its TLS handshake has no path:
 	// the request was never read.
 	r := pageSessions(t, rf, 1, "wss://"+s.up.Host+"/", true)[0]
-	if r.Verdict != capture.VerdictTLSClient || r.End.How != capture.HowTLSError || r.End.First != capture.SideClient ||
+	if r.Verdict != record.VerdictTLSClient || r.End.How != record.HowTLSError || r.End.First != record.SideClient ||
 		r.TLS.Client == nil || r.TLS.Client.Error == "" || r.TLS.Client.Alert == "" {
 		b, _ := json.Marshal(r)
 		t.Fatalf("record %s, want tls-failed-client with the alert Chromium sent", b)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -86,7 +86,7 @@ func runPythonClient(t *testing.T, python string, args ...string) pythonResult {
 // interval is the one it was given. websockets sleeps ping_interval, then
 // pings and waits for the pong, so an interval is ping_interval plus a
 // round trip: at least 0.9×, within 20%.
-func checkPythonPings(t *testing.T, r capture.SessionRecord) {
+func checkPythonPings(t *testing.T, r record.Session) {
 	t.Helper()
 	k := r.Keepalive
 	given := float64(pythonPingInterval.Milliseconds())
@@ -108,7 +108,7 @@ func checkPythonPings(t *testing.T, r capture.SessionRecord) {
 
 // pythonRecord stops the proxy and returns its only session record, after
 // checking that the run counts one session.
-func pythonRecord(t *testing.T, p *proxyProc, target string) capture.SessionRecord {
+func pythonRecord(t *testing.T, p *proxyProc, target string) record.Session {
 	t.Helper()
 	p.waitSessions(t, 1)
 	p.stop(t)
@@ -156,7 +156,7 @@ func pythonClean(t *testing.T, python string) {
 	}
 	r := pythonRecord(t, p, upstream+"/chat?room=1")
 	checkComplete(t, r, true)
-	if r.Verdict != capture.VerdictClean || r.Abnormal || r.End.First != capture.SideClient || r.End.How != capture.HowCloseHandshake {
+	if r.Verdict != record.VerdictClean || r.Abnormal || r.End.First != record.SideClient || r.End.How != record.HowCloseHandshake {
 		t.Errorf("verdict %s abnormal %v end %+v, want clean, a close handshake begun by the client", r.Verdict, r.Abnormal, r.End)
 	}
 	if r.ClientCloseCode == nil || *r.ClientCloseCode != 1000 || r.UpstreamCloseCode == nil || *r.UpstreamCloseCode != 1000 {
@@ -189,8 +189,8 @@ func pythonUpstreamDrop(t *testing.T, python string) {
 	}
 	r := pythonRecord(t, p, upURL+"/chat?room=2")
 	checkComplete(t, r, false)
-	if r.Verdict != capture.VerdictAbnormalUp || !r.Abnormal || r.End.First != capture.SideUpstream ||
-		(r.End.How != capture.HowEOF && r.End.How != capture.HowReset) {
+	if r.Verdict != record.VerdictAbnormalUp || !r.Abnormal || r.End.First != record.SideUpstream ||
+		(r.End.How != record.HowEOF && r.End.How != record.HowReset) {
 		t.Errorf("verdict %s abnormal %v end %+v, want abnormal-upstream-drop, the upstream's TCP end first", r.Verdict, r.Abnormal, r.End)
 	}
 	if r.ClientCloseCode == nil || *r.ClientCloseCode != 1006 || r.UpstreamCloseCode == nil || *r.UpstreamCloseCode != 1006 {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/internal/testkit"
 )
 
@@ -67,7 +67,7 @@ func (p *proxyProc) waitSessions(t *testing.T, n int) {
 
 // runFiles is what a stopped proxy left in its run dir.
 type runFiles struct {
-	sessions []capture.SessionRecord
+	sessions []record.Session
 	events   []map[string]any
 	counters map[string]any
 }
@@ -76,7 +76,7 @@ type runFiles struct {
 func readRun(t *testing.T, dir string) runFiles {
 	t.Helper()
 	rf := runFiles{
-		sessions: testkit.ReadJSONL[capture.SessionRecord](t, filepath.Join(dir, "sessions.jsonl")),
+		sessions: testkit.ReadJSONL[record.Session](t, filepath.Join(dir, "sessions.jsonl")),
 		events:   testkit.ReadJSONL[map[string]any](t, filepath.Join(dir, "events.jsonl")),
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
@@ -121,7 +121,7 @@ func tlsUpstream(t *testing.T, h http.Handler) (*httptest.Server, string) {
 // checkComplete checks what every upgraded session record holds whoever the
 // client: ids and times, the handshake both ways, the TLS of both legs (or
 // none), the close frames (nil where a side sent none) and a verdict.
-func checkComplete(t *testing.T, r capture.SessionRecord, wantTLS bool) {
+func checkComplete(t *testing.T, r record.Session, wantTLS bool) {
 	t.Helper()
 	if r.ID == "" || r.ClientAddr == "" || r.Start.IsZero() || r.End.At.Before(r.Start) || r.DurationMS <= 0 {
 		t.Errorf("id %q client %q start %v end %v duration %v ms: want all set", r.ID, r.ClientAddr, r.Start, r.End.At, r.DurationMS)
@@ -131,7 +131,7 @@ func checkComplete(t *testing.T, r capture.SessionRecord, wantTLS bool) {
 		!hasHeader(h.RequestHeaders, "Upgrade") || !hasHeader(h.ResponseHeaders, "Sec-WebSocket-Accept") {
 		t.Errorf("handshake %+v: want 101, a latency, the key and the accept", h)
 	}
-	for leg, l := range map[string]*capture.TLSLeg{"client": r.TLS.Client, "upstream": r.TLS.Upstream} {
+	for leg, l := range map[string]*record.TLSLeg{"client": r.TLS.Client, "upstream": r.TLS.Upstream} {
 		switch {
 		case !wantTLS && l != nil:
 			t.Errorf("TLS %s leg %+v on a plain session, want null", leg, l)
@@ -141,7 +141,7 @@ func checkComplete(t *testing.T, r capture.SessionRecord, wantTLS bool) {
 			t.Errorf("TLS %s leg %+v: want a version, a cipher, no error and how it ended", leg, l)
 		}
 	}
-	for dir, f := range map[string]capture.DirFrames{"client→upstream": r.Frames.ClientToUpstream, "upstream→client": r.Frames.UpstreamToClient} {
+	for dir, f := range map[string]record.DirFrames{"client→upstream": r.Frames.ClientToUpstream, "upstream→client": r.Frames.UpstreamToClient} {
 		if f.Frames != f.Text+f.Binary+f.Continuation+f.Ping+f.Pong+f.Close || f.Tunnel {
 			t.Errorf("%s frames %+v: the kinds do not add up, or a byte tunnel", dir, f)
 		}
@@ -150,19 +150,19 @@ func checkComplete(t *testing.T, r capture.SessionRecord, wantTLS bool) {
 		t.Errorf("verdict %q end %+v: want both set", r.Verdict, r.End)
 	}
 	for _, f := range r.Findings {
-		if f.Severity != capture.SevInfo {
+		if f.Severity != record.SevInfo {
 			t.Errorf("finding on a session of a well-behaved client: %+v", f)
 		}
 	}
 }
 
 // hasHeader reports whether headers hold name (case-insensitive).
-func hasHeader(headers []capture.Header, name string) bool {
+func hasHeader(headers []record.Header, name string) bool {
 	return headerValue(headers, name) != ""
 }
 
 // headerValue is the value of the first header called name, or "".
-func headerValue(headers []capture.Header, name string) string {
+func headerValue(headers []record.Header, name string) string {
 	for _, h := range headers {
 		if strings.EqualFold(h.Name, name) {
 			return h.Value
@@ -172,7 +172,7 @@ func headerValue(headers []capture.Header, name string) string {
 }
 
 // closeFrame checks one side's close frame.
-func closeFrame(t *testing.T, side string, c *capture.CloseFrame, code int, reason string) {
+func closeFrame(t *testing.T, side string, c *record.CloseFrame, code int, reason string) {
 	t.Helper()
 	if c == nil || c.Code != code || c.Reason != reason || c.At.IsZero() {
 		t.Errorf("close frame of the %s %+v, want %d %q with its time", side, c, code, reason)

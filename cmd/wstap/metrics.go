@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/proxy"
 )
 
@@ -61,10 +62,10 @@ func newMetrics(rec *capture.Recorder) *metrics {
 		Help: "Time from the upgrade request to the upstream's answer (any status).", Buckets: handshakeBuckets})
 	m.http = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wstap_http_requests_total",
 		Help: "Non-WebSocket HTTP requests forwarded, by the status the client got (502: upstream unreachable)."}, []string{"status"})
-	for _, v := range capture.Verdicts {
+	for _, v := range record.Verdicts {
 		m.ended.WithLabelValues(string(v))
 	}
-	for _, s := range []capture.Side{capture.SideClient, capture.SideUpstream, capture.SideProxy} {
+	for _, s := range []record.Side{record.SideClient, record.SideUpstream, record.SideProxy} {
 		m.abnormal.WithLabelValues(string(s))
 	}
 	m.reg.MustRegister(m.ended, m.abnormal, m.handshake, m.http,
@@ -102,7 +103,7 @@ func (m *metrics) Event(e capture.Event) {
 }
 
 // Session counts rec and forwards it to the capture.Recorder.
-func (m *metrics) Session(rec *capture.SessionRecord) {
+func (m *metrics) Session(rec *record.Session) {
 	m.ended.WithLabelValues(string(rec.Verdict)).Inc()
 	if rec.Abnormal {
 		m.abnormal.WithLabelValues(string(rec.End.First)).Inc()

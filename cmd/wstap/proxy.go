@@ -36,8 +36,9 @@ type proxyOptions struct {
 	pcapSnap, pcapMaxMB, maxHeaderBytes      int
 	maxPerToken, expectSessions              int
 	headerTimeout, latePong, noKeepalive     time.Duration
+	tcpKeepalive                             time.Duration
 	heartbeats, appClose                     multiFlag
-	metrics                                  string
+	metrics, pcapLegs                        string
 	allow                                    multiFlag
 	proxyAuth                                string
 	logPayloads                              bool
@@ -58,7 +59,8 @@ func (o *proxyOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.caDir, "ca-dir", "", "directory of the local CA (default $WSTAP_CA_DIR or the user config dir)")
 	fs.BoolVar(&o.insecureUpstream, "insecure-upstream", false, "do not verify the upstream's certificate")
 	fs.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM file of CAs to trust for the upstream instead of the system roots")
-	fs.BoolVar(&o.pcap, "pcap", true, "write capture.pcapng (decrypted traffic of both legs)")
+	fs.BoolVar(&o.pcap, "pcap", true, "write capture.pcapng (the decrypted traffic)")
+	fs.StringVar(&o.pcapLegs, "pcap-legs", "one", "one: each session as one TCP conversation, client to upstream, each byte once; both: each leg as a conversation of its own")
 	fs.IntVar(&o.pcapSnap, "pcap-snap", 0, "keep only the first N payload bytes of each data frame in the pcapng (0: all)")
 	fs.IntVar(&o.pcapMaxMB, "pcap-max-mb", 0, "rotate the pcapng to capture-0002.pcapng and on at N MiB (0: never)")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request header block; larger gets 431")
@@ -74,6 +76,7 @@ func (o *proxyOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464)")
 	fs.BoolVar(&o.logPayloads, "log-payloads", false, "put up to 1 KiB of each message into events.jsonl (for the HAR); payloads may hold secrets")
 	fs.IntVar(&o.maxMessageEvents, "max-message-events", 1000, "message events per session direction in events.jsonl (-1: none)")
+	fs.DurationVar(&o.tcpKeepalive, "tcp-keepalive", 0, "TCP keep-alive on both legs with this idle time and probe interval, for clients that use it (0: off, as most load clients)")
 }
 
 // running is a proxy with its recording.
@@ -130,8 +133,14 @@ func (o *proxyOptions) check() error {
 	if o.insecureUpstream && o.upstreamCA != "" {
 		return usageErr{"--insecure-upstream and --upstream-ca conflict: the first verifies no certificate, the second names whom to trust"}
 	}
-	if !o.pcap && (o.pcapSnap != 0 || o.pcapMaxMB != 0) {
-		return usageErr{"--pcap-snap and --pcap-max-mb need the pcapng that --pcap=false turns off"}
+	if !o.pcap && (o.pcapSnap != 0 || o.pcapMaxMB != 0 || o.pcapLegs == "both") {
+		return usageErr{"--pcap-snap, --pcap-max-mb and --pcap-legs need the pcapng that --pcap=false turns off"}
+	}
+	if o.pcapLegs != "" && o.pcapLegs != "one" && o.pcapLegs != "both" {
+		return usageErr{fmt.Sprintf("--pcap-legs %q: want one or both", o.pcapLegs)}
+	}
+	if o.tcpKeepalive < 0 {
+		return usageErr{fmt.Sprintf("--tcp-keepalive %s: want a positive duration, or 0 for off", o.tcpKeepalive)}
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return usageErr{fmt.Sprintf("--listen %q: %v", o.listen, err)}
@@ -177,7 +186,8 @@ func (o *proxyOptions) admission(cfg *proxy.Config) error {
 func (o *proxyOptions) config() (proxy.Config, error) {
 	cfg := proxy.Config{Listen: o.listen, TLS: o.tls, InsecureUpstream: o.insecureUpstream,
 		MaxHeaderBytes: o.maxHeaderBytes, HeaderTimeout: o.headerTimeout, LatePong: o.latePong,
-		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents}
+		NoKeepalive: o.noKeepalive, MaxPerToken: o.maxPerToken, LogPayloads: o.logPayloads, MaxMessageEvents: o.maxMessageEvents,
+		TCPKeepAlive: o.tcpKeepalive}
 	if err := o.check(); err != nil {
 		return cfg, err
 	}
@@ -250,7 +260,7 @@ func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, std
 	host, _ := os.Hostname()
 	info := capture.RunInfo{Version: version, Args: redactArgs(o.args), Start: time.Now().UTC(), Host: host,
 		GoVersion: runtime.Version(), Mode: modeOf(cfg), Listen: o.listen, Upstream: capture.RedactURL(o.upstream),
-		Nofile: nofile}
+		Nofile: nofile, TCPKeepAliveMS: o.tcpKeepalive.Milliseconds()}
 	rec, err := capture.OpenRecorder(dir, info, 0, stderr)
 	if err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
@@ -262,7 +272,8 @@ func openRun(o *proxyOptions, cfg *proxy.Config, nofile capture.NofileLimit, std
 		cfg.Recorder = r.metrics
 	}
 	if o.pcap {
-		p, err := capture.OpenPcap(dir, capture.PcapOptions{SnapLen: o.pcapSnap, MaxMB: o.pcapMaxMB})
+		p, err := capture.OpenPcap(dir, capture.PcapOptions{SnapLen: o.pcapSnap, MaxMB: o.pcapMaxMB,
+			BothLegs: o.pcapLegs == "both"})
 		if err != nil {
 			rec.Close(time.Now())
 			return nil, fmt.Errorf("--out: %w", err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wstap/wstap/capture"
+	"github.com/wstap/wstap/capture/record"
 	"github.com/wstap/wstap/capture/report"
 )
 
@@ -26,14 +26,14 @@ func writeReportRun(t *testing.T, dir string, n int) {
 	for i := range n {
 		start := t0.Add(time.Duration(i) * time.Second)
 		code := 1000
-		r := capture.SessionRecord{ID: fmt.Sprintf("s%d", i), Target: "wss://chat.example.com/ws", Start: start,
-			DurationMS: 10000, Handshake: capture.Handshake{Status: 101}, Verdict: capture.VerdictClean,
-			End:             capture.End{At: start.Add(10 * time.Second), First: capture.SideClient, How: capture.HowCloseHandshake},
+		r := record.Session{ID: fmt.Sprintf("s%d", i), Target: "wss://chat.example.com/ws", Start: start,
+			DurationMS: 10000, Handshake: record.Handshake{Status: 101}, Verdict: record.VerdictClean,
+			End:             record.End{At: start.Add(10 * time.Second), First: record.SideClient, How: record.HowCloseHandshake},
 			ConcurrentAtEnd: 1}
 		if i%3 == 0 {
 			code = 1006
-			r.Verdict, r.Abnormal = capture.VerdictAbnormalUp, true
-			r.End.First, r.End.How = capture.SideUpstream, capture.HowEOF
+			r.Verdict, r.Abnormal = record.VerdictAbnormalUp, true
+			r.End.First, r.End.How = record.SideUpstream, record.HowEOF
 			r.Keepalive.SilenceBeforeEnd = 2000
 		}
 		r.ClientCloseCode, r.UpstreamCloseCode = &code, &code

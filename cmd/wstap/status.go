@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wstap/wstap/capture"
 	"golang.org/x/term"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // startStatus prints a live status line on stderr each second when it is a
@@ -50,7 +51,7 @@ func startStatus(r *running, stderr io.Writer) func() {
 func statusLine(r *running) string {
 	st := &r.srv.Stats
 	v := st.Verdicts()
-	keys := make([]capture.Verdict, 0, len(v))
+	keys := make([]record.Verdict, 0, len(v))
 	for k := range v {
 		keys = append(keys, k)
 	}

@@ -45,6 +45,13 @@
 // The client leg (wstap as server) keeps crypto/tls: a client-initiated
 // renegotiation is refused there as before.
 //
+// # Errors
+//
+// Client's errors carry the patched package's types: errors.go names them
+// (RecordHeaderError, CertificateVerificationError, AlertError) and the
+// package path of its alert type (AlertPkgPath), so that callers tell TLS
+// errors from TCP ones on both stacks. It adds no code to gotls.
+//
 // # What is left out
 //
 // BoringCrypto and the FIPS 140-3 checks are off (gotls/internal/boring and

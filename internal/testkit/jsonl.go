@@ -9,7 +9,7 @@ import (
 )
 
 // ReadJSONL reads a JSONL file such as sessions.jsonl (into
-// []capture.SessionRecord) or events.jsonl (into []map[string]any), one
+// []record.Session) or events.jsonl (into []map[string]any), one
 // value a line; a line that does not parse fails the test.
 func ReadJSONL[T any](t testing.TB, path string) []T {
 	t.Helper()

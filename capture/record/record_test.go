@@ -1,4 +1,4 @@
-package capture
+package record
 
 import (
 	"bufio"
@@ -10,10 +10,10 @@ import (
 )
 
 // TestSessionRecordRoundTrip: every line of the fixture's sessions.jsonl,
-// decoded into a SessionRecord and encoded again as the recorder does,
+// decoded into a Session and encoded again as the recorder does,
 // gives the same bytes: no field of the contract is lost or reshaped.
 func TestSessionRecordRoundTrip(t *testing.T) {
-	path := filepath.Join("..", "testdata", "rundir", "demo", "sessions.jsonl")
+	path := filepath.Join("..", "..", "testdata", "rundir", "demo", "sessions.jsonl")
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func TestSessionRecordRoundTrip(t *testing.T) {
 	n := 0
 	for sc.Scan() {
 		n++
-		var rec SessionRecord
+		var rec Session
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 			t.Fatalf("%s:%d: %v", path, n, err)
 		}

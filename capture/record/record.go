@@ -1,10 +1,9 @@
-// Package capture writes down everything wstap sees while the proxy runs: the
-// event log, the session records, the decrypted pcapng, the TLS key log. The
-// relay hands it work through bounded queues and never waits on the disk
-// (docs/records.md, rule 6). It also holds the one reader of a run dir
-// (rundir.go); what is read back afterwards — the report, HAR, evidence
-// bundle — lives in capture/report, which imports capture, never the other way.
-package capture
+// Package record is the schema of sessions.jsonl: one Session per WebSocket
+// session, and the vocabulary of its ending (Side, How, Verdict). The proxy
+// fills a Session, capture writes it, capture/report and users' own tools
+// read it back. docs/records.md gives every field's meaning; the JSON names
+// here are the contract and never change.
+package record
 
 import "time"
 
@@ -53,9 +52,13 @@ type TLSLeg struct {
 	Alert       string  `json:"alert,omitempty"`
 	Resumed     bool    `json:"resumed,omitempty"`
 	HandshakeMS float64 `json:"handshake_ms,omitempty"`
-	// Renegotiations counts renegotiations the upstream requested (TLS 1.2).
+	// Renegotiations counts the TLS 1.2 renegotiations this leg's peer asked
+	// for after the first handshake, one per request whatever the records.
 	Renegotiations int `json:"renegotiations,omitempty"`
-	// End is how this leg's TLS ended: "close_notify", "tcp" or "" while open.
+	// RenegotiationsFailed: of those, the ones whose new handshake failed.
+	RenegotiationsFailed int `json:"renegotiations_failed,omitempty"`
+	// End is how this leg's TLS ended: "close_notify", "tcp" (a bare FIN) or
+	// "reset"; set on every leg whose handshake completed.
 	End string `json:"end,omitempty"`
 }
 
@@ -197,16 +200,19 @@ const (
 	VerdictTLSUpstream    Verdict = "tls-failed-upstream"
 	VerdictUnreachable    Verdict = "upstream-unreachable"
 	VerdictShutdown       Verdict = "proxy-shutdown"
+	// VerdictProxyError: wstap itself ended an upgraded session (its own TLS
+	// stack failed, or an internal error); end.first is "proxy".
+	VerdictProxyError Verdict = "proxy-error"
 )
 
 // Verdicts lists every verdict in report order.
 var Verdicts = []Verdict{VerdictClean, VerdictClosedUpstream, VerdictClosedClient,
 	VerdictAbnormalUp, VerdictAbnormalClient, VerdictRejected, VerdictTLSClient,
-	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown}
+	VerdictTLSUpstream, VerdictUnreachable, VerdictShutdown, VerdictProxyError}
 
-// SessionRecord is one line of sessions.jsonl. Field names are the contract
+// Session is one line of sessions.jsonl. Field names are the contract
 // of docs/records.md ("Session record"); do not rename them.
-type SessionRecord struct {
+type Session struct {
 	ID                string    `json:"id"`
 	ClientAddr        string    `json:"client_addr"`
 	UpstreamAddr      string    `json:"upstream_addr,omitempty"`
