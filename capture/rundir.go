@@ -129,7 +129,7 @@ func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(
 		line, rerr := readLine(br, &long)
 		if line = bytes.TrimSpace(line); len(line) > 0 {
 			var v T
-			if err := json.Unmarshal(line, &v); err != nil {
+			if err := decodeLine(line, &v); err != nil {
 				bad.add(path, n, err)
 			} else if err := fn(&v); err != nil {
 				return err
@@ -142,6 +142,23 @@ func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(
 			return fmt.Errorf("reading %s: %w", path, rerr)
 		}
 	}
+}
+
+// LineDecoder is a line type that decodes its own line: Lines and
+// ReadJSONL call DecodeLine instead of json.Unmarshal, so that a type that
+// keeps the line (or part of it) need not scan it twice, as a type with its
+// own UnmarshalJSON under json.Unmarshal would (the whole line validated,
+// skipped, then handed over). line is valid only during the call.
+type LineDecoder interface {
+	DecodeLine(line []byte) error
+}
+
+// decodeLine decodes line into v, through v's DecodeLine when it has one.
+func decodeLine[T any](line []byte, v *T) error {
+	if d, ok := any(v).(LineDecoder); ok {
+		return d.DecodeLine(line)
+	}
+	return json.Unmarshal(line, v)
 }
 
 // readLine reads up to and including the next newline, into br's buffer

@@ -64,10 +64,11 @@ type leanTLSLeg struct {
 	End                  string `json:"end"`
 }
 
-// UnmarshalJSON decodes the fields above and keeps a 1006 session's line.
-func (l *sessionLine) UnmarshalJSON(b []byte) error {
-	type plain sessionLine // without this method
-	if err := json.Unmarshal(b, (*plain)(l)); err != nil {
+// DecodeLine decodes the fields above (capture.LineDecoder: the line is
+// scanned once, not validated again by an UnmarshalJSON of its own) and
+// keeps a 1006 session's line.
+func (l *sessionLine) DecodeLine(b []byte) error {
+	if err := json.Unmarshal(b, l); err != nil {
 		return err
 	}
 	if l.Abnormal {
