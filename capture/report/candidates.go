@@ -22,16 +22,16 @@ type candidates struct {
 
 // candidate is one 1006 session whose record is kept.
 type candidate struct {
-	end time.Time
-	idx int // in the run's file
+	end int64 // Unix ns
+	idx int   // in the run's file
 	rec *record.Session
 	s   *session
 }
 
 // before orders candidates as the report lists sessions: by end, then file order.
 func (c candidate) before(o candidate) bool {
-	if !c.end.Equal(o.end) {
-		return c.end.Before(o.end)
+	if c.end != o.end {
+		return c.end < o.end
 	}
 	return c.idx < o.idx
 }
@@ -52,7 +52,7 @@ func (h *candHeap) Pop() any {
 
 // wants reports whether a session that ended at end, number idx in the
 // file, is among the first maxAbnormalRows seen so far.
-func (c *candidates) wants(end time.Time, idx int) bool {
+func (c *candidates) wants(end int64, idx int) bool {
 	return len(c.h) < maxAbnormalRows || (candidate{end: end, idx: idx}).before(c.h[0])
 }
 

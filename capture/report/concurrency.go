@@ -106,13 +106,13 @@ func (s *Summary) concAtEnd(per []*openTimes, ref *session) int {
 	if !ref.counted {
 		return 0
 	}
-	end := nanos(ref.end)
+	end := ref.end
 	conc := int(ref.concAtEnd)
 	if conc <= 0 {
 		conc = per[ref.run].atEnd(end)
 	}
 	for i, o := range per {
-		if i != ref.run {
+		if i != int(ref.run) {
 			conc += o.atEnd(end)
 		}
 	}

@@ -52,7 +52,7 @@ func (s *Summary) keepaliveGroup(name string, abnormal bool) keepaliveGroup {
 			continue
 		}
 		g.Sessions++
-		if f.clientPings > 0 || f.clientDataFrames > 0 {
+		if f.clientSpoke {
 			g.Sending++
 		}
 		silence = append(silence, f.clientMaxSilenceMS)

@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +39,7 @@ type Run struct {
 	store   sessionStore // every session, in file order
 	scratch lineScratch
 	strs    interner
+	labels  labeler
 	tally   runTally
 	tls     *tlsTally
 	open    openTimes // start and end of the upgraded sessions
@@ -360,8 +363,8 @@ func (s *Summary) collect() {
 			addCounters(&s.Counters, m.Counters)
 		}
 		r.store.each(func(_ int, ses *session) {
-			ses.run = i
-			ses.facts.concOpen, ses.facts.credConc = int(ses.recConcOpen), int(ses.recCredConc)
+			ses.run = int32(i)
+			ses.facts.concOpen, ses.facts.credConc = ses.recConcOpen, ses.recCredConc
 			s.sess = append(s.sess, ses)
 		})
 		if !rs.Start.IsZero() && (s.Start.IsZero() || rs.Start.Before(s.Start)) {
@@ -377,7 +380,7 @@ func (s *Summary) collect() {
 		s.AcceptErrors += r.AcceptErrors
 		s.Problems = append(s.Problems, r.Problems...)
 	}
-	sort.SliceStable(s.sess, func(i, j int) bool { return s.sess[i].end.Before(s.sess[j].end) })
+	slices.SortStableFunc(s.sess, func(a, b *session) int { return cmp.Compare(a.end, b.end) })
 	s.Sessions = len(s.sess)
 }
 
@@ -407,13 +410,13 @@ func (s *Summary) countVerdicts() {
 func (s *Summary) summarizeDrops() {
 	for _, ref := range s.drops {
 		s.Abnormal++
-		s.DroppedBy[ref.first]++
-		s.DroppedHow[strings.TrimSpace(ref.first+" "+ref.how)]++
-		if ref.first == string(record.SideProxy) && ref.how != string(record.HowShutdown) {
+		s.DroppedBy[ref.first.String()]++
+		s.DroppedHow[strings.TrimSpace(ref.first.String()+" "+ref.how.String())]++
+		if ref.first == labelProxy && ref.how != labelShutdown {
 			s.ProxyCaused++
 		}
 		if s.Concurrency.FirstDropAt.IsZero() {
-			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
+			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.endTime(), ref.conc
 		}
 	}
 	if s.Upgraded > 0 {

@@ -233,8 +233,8 @@ func (s *Summary) openChart() *svgChart {
 	stride := max(1, (len(s.drops)+maxDropMarks-1)/maxDropMarks)
 	for i := 0; i < len(s.drops); i += stride {
 		ref := s.drops[i]
-		c.Dots = append(c.Dots, svgDot{X: x(float64(ref.end.Sub(fromT))), Y: y(float64(ref.conc)), R: 2.5, Class: "drop",
-			Title: fmt.Sprintf("%s: 1006 at %s, %d open", ref.id, ref.end.UTC().Format("15:04:05.000"), ref.conc)})
+		c.Dots = append(c.Dots, svgDot{X: x(float64(ref.endTime().Sub(fromT))), Y: y(float64(ref.conc)), R: 2.5, Class: "drop",
+			Title: fmt.Sprintf("%s: 1006 at %s, %d open", ref.id, ref.endTime().Format("15:04:05.000"), ref.conc)})
 	}
 	c.XTicks = timeTicks(fromT, toT, func(v float64) float64 { return x(v) })
 	c.YTicks = valueTicks(top, y, func(v float64) string { return groupInt(int(v)) })
@@ -375,8 +375,8 @@ func (s *Summary) abnormalRows() ([]abnormalRow, int) {
 	for _, ref := range s.drops[:min(len(s.drops), maxAbnormalRows)] {
 		for i, r := range s.runs {
 			if rec := r.cands.recs[ref.session]; rec != nil {
-				rows = append(rows, abnormalRow{Run: i + 1, Rec: rec, End: ref.end, Conc: ref.conc,
-					Timeline: sessionTimeline(rec, ref.end, r.timelines[rec.ID])})
+				rows = append(rows, abnormalRow{Run: i + 1, Rec: rec, End: endTime(rec), Conc: ref.conc,
+					Timeline: sessionTimeline(rec, endTime(rec), r.timelines[rec.ID])})
 				break
 			}
 		}

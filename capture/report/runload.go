@@ -49,7 +49,7 @@ func loadRun(dir string, progress func(int64)) (*Run, error) {
 func newRun(dir string) *Run {
 	return &Run{Dir: dir, timelines: map[string][]timelineEvent{},
 		HTTPStatus: map[int]int{}, Rejected: map[string]int{},
-		strs: interner{}, tally: newRunTally(), tls: newTLSTally()}
+		strs: interner{}, labels: labeler{}, tally: newRunTally(), tls: newTLSTally()}
 }
 
 // loadManifest reads run.json into r.Manifest, what went wrong into r.Problems.
@@ -77,22 +77,21 @@ func (r *Run) addSession(l *sessionLine) error {
 	rec := l.record(&r.scratch)
 	idx := r.store.n
 	s := r.store.add()
-	s.facts = *factsOf(0, rec)
+	fillFacts(&s.facts, 0, rec, r.labels)
 	s.target, s.credential = r.strs.of(s.target), r.strs.of(s.credential)
-	s.first, s.how = r.strs.of(s.first), r.strs.of(s.how)
 	for i, rule := range s.handshakeRules {
 		s.handshakeRules[i] = r.strs.of(rule)
 	}
 	s.concAtEnd, s.counted = int32(rec.ConcurrentAtEnd), upgraded(rec)
 	s.recConcOpen, s.recCredConc = int32(s.facts.concOpen), int32(s.facts.credConc)
-	end := s.end
+	end := endTime(rec)
 	if s.counted {
 		r.open.add(rec.Start, end)
 	}
 	r.span(rec.Start, end)
 	r.tally.add(rec, end, idx)
 	r.tls.record(rec, end)
-	if rec.Abnormal && r.cands.wants(end, idx) {
+	if rec.Abnormal && r.cands.wants(s.end, idx) {
 		r.cands.offer(l.fullRecord(rec), s, idx)
 	}
 	return nil
