@@ -102,18 +102,42 @@ func Lines[T any](d *RunDir, file string, fn func(*T) error) error {
 	if !d.Has(file) {
 		return nil
 	}
-	return readJSONL(d.Path(file), &d.Bad, d.Progress, fn)
+	return readJSONL(d.Path(file), &d.Bad, d.Progress, func(line []byte) (*T, error) {
+		v := new(T)
+		return v, decodeLine(line, v)
+	}, fn)
+}
+
+// LinesInto is Lines decoding every line into *into, which fn must not keep:
+// nothing is allocated per line for T, and a LineDecoder can carry what it
+// needs from line to line. A T that is no LineDecoder is zeroed before each
+// line; a LineDecoder resets itself.
+func LinesInto[T any](d *RunDir, file string, into *T, fn func(*T) error) error {
+	if !d.Has(file) {
+		return nil
+	}
+	return readJSONL(d.Path(file), &d.Bad, d.Progress, func(line []byte) (*T, error) {
+		if _, ok := any(into).(LineDecoder); !ok {
+			var zero T
+			*into = zero
+		}
+		return into, decodeLine(line, into)
+	}, fn)
 }
 
 // ReadJSONL streams the JSONL file at path, one line at a time (a line may
 // be of any length), into fn as Lines does; bad lines go to bad. Blank lines
 // are no records and are passed over.
 func ReadJSONL[T any](path string, bad *BadLines, fn func(*T) error) error {
-	return readJSONL(path, bad, nil, fn)
+	return readJSONL(path, bad, nil, func(line []byte) (*T, error) {
+		v := new(T)
+		return v, decodeLine(line, v)
+	}, fn)
 }
 
-// readJSONL is ReadJSONL telling progress, when set, of every read.
-func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(*T) error) error {
+// readJSONL reads path line by line, decoding each with decode, telling
+// progress, when set, of every read.
+func readJSONL[T any](path string, bad *BadLines, progress func(int64), decode func([]byte) (*T, error), fn func(*T) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
@@ -128,10 +152,9 @@ func readJSONL[T any](path string, bad *BadLines, progress func(int64), fn func(
 	for n := 1; ; n++ {
 		line, rerr := readLine(br, &long)
 		if line = bytes.TrimSpace(line); len(line) > 0 {
-			var v T
-			if err := decodeLine(line, &v); err != nil {
+			if v, err := decode(line); err != nil {
 				bad.add(path, n, err)
-			} else if err := fn(&v); err != nil {
+			} else if err := fn(v); err != nil {
 				return err
 			}
 		}

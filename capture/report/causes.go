@@ -53,7 +53,7 @@ type Cause struct {
 }
 
 // facts is what the causes need of one session: a few numbers, so a report
-// over a million sessions keeps little per session (176 bytes: times in Unix
+// over a million sessions keeps little per session (184 bytes: times in Unix
 // ns, counts in 32 bits, end.first and end.how as labels).
 type facts struct {
 	id         string

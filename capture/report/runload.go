@@ -27,12 +27,14 @@ func loadRun(dir string, progress func(int64)) (*Run, error) {
 			r.Problems = append(r.Problems, d.Path(name)+": missing")
 		}
 	}
-	if err := capture.Lines(d, capture.SessionsFile, r.addSession); err != nil {
+	if err := capture.LinesInto(d, capture.SessionsFile, &sessionLine{}, r.addSession); err != nil {
 		return nil, err
 	}
 	r.cands.done()
-	err = capture.Lines(d, capture.EventsFile, func(e *eventLine) error {
-		r.addEvent(e.event())
+	err = capture.LinesInto(d, capture.EventsFile, &eventLine{wants: r.wantsEvent}, func(e *eventLine) error {
+		if !e.skipped {
+			r.addEvent(e.event())
+		}
 		return nil
 	})
 	if err != nil {
@@ -126,6 +128,19 @@ func (r *Run) addEvent(e *loggedEvent) {
 		r.Renegotiations = append(r.Renegotiations, *e)
 	}
 	r.cands.addEvent(e, r.timelines)
+}
+
+// wantsEvent says whether the report needs an event of this kind and
+// session (see addEvent): every event the report counts, and any event of a
+// session whose timeline it draws; a "tls" event only with an error or an
+// alert, which eventLine.skippable sees to.
+func (r *Run) wantsEvent(event, session []byte) bool {
+	switch string(event) {
+	case "http", "rejected", "accept-error", "tls-renegotiation":
+		return true
+	}
+	_, ok := r.cands.seen[string(session)]
+	return ok
 }
 
 // finishEvents settles what needed both files: the TLS failures and

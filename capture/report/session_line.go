@@ -67,12 +67,17 @@ type leanTLSLeg struct {
 // DecodeLine decodes the fields above (capture.LineDecoder: the line is
 // scanned once, not validated again by an UnmarshalJSON of its own) and
 // keeps a 1006 session's line.
+// One sessionLine is reused for a whole file (capture.LinesInto): it is
+// zeroed first, but for the buffer of raw.
 func (l *sessionLine) DecodeLine(b []byte) error {
+	raw := l.raw[:0]
+	*l = sessionLine{}
 	if err := json.Unmarshal(b, l); err != nil {
 		return err
 	}
+	l.raw = raw
 	if l.Abnormal {
-		l.raw = append([]byte(nil), b...)
+		l.raw = append(raw, b...)
 	}
 	return nil
 }
