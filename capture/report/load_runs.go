@@ -8,8 +8,9 @@ import (
 // MemoryLimit is the soft memory limit wstap report sets for itself (when
 // GOMEMLIMIT does not set one): the Go collector then works harder rather
 // than let the heap grow to twice what a million sessions keep (about
-// 430 MB, most of it their facts).
-const MemoryLimit = 480 << 20
+// 300 MB read, 370 MB at most while the report is made, most of it their
+// facts); a million sessions then take about 440 MiB of RSS.
+const MemoryLimit = 400 << 20
 
 // LoadRuns reads the run dirs as LoadRun does, as many at once as there are
 // CPUs, telling progress (when set, from any goroutine) how many bytes each

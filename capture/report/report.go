@@ -424,21 +424,22 @@ func (s *Summary) summarizeDrops() {
 	}
 }
 
+// concPoint is a session or a handshake at the concurrency c: drop, it
+// ended in 1006 or failed.
+type concPoint struct {
+	c    int32
+	drop bool
+}
+
 // estimateThreshold finds the concurrency level above which drops
-// concentrate (see threshold). conc[i] is a session's concurrency at its end,
-// drop[i] whether it ended in 1006. It returns nil when there are fewer than
-// three drops, when the split is no better than chance, or when the drop rate
-// above the split is not at least twice the rate below it.
-func estimateThreshold(conc []int, drop []bool) *threshold {
-	type point struct {
-		c    int
-		drop bool
-	}
-	pts := make([]point, len(conc))
+// concentrate (see threshold): each point is a concurrency and whether it
+// dropped (or failed); pts is sorted in place. It returns nil when there are
+// fewer than three drops, when the split is no better than chance, or when
+// the drop rate above the split is not at least twice the rate below it.
+func estimateThreshold(pts []concPoint) *threshold {
 	drops := 0
-	for i := range conc {
-		pts[i] = point{conc[i], drop[i]}
-		if drop[i] {
+	for _, p := range pts {
+		if p.drop {
 			drops++
 		}
 	}
@@ -446,7 +447,7 @@ func estimateThreshold(conc []int, drop []bool) *threshold {
 	if drops < 3 || others < 1 {
 		return nil
 	}
-	sort.Slice(pts, func(i, j int) bool { return pts[i].c < pts[j].c })
+	slices.SortFunc(pts, func(a, b concPoint) int { return cmp.Compare(a.c, b.c) })
 	var best *threshold
 	belowDrops, below := 0, 0
 	for i := 0; i < len(pts)-1; i++ {
@@ -460,7 +461,7 @@ func estimateThreshold(conc []int, drop []bool) *threshold {
 		// J = share of drops above − share of other sessions above.
 		j := float64(drops-belowDrops)/float64(drops) - float64(others-(below-belowDrops))/float64(others)
 		if best == nil || j > best.Separation {
-			best = &threshold{Level: pts[i].c, Below: below, BelowDrops: belowDrops,
+			best = &threshold{Level: int(pts[i].c), Below: below, BelowDrops: belowDrops,
 				Above: len(pts) - below, AboveDrops: drops - belowDrops, Separation: j}
 		}
 	}

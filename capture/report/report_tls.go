@@ -441,28 +441,31 @@ func (y *tlsTally) add(o *tlsTally) {
 // finishLegs computes each leg's shares, quantiles, failure concurrency,
 // threshold and causes from what was gathered.
 func (y *tlsTally) finishLegs() {
+	pts := map[string][]concPoint{}
+	for name, l := range y.legs {
+		l.HandshakeMS = ownQuantiles(y.hsMS[name]) // the runs' durations, gathered by add
+		delete(y.hsMS, name)                       // let it go before the points come
+		pts[name] = make([]concPoint, 0, l.Handshakes)
+	}
 	failConc := map[string][]float64{}
-	allC := map[string][]int{}
-	allF := map[string][]bool{}
 	for p := range allPoints(y.points, y.open) {
 		if p.reneg {
 			continue
 		}
-		allC[p.leg()] = append(allC[p.leg()], int(p.conc))
-		allF[p.leg()] = append(allF[p.leg()], p.failed)
+		pts[p.leg()] = append(pts[p.leg()], concPoint{p.conc, p.failed})
 		if p.failed {
 			failConc[p.leg()] = append(failConc[p.leg()], float64(p.conc))
 		}
 	}
 	for name, l := range y.legs {
 		l.FailureShare = ratio(l.Failures, l.Handshakes)
-		l.HandshakeMS = ownQuantiles(y.hsMS[name]) // the runs' durations, gathered by add
 		l.ResumedShare = ratio(l.Resumed, l.Handshakes-l.Failures)
 		l.FailureConcurrency = quantilesOf(failConc[name])
 		if fc := failConc[name]; len(fc) > 0 {
 			l.MinFailureConc = int(slices.Min(fc))
 		}
-		l.Threshold = estimateThreshold(allC[name], allF[name])
+		l.Threshold = estimateThreshold(pts[name])
+		pts[name] = nil
 		l.Causes = []tlsCause{}
 		for _, c := range sortedCounts(y.causes[name]) {
 			l.Causes = append(l.Causes, tlsCause{c.Verdict, c.Count})
