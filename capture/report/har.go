@@ -38,32 +38,72 @@ type HAROptions struct {
 // "http" events. Header values, URLs and text secrets are redacted. Lines
 // that do not parse are left out and counted in d.Bad.
 func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
-	// The HAR is one document sorted by start: it holds an entry per
-	// session (not the record) until the events have filled them in.
-	var entries []*harEntry
-	byID := map[string]*harEntry{}
+	h := newHARBuilder(opts)
 	err := d.Sessions(func(r *record.Session) error {
-		e := harSessionEntry(r)
-		entries = append(entries, e)
-		byID[r.ID] = e
+		h.session(r)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	err = capture.Lines(d, capture.EventsFile, func(ev *harEvent) error {
+		h.event(ev)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return h.write(w, harRunVersion(d))
+}
+
+// harBuilder gathers a HAR as a run dir is read, each file once: an entry
+// per session (not the record), then the events into them. The HAR is one
+// document sorted by start, written at the end.
+type harBuilder struct {
+	entries  []*harEntry // the sessions', then the non-WebSocket requests'
+	byID     map[string]*harEntry
+	http     []*harEntry
+	max      int
+	payloads bool
+}
+
+func newHARBuilder(opts HAROptions) *harBuilder {
 	max := opts.MaxMessages
 	if max == 0 {
 		max = DefaultHARMaxMessages
 	}
-	httpEntries, err := harAddEvents(d, byID, max, opts.IncludePayloads)
-	if err != nil {
-		return err
+	return &harBuilder{byID: map[string]*harEntry{}, max: max, payloads: opts.IncludePayloads}
+}
+
+// session adds the entry of a session record; r may be changed afterwards.
+func (h *harBuilder) session(r *record.Session) {
+	e := harSessionEntry(r)
+	h.entries = append(h.entries, e)
+	h.byID[r.ID] = e
+}
+
+// event adds an event of events.jsonl to its session's entry, or the entry
+// of a non-WebSocket request; the sessions come first.
+func (h *harBuilder) event(ev *harEvent) {
+	e := h.byID[ev.Session]
+	switch {
+	case ev.Event == "http" && e == nil:
+		h.http = append(h.http, harHTTPEntry(ev))
+	case e == nil:
+	case ev.Event == "message":
+		harAddCapped(e.Messages, &e.MessagesOmitted, h.max, harMessageOf(ev, h.payloads))
+	case ev.Event == "ping" || ev.Event == "pong" || ev.Event == "close":
+		harAddCapped(e.ControlFrames, &e.ControlsOmitted, h.max, harControlOf(ev))
 	}
-	entries = append(entries, httpEntries...)
+}
+
+// write sorts the entries by start and writes the document.
+func (h *harBuilder) write(w io.Writer, version string) error {
+	entries := append(h.entries, h.http...)
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].start.Before(entries[j].start) })
 	doc := harDoc{Log: harLog{
 		Version: "1.2",
-		Creator: harCreator{Name: "wstap", Version: harRunVersion(d)},
+		Creator: harCreator{Name: "wstap", Version: version},
 		Entries: entries,
 	}}
 	enc := json.NewEncoder(w)
@@ -251,29 +291,6 @@ type harEvent struct {
 	URL       string          `json:"url"`
 	Status    int             `json:"status"`
 	LatencyMS float64         `json:"latency_ms"`
-}
-
-// harAddEvents streams events.jsonl into the session entries and returns the
-// entries of non-WebSocket requests. A missing file adds nothing.
-func harAddEvents(d *capture.RunDir, byID map[string]*harEntry, max int, payloads bool) ([]*harEntry, error) {
-	var extra []*harEntry
-	err := capture.Lines(d, capture.EventsFile, func(ev *harEvent) error {
-		e := byID[ev.Session]
-		switch {
-		case ev.Event == "http" && e == nil:
-			extra = append(extra, harHTTPEntry(ev))
-		case e == nil:
-		case ev.Event == "message":
-			harAddCapped(e.Messages, &e.MessagesOmitted, max, harMessageOf(ev, payloads))
-		case ev.Event == "ping" || ev.Event == "pong" || ev.Event == "close":
-			harAddCapped(e.ControlFrames, &e.ControlsOmitted, max, harControlOf(ev))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return extra, nil
 }
 
 func harAddCapped(list *[]harMessage, omitted *int, max int, m harMessage) {
