@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -97,37 +99,50 @@ func (h *harBuilder) event(ev *harEvent) {
 	}
 }
 
-// write sorts the entries by start and writes the document.
+// write sorts the entries by start and writes the document as
+// json.Encoder would indent it whole, but entry by entry: only one entry's
+// text is held at a time, and each entry is let go once written.
 func (h *harBuilder) write(w io.Writer, version string) error {
 	entries := append(h.entries, h.http...)
+	h.entries, h.http, h.byID = nil, nil, nil
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].start.Before(entries[j].start) })
-	doc := harDoc{Log: harLog{
-		Version: "1.2",
-		Creator: harCreator{Name: "wstap", Version: version},
-		Entries: entries,
-	}}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
+	if err := enc.Encode(version); err != nil {
+		return fmt.Errorf("writing HAR: %w", err)
+	}
+	fmt.Fprintf(bw, "{\n  \"log\": {\n    \"version\": \"1.2\",\n    \"creator\": {\n      \"name\": \"wstap\",\n      \"version\": %s\n    },\n    \"entries\": ",
+		bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	enc.SetIndent("      ", "  ")
+	for i, e := range entries {
+		buf.Reset()
+		if err := enc.Encode(e); err != nil {
+			return fmt.Errorf("writing HAR: %w", err)
+		}
+		entries[i] = nil
+		if i == 0 {
+			bw.WriteByte('[')
+		} else {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n      ")
+		bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	}
+	switch {
+	case len(entries) > 0:
+		bw.WriteString("\n    ]")
+	case entries == nil:
+		bw.WriteString("null") // no session and no request: as json.Encoder writes a nil slice
+	default:
+		bw.WriteString("[]")
+	}
+	bw.WriteString("\n  }\n}\n")
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing HAR: %w", err)
 	}
 	return nil
-}
-
-type harDoc struct {
-	Log harLog `json:"log"`
-}
-
-type harLog struct {
-	Version string      `json:"version"`
-	Creator harCreator  `json:"creator"`
-	Entries []*harEntry `json:"entries"`
-}
-
-type harCreator struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
 }
 
 type harEntry struct {
