@@ -36,6 +36,9 @@ const maxBadExamples = 3
 type RunDir struct {
 	Dir string
 	Bad BadLines
+	// Progress, when set, is told how many bytes of a JSONL file each read
+	// took (a progress bar over a large run dir).
+	Progress func(n int64)
 }
 
 // OpenRunDir checks that dir is a wstap run dir: a directory holding at
@@ -99,26 +102,59 @@ func Lines[T any](d *RunDir, file string, fn func(*T) error) error {
 	if !d.Has(file) {
 		return nil
 	}
-	return ReadJSONL(d.Path(file), &d.Bad, fn)
+	return readJSONL(d.Path(file), &d.Bad, d.Progress, func(line []byte) (*T, error) {
+		v := new(T)
+		return v, decodeLine(line, v)
+	}, fn)
+}
+
+// LinesInto is Lines decoding every line into *into, which fn must not keep:
+// nothing is allocated per line for T, and a LineDecoder can carry what it
+// needs from line to line. A T that is no LineDecoder is zeroed before each
+// line; a LineDecoder resets itself.
+func LinesInto[T any](d *RunDir, file string, into *T, fn func(*T) error) error {
+	if !d.Has(file) {
+		return nil
+	}
+	return readJSONL(d.Path(file), &d.Bad, d.Progress, func(line []byte) (*T, error) {
+		if _, ok := any(into).(LineDecoder); !ok {
+			var zero T
+			*into = zero
+		}
+		return into, decodeLine(line, into)
+	}, fn)
 }
 
 // ReadJSONL streams the JSONL file at path, one line at a time (a line may
 // be of any length), into fn as Lines does; bad lines go to bad. Blank lines
 // are no records and are passed over.
 func ReadJSONL[T any](path string, bad *BadLines, fn func(*T) error) error {
+	return readJSONL(path, bad, nil, func(line []byte) (*T, error) {
+		v := new(T)
+		return v, decodeLine(line, v)
+	}, fn)
+}
+
+// readJSONL reads path line by line, decoding each with decode, telling
+// progress, when set, of every read.
+func readJSONL[T any](path string, bad *BadLines, progress func(int64), decode func([]byte) (*T, error), fn func(*T) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
+	var r io.Reader = f
+	if progress != nil {
+		r = progressReader{f, progress}
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte // a line longer than br's buffer, reused
 	for n := 1; ; n++ {
-		line, rerr := br.ReadBytes('\n')
+		line, rerr := readLine(br, &long)
 		if line = bytes.TrimSpace(line); len(line) > 0 {
-			var v T
-			if err := json.Unmarshal(line, &v); err != nil {
+			if v, err := decode(line); err != nil {
 				bad.add(path, n, err)
-			} else if err := fn(&v); err != nil {
+			} else if err := fn(v); err != nil {
 				return err
 			}
 		}
@@ -129,6 +165,51 @@ func ReadJSONL[T any](path string, bad *BadLines, fn func(*T) error) error {
 			return fmt.Errorf("reading %s: %w", path, rerr)
 		}
 	}
+}
+
+// LineDecoder is a line type that decodes its own line: Lines and
+// ReadJSONL call DecodeLine instead of json.Unmarshal, so that a type that
+// keeps the line (or part of it) need not scan it twice, as a type with its
+// own UnmarshalJSON under json.Unmarshal would (the whole line validated,
+// skipped, then handed over). line is valid only during the call.
+type LineDecoder interface {
+	DecodeLine(line []byte) error
+}
+
+// decodeLine decodes line into v, through v's DecodeLine when it has one.
+func decodeLine[T any](line []byte, v *T) error {
+	if d, ok := any(v).(LineDecoder); ok {
+		return d.DecodeLine(line)
+	}
+	return json.Unmarshal(line, v)
+}
+
+// readLine reads up to and including the next newline, into br's buffer
+// or, for a longer line, into long: the line is valid until the next call
+// (json.Unmarshal copies what it keeps).
+func readLine(br *bufio.Reader, long *[]byte) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	*long = append((*long)[:0], line...)
+	for err == bufio.ErrBufferFull {
+		line, err = br.ReadSlice('\n')
+		*long = append(*long, line...)
+	}
+	return *long, err
+}
+
+// progressReader tells progress how many bytes each read took.
+type progressReader struct {
+	r        io.Reader
+	progress func(int64)
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.progress(int64(n))
+	return n, err
 }
 
 // BadLines counts the lines of JSONL files that did not decode (a copy cut

@@ -120,3 +120,38 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// lineKeeper decodes its own line: it keeps the line and refuses one that
+// says "bad".
+type lineKeeper struct{ line string }
+
+func (k *lineKeeper) DecodeLine(b []byte) error {
+	if strings.Contains(string(b), "bad") {
+		return errors.New("a bad line")
+	}
+	k.line = string(b)
+	return nil
+}
+
+// TestRunDirLineDecoder: a LineDecoder gets every line as it is in the file
+// (not decoded by json.Unmarshal first: the second line is not JSON), and
+// its errors count as bad lines.
+func TestRunDirLineDecoder(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, SessionsFile), "{\"id\":\"a\"}\nnot json\n{\"bad\":1}\n")
+	d, err := OpenRunDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = Lines(d, SessionsFile, func(k *lineKeeper) error {
+		got = append(got, k.line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "|") != `{"id":"a"}|not json` || d.Bad.Count != 1 || !strings.Contains(d.Bad.String(), ":3: a bad line") {
+		t.Errorf("lines %q, bad %d (%s); want the first two and line 3 bad", got, d.Bad.Count, d.Bad.String())
+	}
+}

@@ -51,7 +51,8 @@ func WriteBundle(d *capture.RunDir, out io.Writer, opts BundleOptions) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bundler{rd: d, dir: d.Dir, tmp: tmp, opts: opts}
+	b := &bundler{rd: d, dir: d.Dir, tmp: tmp, opts: opts,
+		harB: newHARBuilder(HAROptions{IncludePayloads: opts.IncludePayloads})}
 	steps := []func() error{b.sessions, b.events, b.run, b.captures, b.har, b.reports, b.keylog, b.readme}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -70,6 +71,9 @@ type bundler struct {
 	notes        []string // what the README must say was left out
 	captureNames []string
 	mem          []memFile // files built in memory rather than in tmp
+	// harB gathers session.har as sessions and events are redacted: each
+	// file of the run dir is read once.
+	harB *harBuilder
 }
 
 func (b *bundler) add(name string) { b.files = append(b.files, name) }
@@ -81,6 +85,7 @@ func (b *bundler) note(format string, a ...any) {
 // sessions writes sessions.jsonl with every record redacted.
 func (b *bundler) sessions() error {
 	return lines(b, capture.SessionsFile, func(r *record.Session) ([]byte, error) {
+		b.harB.session(r) // before the record is redacted in place: it redacts its own
 		redactRecord(r)
 		return json.Marshal(r)
 	})
@@ -89,6 +94,10 @@ func (b *bundler) sessions() error {
 // events writes events.jsonl redacted, message data dropped unless asked.
 func (b *bundler) events() error {
 	return lines(b, capture.EventsFile, func(line *json.RawMessage) ([]byte, error) {
+		var ev harEvent
+		if json.Unmarshal(*line, &ev) == nil { // else the HAR leaves it out, as WriteHAR would
+			b.harB.event(&ev)
+		}
 		return redactJSONLine(*line, b.opts.IncludePayloads)
 	})
 }
@@ -192,11 +201,8 @@ func (b *bundler) har() error {
 	if err != nil {
 		return err
 	}
-	// A reader of its own: the bad lines are counted once, by sessions and events.
-	d, err := capture.OpenRunDir(b.dir)
-	if err == nil {
-		err = WriteHAR(f, d, HAROptions{IncludePayloads: b.opts.IncludePayloads})
-	}
+	err = b.harB.write(f, harRunVersion(b.rd))
+	b.harB = nil
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

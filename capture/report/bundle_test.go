@@ -586,3 +586,25 @@ func keys(m map[string][]byte) []string {
 	}
 	return ks
 }
+
+// TestBundleHAROnePass: the bundle gathers session.har while it redacts
+// sessions.jsonl and events.jsonl (each read once), and it is the HAR that
+// wstap har writes of the run dir, byte for byte, with and without payloads.
+func TestBundleHAROnePass(t *testing.T) {
+	for _, dir := range []string{writeTestRun(t), filepath.Join("..", "..", "testdata", "rundir", "demo")} {
+		for _, payloads := range []bool{false, true} {
+			files := makeBundle(t, dir, BundleOptions{IncludePayloads: payloads})
+			var want bytes.Buffer
+			if err := WriteHAR(&want, openRun(t, dir), HAROptions{IncludePayloads: payloads}); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(files[bundleHAR], want.Bytes()) {
+				t.Errorf("%s, payloads %v: the bundle's session.har (%d bytes) is not WriteHAR's (%d bytes)",
+					dir, payloads, len(files[bundleHAR]), want.Len())
+			}
+			if !bytes.Contains(want.Bytes(), []byte(`"_resourceType": "websocket"`)) {
+				t.Errorf("%s: no session in the HAR", dir)
+			}
+		}
+	}
+}

@@ -53,29 +53,18 @@ type Cause struct {
 }
 
 // facts is what the causes need of one session: a few numbers, so a report
-// over a million sessions keeps little per session.
+// over a million sessions keeps little per session (184 bytes: times in Unix
+// ns, counts in 32 bits, end.first and end.how as labels).
 type facts struct {
 	id         string
 	target     string
 	credential string
-	run        int
 
-	upgraded bool
-	abnormal bool // the client saw 1006
-	status   int  // the upgrade's answer status
-	verdict  string
-	first    string // end.first
-	how      string // end.how
-	tlsEnd   bool   // the session ended in a TLS failure after its upgrade
-
-	opened time.Time // when the 101 (or other answer) reached the client
-	end    time.Time
+	// opened: when the 101 (or other answer) reached the client; end: when
+	// the session ended; both Unix ns (see nanos).
+	opened, end int64
 	// lifeMS is the time from the 101 to the end.
 	lifeMS float64
-
-	// concOpen, credConc and targetConc: upgraded sessions open when this one
-	// opened, in each scope, itself included (across every merged run).
-	concOpen, credConc, targetConc int
 
 	// clientSilenceMS is the client's silence before the end, its pongs not
 	// counted; clientMaxSilenceMS its longest such silence.
@@ -84,26 +73,42 @@ type facts struct {
 	// pingToEndMS is the time from the upstream's oldest unanswered ping to
 	// the end, or -1 when every upstream ping was answered.
 	pingToEndMS float64
-	// upstreamPings and the client's pong round trips (-1 when none).
-	upstreamPings     int64
+	// The upstream's median ping interval and the client's pong round
+	// trips (-1 when none).
 	upstreamPingP50MS float64
 	clientPongP50MS   float64
 	clientPongMaxMS   float64
-	clientPings       int64
-	clientDataFrames  int64
 
-	// For the explanations: TLS legs present and renegotiations, the
-	// handshake rules (warn and error) the session broke, whether it had
-	// a late-pong finding.
-	tlsLegs, tlsRenegs int
-	handshakeRules     []string
-	latePong           bool
+	// handshakeRules: the handshake rules (warn and error) the session broke.
+	handshakeRules []string
+
+	// concOpen, credConc and targetConc: upgraded sessions open when this one
+	// opened, in each scope, itself included (across every merged run).
+	concOpen, credConc, targetConc int32
+	upstreamPings                  int32
+	// For the explanations: TLS legs present and their renegotiations.
+	tlsRenegs int32
+	run       int32
+	status    int16 // the upgrade's answer status
+	first     label // end.first
+	how       label // end.how
+	tlsLegs   uint8
+
+	upgraded bool
+	abnormal bool // the client saw 1006
+	tlsEnd   bool // the session ended in a TLS failure after its upgrade
+	latePong bool // it had a late-pong finding
+	// clientSpoke: the client sent a ping or a data frame.
+	clientSpoke bool
 }
+
+// endTime is the session's end as a time.
+func (f *facts) endTime() time.Time { return time.Unix(0, f.end).UTC() }
 
 // upstreamDrop reports whether the upstream ended the session without a
 // close frame after its upgrade: the sessions a platform's timer or cap drops.
 func (f *facts) upstreamDrop() bool {
-	return f.abnormal && f.first == "upstream" && !f.tlsEnd
+	return f.abnormal && f.first == labelUpstream && !f.tlsEnd
 }
 
 // rejected reports whether the upgrade was answered with an error status.
@@ -171,11 +176,11 @@ func (a *attribution) add(c *Cause, members []*facts) {
 // (its own error or its shutdown), the client's TCP ended first, or a TLS
 // failure ended it.
 func (a *attribution) direct() {
-	proxy := a.unattributed(func(f *facts) bool { return f.first == "proxy" })
+	proxy := a.unattributed(func(f *facts) bool { return f.first == labelProxy })
 	if len(proxy) > 0 {
 		a.add(&Cause{Cause: CauseProxy, Evidence: proxyEvidence(proxy)}, proxy)
 	}
-	client := a.unattributed(func(f *facts) bool { return f.first == "client" && !f.tlsEnd })
+	client := a.unattributed(func(f *facts) bool { return f.first == labelClient && !f.tlsEnd })
 	if len(client) > 0 {
 		a.add(&Cause{Cause: CauseClientDrop, Evidence: clientDropEvidence(client)}, client)
 	}

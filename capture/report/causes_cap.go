@@ -59,9 +59,9 @@ func (a *attribution) caps() {
 		key   func(*facts) string
 		x     func(*facts) int
 	}{
-		{ScopeAll, func(*facts) string { return "" }, func(f *facts) int { return f.concOpen }},
-		{ScopeCredential, func(f *facts) string { return f.credential }, func(f *facts) int { return f.credConc }},
-		{ScopeTarget, func(f *facts) string { return f.target }, func(f *facts) int { return f.targetConc }},
+		{ScopeAll, func(*facts) string { return "" }, func(f *facts) int { return int(f.concOpen) }},
+		{ScopeCredential, func(f *facts) string { return f.credential }, func(f *facts) int { return int(f.credConc) }},
+		{ScopeTarget, func(f *facts) string { return f.target }, func(f *facts) int { return int(f.targetConc) }},
 	} {
 		fit := a.fitScope(sc.scope, sc.key, sc.x, hit)
 		if fit != nil && (best == nil || fit.misses < best.misses) {

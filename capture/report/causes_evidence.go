@@ -76,11 +76,11 @@ func (a *attribution) otherGroupsPeak(c *capFit) (int, int) {
 func capX(scope string, f *facts) int {
 	switch scope {
 	case ScopeCredential:
-		return f.credConc
+		return int(f.credConc)
 	case ScopeTarget:
-		return f.targetConc
+		return int(f.targetConc)
 	}
-	return f.concOpen
+	return int(f.concOpen)
 }
 
 func (a *attribution) timerEvidence(t *timerFit, c *Cause) string {
@@ -157,7 +157,7 @@ func (a *attribution) pingEvidence(t *timerFit, m []*facts, span string) string 
 func proxyEvidence(m []*facts) string {
 	shutdown := 0
 	for _, f := range m {
-		if f.how == "shutdown" {
+		if f.how == labelShutdown {
 			shutdown++
 		}
 	}
@@ -187,7 +187,7 @@ func unexplainedEvidence(m []*facts) string {
 func howText(m []*facts) string {
 	n := map[string]int{}
 	for _, f := range m {
-		n[strings.TrimSpace(f.first+" "+f.how)]++
+		n[strings.TrimSpace(f.first.String()+" "+f.how.String())]++
 	}
 	return countsText(n)
 }

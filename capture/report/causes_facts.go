@@ -1,7 +1,9 @@
 package report
 
 import (
-	"sort"
+	"cmp"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/wstap/wstap/capture/record"
@@ -9,25 +11,30 @@ import (
 
 // factsOf keeps what the causes need of one record of run number run.
 func factsOf(run int, r *record.Session) *facts {
+	f := &facts{}
+	fillFacts(f, run, r, nil)
+	return f
+}
+
+// fillFacts fills f with what the causes need of one record of run number
+// run; lb, when set, labels end.first and end.how without the table's lock.
+func fillFacts(f *facts, run int, r *record.Session, lb labeler) {
 	ka := &r.Keepalive
-	f := &facts{
-		id: r.ID, target: r.Target, run: run,
-		upgraded: r.Handshake.Status == 101, abnormal: r.Abnormal, status: r.Handshake.Status,
-		verdict: string(r.Verdict), first: string(r.End.First), how: string(r.End.How),
-		opened: r.Start.Add(time.Duration(r.Handshake.LatencyMS * float64(time.Millisecond))),
-		end:    r.End.At, concOpen: r.ConcurrentAtOpen, credConc: r.CredentialConcurrentAtOpen,
+	*f = facts{
+		id: r.ID, target: r.Target, run: int32(run),
+		upgraded: r.Handshake.Status == 101, abnormal: r.Abnormal, status: int16(r.Handshake.Status),
+		first: lb.of(string(r.End.First)), how: lb.of(string(r.End.How)),
+		opened: nanos(r.Start.Add(time.Duration(r.Handshake.LatencyMS * float64(time.Millisecond)))),
+		end:    nanos(endTime(r)), concOpen: clamp32(r.ConcurrentAtOpen), credConc: clamp32(r.CredentialConcurrentAtOpen),
 		clientSilenceMS: ka.ClientSilenceBeforeEndMS, clientMaxSilenceMS: ka.ClientMaxSilenceMS,
-		pingToEndMS: -1, upstreamPings: ka.UpstreamPings, clientPings: ka.ClientPings,
+		pingToEndMS: -1, upstreamPings: clamp32(ka.UpstreamPings),
 		upstreamPingP50MS: -1, clientPongP50MS: -1, clientPongMaxMS: -1,
-		clientDataFrames: r.Frames.ClientToUpstream.Text + r.Frames.ClientToUpstream.Binary,
+		clientSpoke: ka.ClientPings > 0 || r.Frames.ClientToUpstream.Text+r.Frames.ClientToUpstream.Binary > 0,
 	}
 	if r.Credential != nil {
 		f.credential = *r.Credential
 	}
-	if f.end.IsZero() {
-		f.end = r.Start.Add(time.Duration(r.DurationMS * float64(time.Millisecond)))
-	}
-	f.lifeMS = max(0, float64(f.end.Sub(f.opened))/float64(time.Millisecond))
+	f.lifeMS = max(0, float64(time.Duration(f.end-f.opened))/float64(time.Millisecond))
 	f.tlsEnd = f.upgraded && r.End.How == record.HowTLSError
 	if f.clientMaxSilenceMS < f.clientSilenceMS {
 		f.clientMaxSilenceMS = f.clientSilenceMS // records written before the field
@@ -44,7 +51,7 @@ func factsOf(run int, r *record.Session) *facts {
 	for _, leg := range []*record.TLSLeg{r.TLS.Client, r.TLS.Upstream} {
 		if leg != nil {
 			f.tlsLegs++
-			f.tlsRenegs += leg.Renegotiations
+			f.tlsRenegs = clamp32(int64(f.tlsRenegs) + int64(leg.Renegotiations))
 		}
 	}
 	for _, fd := range r.Findings {
@@ -55,7 +62,26 @@ func factsOf(run int, r *record.Session) *facts {
 			f.handshakeRules = append(f.handshakeRules, fd.Rule)
 		}
 	}
-	return f
+}
+
+// clamp32 is n within the int32 range: a count of sessions or pings.
+func clamp32[T int | int64](n T) int32 {
+	return int32(max(min(int64(n), math.MaxInt32), math.MinInt32))
+}
+
+// labeler labels the end.first and end.how values of one run dir, without
+// the table's lock once met.
+type labeler map[string]label
+
+func (lb labeler) of(s string) label {
+	if l, ok := lb[s]; ok {
+		return l
+	}
+	l := labelOf(s)
+	if lb != nil {
+		lb[s] = l
+	}
+	return l
 }
 
 // handshakeRules are the audit's rules on the upgrade exchange
@@ -70,86 +96,142 @@ var handshakeRules = map[string]bool{
 	"extension-not-offered": true, "response-upgrade-token": true, "key-reused": true,
 }
 
-// openCounter counts, for one run and one key, the upgraded sessions open at
-// an instant from their open and end times.
-type openCounter struct{ opens, ends []time.Time }
-
-func (c *openCounter) add(f *facts) {
-	c.opens = append(c.opens, f.opened)
-	c.ends = append(c.ends, f.end)
-}
-
-func (c *openCounter) sort() {
-	sort.Slice(c.opens, func(i, j int) bool { return c.opens[i].Before(c.opens[j]) })
-	sort.Slice(c.ends, func(i, j int) bool { return c.ends[i].Before(c.ends[j]) })
-}
-
-// at counts the sessions opened at or before t and not ended by t.
-func (c *openCounter) at(t time.Time) int {
-	o := sort.Search(len(c.opens), func(i int) bool { return c.opens[i].After(t) })
-	e := sort.Search(len(c.ends), func(i int) bool { return c.ends[i].After(t) })
-	return o - e
-}
-
 // mergeOpenConcurrency gives every session its concurrency at open in each
 // scope across all runs: a run's own recorded count (exact, counted by the
 // proxy) plus the sessions of the other runs open at that instant (replayed
 // from their times). A session without a recorded count (a run dir written
 // before the field) gets its own run replayed too. A non-101 answer counts as
 // the session it would have been: the sessions open plus one.
+//
+// The replay is one sweep over the sessions by open and by end (two lists of
+// indexes), counting the open upgraded sessions of each run in each scope
+// (all, a credential, a target).
 func mergeOpenConcurrency(all []*facts, runs int) {
-	type key struct {
-		run int
-		k   string
+	byOpen, byEnd := sweepOrders(all)
+	scopes := newOpenScopes(all, runs)
+	e := 0
+	for g := 0; g < len(byOpen); {
+		// At t, the sessions opened at or before t and not ended by t.
+		t, h := all[byOpen[g]].opened, g
+		for ; h < len(byOpen) && all[byOpen[h]].opened == t; h++ {
+			if f := all[byOpen[h]]; f.upgraded {
+				scopes.add(f, 1)
+			}
+		}
+		for ; e < len(byEnd) && all[byEnd[e]].end <= t; e++ {
+			scopes.add(all[byEnd[e]], -1)
+		}
+		for _, i := range byOpen[g:h] {
+			scopes.count(all[i])
+		}
+		g = h
 	}
-	counters := map[key]*openCounter{}
-	get := func(k key) *openCounter {
-		c := counters[k]
+}
+
+// sweepOrders lists the sessions by open (all) and the upgraded ones by end,
+// as indexes into all.
+func sweepOrders(all []*facts) (byOpen, byEnd []int32) {
+	byOpen = make([]int32, len(all))
+	n := 0
+	for i, f := range all {
+		byOpen[i] = int32(i)
+		if f.upgraded {
+			n++
+		}
+	}
+	byEnd = make([]int32, 0, n)
+	for i, f := range all {
+		if f.upgraded {
+			byEnd = append(byEnd, int32(i))
+		}
+	}
+	slices.SortFunc(byOpen, func(a, b int32) int { return cmp.Compare(all[a].opened, all[b].opened) })
+	slices.SortFunc(byEnd, func(a, b int32) int { return cmp.Compare(all[a].end, all[b].end) })
+	return byOpen, byEnd
+}
+
+// openScopes counts, during the sweep, the upgraded sessions open in each
+// scope, by run.
+type openScopes struct {
+	all                *scopeCount
+	credential, target map[string]*scopeCount
+}
+
+// scopeCount is one scope: the sessions open in it, in all and by run, and
+// the runs that have an upgraded session in it at all.
+type scopeCount struct {
+	total int32
+	byRun []int32
+	has   []bool
+}
+
+func newScopeCount(runs int) *scopeCount {
+	return &scopeCount{byRun: make([]int32, runs), has: make([]bool, runs)}
+}
+
+// newOpenScopes makes the scopes of the upgraded sessions of all.
+func newOpenScopes(all []*facts, runs int) *openScopes {
+	o := &openScopes{all: newScopeCount(runs), credential: map[string]*scopeCount{}, target: map[string]*scopeCount{}}
+	get := func(m map[string]*scopeCount, k string) *scopeCount {
+		c := m[k]
 		if c == nil {
-			c = &openCounter{}
-			counters[k] = c
+			c = newScopeCount(runs)
+			m[k] = c
 		}
 		return c
 	}
 	for _, f := range all {
 		if f.upgraded {
-			get(key{f.run, "*"}).add(f)
-			get(key{f.run, "c" + f.credential}).add(f)
-			get(key{f.run, "t" + f.target}).add(f)
+			o.all.has[f.run] = true
+			get(o.credential, f.credential).has[f.run] = true
+			get(o.target, f.target).has[f.run] = true
 		}
 	}
-	for _, c := range counters {
-		c.sort()
+	return o
+}
+
+// add opens (d = 1) or ends (d = -1) an upgraded session in its scopes.
+func (o *openScopes) add(f *facts, d int32) {
+	for _, c := range []*scopeCount{o.all, o.credential[f.credential], o.target[f.target]} {
+		c.total += d
+		c.byRun[f.run] += d
 	}
-	count := func(f *facts, k string, own int) int {
-		n := 0
-		for r := 0; r < runs; r++ {
-			c := counters[key{r, k}]
-			switch {
-			case c == nil:
-			case r == f.run && own > 0:
-				n += own
-			default:
-				n += c.at(f.opened)
-			}
-		}
-		if !f.upgraded && own == 0 {
-			n++
-		}
-		return n
-	}
-	for _, f := range all {
-		ownAll, ownCred := f.concOpen, f.credConc
-		if !f.upgraded && ownAll > 0 {
-			ownAll++ // recorded: the sessions open when it was refused
-			if f.credential != "" {
-				ownCred++
-			}
-		}
-		f.concOpen = count(f, "*", ownAll)
-		f.targetConc = count(f, "t"+f.target, 0)
+}
+
+// count sets f's concurrency at open in each scope from the counts at its
+// open: the other runs' open sessions, and its own run's recorded count (or,
+// without one, its open sessions), where that run has the scope at all.
+func (o *openScopes) count(f *facts) {
+	ownAll, ownCred := f.concOpen, f.credConc
+	if !f.upgraded && ownAll > 0 {
+		ownAll++ // recorded: the sessions open when it was refused
 		if f.credential != "" {
-			f.credConc = count(f, "c"+f.credential, ownCred)
+			ownCred++
 		}
 	}
+	f.concOpen = o.all.at(f, ownAll)
+	f.targetConc = o.target[f.target].at(f, 0)
+	if f.credential != "" {
+		f.credConc = o.credential[f.credential].at(f, ownCred)
+	}
+}
+
+// at is f's concurrency in scope c (nil: no upgraded session has it), with
+// own its run's recorded count (0: none).
+func (c *scopeCount) at(f *facts, own int32) int32 {
+	var n int32
+	if c != nil {
+		n = c.total - c.byRun[f.run]
+		if c.has[f.run] {
+			if own > 0 {
+				n += own
+			} else {
+				n += c.byRun[f.run]
+			}
+		}
+	}
+	if !f.upgraded && own == 0 {
+		n++
+	}
+	return n
 }

@@ -13,12 +13,12 @@ import (
 func simFacts(id string, openAt float64, lifeMS float64, drop bool) *facts {
 	t0 := time.Unix(1_700_000_000, 0)
 	o := t0.Add(time.Duration(openAt * float64(time.Millisecond)))
-	f := &facts{id: id, upgraded: true, status: 101, opened: o, end: o.Add(time.Duration(lifeMS * float64(time.Millisecond))),
+	f := &facts{id: id, upgraded: true, status: 101, opened: nanos(o), end: nanos(o.Add(time.Duration(lifeMS * float64(time.Millisecond)))),
 		lifeMS: lifeMS, pingToEndMS: -1, clientPongMaxMS: -1, clientPongP50MS: -1, upstreamPingP50MS: -1, target: "wss://x/chat"}
 	if drop {
-		f.abnormal, f.first, f.how = true, "upstream", "eof"
+		f.abnormal, f.first, f.how = true, labelOf("upstream"), labelOf("eof")
 	} else {
-		f.first, f.how = "client", "close-handshake"
+		f.first, f.how = labelOf("client"), labelOf("close-handshake")
 	}
 	return f
 }
@@ -27,7 +27,7 @@ func TestCausesDemoLike(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	var all []*facts
 	n := 0
-	add := func(f *facts) { n++; f.concOpen = n; all = append(all, f) }
+	add := func(f *facts) { n++; f.concOpen = int32(n); all = append(all, f) }
 	for i := 0; i < 99; i++ { // pingers
 		f := simFacts(fmt.Sprint("p", i), float64(i), 12000, false)
 		f.clientSilenceMS, f.clientMaxSilenceMS, f.upstreamPings, f.clientPongMaxMS, f.clientPongP50MS = 100, 1000+rng.Float64()*100, 5, 1, 0.5
@@ -46,7 +46,7 @@ func TestCausesDemoLike(t *testing.T) {
 	}
 	for i := 0; i < 68; i++ { // over cap
 		f := simFacts(fmt.Sprint("o", i), float64(300+i*5), 200, true)
-		f.how = "reset"
+		f.how = labelOf("reset")
 		f.clientSilenceMS, f.clientMaxSilenceMS = 200, 200
 		n = 232 + i
 		add(f)
@@ -107,9 +107,9 @@ func TestCausesMixedSim(t *testing.T) {
 			openA = append(openA, at+life)
 		}
 		f.lifeMS = life
-		f.end = f.opened.Add(time.Duration(life * float64(time.Millisecond)))
+		f.end = f.opened + int64(time.Duration(life*float64(time.Millisecond)))
 		if drop {
-			f.abnormal, f.first, f.how = true, "upstream", "eof"
+			f.abnormal, f.first, f.how = true, labelOf("upstream"), labelOf("eof")
 		}
 		all = append(all, f)
 	}
@@ -129,7 +129,7 @@ func TestCausesTextRender(t *testing.T) {
 	var all []*facts
 	for i := 0; i < 60; i++ {
 		f := simFacts(fmt.Sprint("s", i), float64(i*10), 5000+float64(i%7)*40, i%2 == 0)
-		f.concOpen = i + 1
+		f.concOpen = int32(i + 1)
 		if i%2 == 0 {
 			f.clientSilenceMS, f.clientMaxSilenceMS = f.lifeMS-20, f.lifeMS-20
 		} else {

@@ -99,7 +99,7 @@ func explainLatePong(in *explainInput, by map[string][]*Cause, up int) (string, 
 	var slowest, cadence []float64
 	unanswered := 0
 	for _, f := range pinged {
-		pings += f.upstreamPings
+		pings += int64(f.upstreamPings)
 		if f.clientPongMaxMS >= 0 {
 			slowest = append(slowest, f.clientPongMaxMS)
 		}
@@ -165,11 +165,11 @@ func explainHandshake(in *explainInput, by map[string][]*Cause, up int) (string,
 func explainTLS(in *explainInput, by map[string][]*Cause, up int) (string, string) {
 	legs, renegs, own, abnormal := 0, 0, 0, 0
 	for _, f := range in.all {
-		legs += f.tlsLegs
-		renegs += f.tlsRenegs
+		legs += int(f.tlsLegs)
+		renegs += int(f.tlsRenegs)
 		if f.abnormal {
 			abnormal++
-			if f.first == "proxy" && f.how == "tls-error" {
+			if f.first == labelProxy && f.how == labelTLSError {
 				own++ // wstap's own TLS client: cause proxy, not the platform's TLS
 			}
 		}
@@ -223,7 +223,7 @@ func explainCap(in *explainInput, by map[string][]*Cause, up int) (string, strin
 	peak := 0
 	for _, f := range in.all {
 		if f.upgraded {
-			peak = max(peak, f.concOpen)
+			peak = max(peak, int(f.concOpen))
 		}
 	}
 	left := countIf(in.all, func(f *facts) bool { return f.upstreamDrop() || f.rejected() }) - timerDrops(by)

@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,58 +40,109 @@ type HAROptions struct {
 // "http" events. Header values, URLs and text secrets are redacted. Lines
 // that do not parse are left out and counted in d.Bad.
 func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
-	var recs []record.Session
+	h := newHARBuilder(opts)
 	err := d.Sessions(func(r *record.Session) error {
-		recs = append(recs, *r)
+		h.session(r)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	err = capture.Lines(d, capture.EventsFile, func(ev *harEvent) error {
+		h.event(ev)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return h.write(w, harRunVersion(d))
+}
+
+// harBuilder gathers a HAR as a run dir is read, each file once: an entry
+// per session (not the record), then the events into them. The HAR is one
+// document sorted by start, written at the end.
+type harBuilder struct {
+	entries  []*harEntry // the sessions', then the non-WebSocket requests'
+	byID     map[string]*harEntry
+	http     []*harEntry
+	max      int
+	payloads bool
+}
+
+func newHARBuilder(opts HAROptions) *harBuilder {
 	max := opts.MaxMessages
 	if max == 0 {
 		max = DefaultHARMaxMessages
 	}
-	entries := make([]*harEntry, 0, len(recs))
-	byID := make(map[string]*harEntry, len(recs))
-	for i := range recs {
-		e := harSessionEntry(&recs[i])
-		entries = append(entries, e)
-		byID[recs[i].ID] = e
+	return &harBuilder{byID: map[string]*harEntry{}, max: max, payloads: opts.IncludePayloads}
+}
+
+// session adds the entry of a session record; r may be changed afterwards.
+func (h *harBuilder) session(r *record.Session) {
+	e := harSessionEntry(r)
+	h.entries = append(h.entries, e)
+	h.byID[r.ID] = e
+}
+
+// event adds an event of events.jsonl to its session's entry, or the entry
+// of a non-WebSocket request; the sessions come first.
+func (h *harBuilder) event(ev *harEvent) {
+	e := h.byID[ev.Session]
+	switch {
+	case ev.Event == "http" && e == nil:
+		h.http = append(h.http, harHTTPEntry(ev))
+	case e == nil:
+	case ev.Event == "message":
+		harAddCapped(e.Messages, &e.MessagesOmitted, h.max, harMessageOf(ev, h.payloads))
+	case ev.Event == "ping" || ev.Event == "pong" || ev.Event == "close":
+		harAddCapped(e.ControlFrames, &e.ControlsOmitted, h.max, harControlOf(ev))
 	}
-	httpEntries, err := harAddEvents(d, byID, max, opts.IncludePayloads)
-	if err != nil {
-		return err
-	}
-	entries = append(entries, httpEntries...)
+}
+
+// write sorts the entries by start and writes the document as
+// json.Encoder would indent it whole, but entry by entry: only one entry's
+// text is held at a time, and each entry is let go once written.
+func (h *harBuilder) write(w io.Writer, version string) error {
+	entries := append(h.entries, h.http...)
+	h.entries, h.http, h.byID = nil, nil, nil
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].start.Before(entries[j].start) })
-	doc := harDoc{Log: harLog{
-		Version: "1.2",
-		Creator: harCreator{Name: "wstap", Version: harRunVersion(d)},
-		Entries: entries,
-	}}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(doc); err != nil {
+	if err := enc.Encode(version); err != nil {
+		return fmt.Errorf("writing HAR: %w", err)
+	}
+	fmt.Fprintf(bw, "{\n  \"log\": {\n    \"version\": \"1.2\",\n    \"creator\": {\n      \"name\": \"wstap\",\n      \"version\": %s\n    },\n    \"entries\": ",
+		bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	enc.SetIndent("      ", "  ")
+	for i, e := range entries {
+		buf.Reset()
+		if err := enc.Encode(e); err != nil {
+			return fmt.Errorf("writing HAR: %w", err)
+		}
+		entries[i] = nil
+		if i == 0 {
+			bw.WriteByte('[')
+		} else {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n      ")
+		bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	}
+	switch {
+	case len(entries) > 0:
+		bw.WriteString("\n    ]")
+	case entries == nil:
+		bw.WriteString("null") // no session and no request: as json.Encoder writes a nil slice
+	default:
+		bw.WriteString("[]")
+	}
+	bw.WriteString("\n  }\n}\n")
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing HAR: %w", err)
 	}
 	return nil
-}
-
-type harDoc struct {
-	Log harLog `json:"log"`
-}
-
-type harLog struct {
-	Version string      `json:"version"`
-	Creator harCreator  `json:"creator"`
-	Entries []*harEntry `json:"entries"`
-}
-
-type harCreator struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
 }
 
 type harEntry struct {
@@ -253,29 +306,6 @@ type harEvent struct {
 	URL       string          `json:"url"`
 	Status    int             `json:"status"`
 	LatencyMS float64         `json:"latency_ms"`
-}
-
-// harAddEvents streams events.jsonl into the session entries and returns the
-// entries of non-WebSocket requests. A missing file adds nothing.
-func harAddEvents(d *capture.RunDir, byID map[string]*harEntry, max int, payloads bool) ([]*harEntry, error) {
-	var extra []*harEntry
-	err := capture.Lines(d, capture.EventsFile, func(ev *harEvent) error {
-		e := byID[ev.Session]
-		switch {
-		case ev.Event == "http" && e == nil:
-			extra = append(extra, harHTTPEntry(ev))
-		case e == nil:
-		case ev.Event == "message":
-			harAddCapped(e.Messages, &e.MessagesOmitted, max, harMessageOf(ev, payloads))
-		case ev.Event == "ping" || ev.Event == "pong" || ev.Event == "close":
-			harAddCapped(e.ControlFrames, &e.ControlsOmitted, max, harControlOf(ev))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return extra, nil
 }
 
 func harAddCapped(list *[]harMessage, omitted *int, max int, m harMessage) {

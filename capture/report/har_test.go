@@ -3,9 +3,12 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/wstap/wstap/capture"
 	"github.com/wstap/wstap/capture/record"
 )
 
@@ -170,5 +173,64 @@ func TestHARPayloadsAndCap(t *testing.T) {
 	}
 	if !bytes.Contains(raw, []byte(`"Bearer [redacted]"`)) {
 		t.Error("Authorization header not redacted with its scheme kept")
+	}
+}
+
+// The HAR document whole, as WriteHAR once encoded it in one piece: the
+// reference its entry-by-entry writing must match byte for byte.
+type harDoc struct {
+	Log harLog `json:"log"`
+}
+
+type harLog struct {
+	Version string      `json:"version"`
+	Creator harCreator  `json:"creator"`
+	Entries []*harEntry `json:"entries"`
+}
+
+type harCreator struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// TestHARWrittenEntryByEntry: the HAR written entry by entry is the
+// document json.Encoder indents whole, with entries, with none ("entries":
+// null, as ever), and with a version that JSON must escape.
+func TestHARWrittenEntryByEntry(t *testing.T) {
+	for _, c := range []struct {
+		dir, version string
+	}{
+		{filepath.Join("..", "..", "testdata", "rundir", "demo"), "v1.2.3"},
+		{writeTestRun(t), `dev <"x">`},
+		{t.TempDir(), "dev"},
+	} {
+		build := func() *harBuilder {
+			h := newHARBuilder(HAROptions{})
+			d, err := capture.OpenRunDir(c.dir)
+			if err != nil {
+				return h // an empty dir: no entries
+			}
+			d.Sessions(func(r *record.Session) error { h.session(r); return nil })
+			capture.Lines(d, capture.EventsFile, func(ev *harEvent) error { h.event(ev); return nil })
+			return h
+		}
+		var got bytes.Buffer
+		if err := build().write(&got, c.version); err != nil {
+			t.Fatal(err)
+		}
+		h := build()
+		entries := append(h.entries, h.http...)
+		sort.SliceStable(entries, func(i, j int) bool { return entries[i].start.Before(entries[j].start) })
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(harDoc{Log: harLog{Version: "1.2", Creator: harCreator{"wstap", c.version}, Entries: entries}}); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%s: written entry by entry (%d bytes) is not the whole document (%d bytes):\n%.600s\nwant\n%.600s",
+				c.dir, got.Len(), want.Len(), got.String(), want.String())
+		}
 	}
 }

@@ -35,7 +35,7 @@ func (s *Summary) summarizeKeepaliveGroups() {
 			cadence = append(cadence, f.upstreamPingP50MS)
 		}
 	}
-	k.PlatformPingEveryMS = quantilesOf(cadence).P50
+	k.PlatformPingEveryMS = ownQuantiles(cadence).P50
 	for _, c := range s.Causes {
 		if c.Cause == CauseIdle {
 			k.IdleTimeoutMS, s.idleLowMS = c.Seconds*1000, c.lowMS
@@ -52,7 +52,7 @@ func (s *Summary) keepaliveGroup(name string, abnormal bool) keepaliveGroup {
 			continue
 		}
 		g.Sessions++
-		if f.clientPings > 0 || f.clientDataFrames > 0 {
+		if f.clientSpoke {
 			g.Sending++
 		}
 		silence = append(silence, f.clientMaxSilenceMS)
@@ -69,6 +69,6 @@ func (s *Summary) keepaliveGroup(name string, abnormal bool) keepaliveGroup {
 			g.SilentPastIdle++
 		}
 	}
-	g.ClientLongestSilenceMS, g.SlowestPongMS = quantilesOf(silence), quantilesOf(pong)
+	g.ClientLongestSilenceMS, g.SlowestPongMS = ownQuantiles(silence), ownQuantiles(pong)
 	return g
 }

@@ -1,9 +1,10 @@
 package report
 
 import (
-	"encoding/json"
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,15 +17,12 @@ import (
 // maxTimelineEvents caps the events kept per abnormal session for its timeline.
 const maxTimelineEvents = 1000
 
-// Run is one run dir as the report reads it: the session records, the
-// run.json manifest and the figures the report needs from events.jsonl.
+// Run is one run dir as the report reads it (LoadRun): what it keeps of
+// each session, the sums of its records, the run.json manifest and the
+// figures the report needs from events.jsonl.
 type Run struct {
 	Dir      string
 	Manifest *capture.RunInfo // run.json; nil when missing or unreadable
-	Sessions []record.Session
-	// Timelines holds, by session id, the events of the abnormal sessions in
-	// file order (at most maxTimelineEvents each).
-	Timelines map[string][]loggedEvent
 	// HTTPStatus counts the non-WebSocket requests by status ("http" events).
 	HTTPStatus map[int]int
 	// Rejected counts the requests wstap refused itself, by reason.
@@ -37,6 +35,21 @@ type Run struct {
 	AcceptErrors int
 	// Problems says what could not be read: missing files, unparsable lines.
 	Problems []string
+
+	store   sessionStore // every session, in file order
+	scratch lineScratch
+	strs    interner
+	labels  labeler
+	tally   runTally
+	tls     *tlsTally
+	open    openTimes // start and end of the upgraded sessions
+	// start and end: run.json's, widened to the sessions'.
+	start, end time.Time
+	// cands: the records of the first 1006 sessions; timelines holds, by
+	// session id, their pings and pongs among their first
+	// maxTimelineEvents events.
+	cands     candidates
+	timelines map[string][]timelineEvent
 }
 
 // addCounters sums o into c (merged runs).
@@ -77,25 +90,6 @@ type loggedEvent struct {
 	Outcome   string  `json:"outcome,omitempty"`
 }
 
-// UnmarshalJSON reads an events.jsonl line; see eventTime for "time".
-func (e *loggedEvent) UnmarshalJSON(b []byte) error {
-	type plain loggedEvent // without this method
-	var v struct {
-		plain
-		Time any `json:"time"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	t, err := eventTime(v.Time)
-	if err != nil {
-		return err
-	}
-	*e = loggedEvent(v.plain)
-	e.Time = t
-	return nil
-}
-
 // eventTime reads zerolog's "time" field: RFC 3339 text, or a Unix time in
 // seconds or milliseconds when the logger was set up that way.
 func eventTime(v any) (time.Time, error) {
@@ -110,82 +104,6 @@ func eventTime(v any) (time.Time, error) {
 		return time.Unix(sec, int64((t-float64(sec))*1e9)), nil
 	}
 	return time.Time{}, fmt.Errorf("time %v is neither RFC 3339 nor a number", v)
-}
-
-// LoadRun reads a run dir. Missing files and lines that do not parse are
-// tolerated and listed in Run.Problems; a dir that is missing or is not a
-// run dir is an error naming it.
-func LoadRun(dir string) (*Run, error) {
-	d, err := capture.OpenRunDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	r := &Run{Dir: dir, Timelines: map[string][]loggedEvent{},
-		HTTPStatus: map[int]int{}, Rejected: map[string]int{}}
-	r.loadManifest(d)
-	for _, name := range []string{capture.SessionsFile, capture.EventsFile} {
-		if !d.Has(name) {
-			r.Problems = append(r.Problems, d.Path(name)+": missing")
-		}
-	}
-	if err := d.Sessions(r.addSession); err != nil {
-		return nil, err
-	}
-	abnormal := map[string]bool{}
-	for _, s := range r.Sessions {
-		if s.Abnormal {
-			abnormal[s.ID] = true
-		}
-	}
-	err = capture.Lines(d, capture.EventsFile, func(e *loggedEvent) error {
-		r.addEvent(e, abnormal)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if d.Bad.Count > 0 {
-		r.Problems = append(r.Problems, dir+": "+d.Bad.String())
-	}
-	return r, nil
-}
-
-// loadManifest reads run.json into r.Manifest, what went wrong into r.Problems.
-func (r *Run) loadManifest(d *capture.RunDir) {
-	if !d.Has(capture.RunFile) {
-		r.Problems = append(r.Problems, d.Path(capture.RunFile)+": missing")
-		return
-	}
-	m, err := d.Info()
-	r.Manifest = m
-	if err != nil {
-		r.Problems = append(r.Problems, err.Error())
-	}
-}
-
-func (r *Run) addSession(s *record.Session) error {
-	r.Sessions = append(r.Sessions, *s)
-	return nil
-}
-
-func (r *Run) addEvent(e *loggedEvent, abnormal map[string]bool) {
-	switch e.Event {
-	case "http":
-		r.HTTPStatus[e.Status]++
-	case "rejected":
-		r.Rejected[e.Reason]++
-	case "accept-error":
-		r.AcceptErrors++
-	case "tls":
-		if e.Error != "" || e.Alert != "" {
-			r.TLSErrors = append(r.TLSErrors, *e)
-		}
-	case "tls-renegotiation":
-		r.Renegotiations = append(r.Renegotiations, *e)
-	}
-	if abnormal[e.Session] && len(r.Timelines[e.Session]) < maxTimelineEvents {
-		r.Timelines[e.Session] = append(r.Timelines[e.Session], *e)
-	}
 }
 
 // upgraded reports whether the session got its 101 (only those can end in 1006).
@@ -267,10 +185,13 @@ type Summary struct {
 	AcceptErrors int              `json:"accept_error_events"`
 	Problems     []string         `json:"problems"`
 
-	runs  []*Run
-	sess  []sessionRef      // every session of every run, in end order
-	steps []concurrencyStep // open upgraded sessions over time, all runs
-	facts []*facts          // what the causes need of each session, in end order
+	runs []*Run
+	sess []*session // every session of every run, in end order
+	// open: the start and end of every upgraded session, all runs;
+	// drops: the 1006 sessions in end order, with their concurrency.
+	open  *openTimes
+	drops []dropRef
+	facts []*facts // what the causes need of each session, in end order
 	// idleLowMS is the shortest client silence the idle timeout dropped.
 	idleLowMS float64
 }
@@ -382,20 +303,6 @@ type statusCount struct {
 	Count  int `json:"count"`
 }
 
-// sessionRef is one session of the merged runs with its merged concurrency.
-type sessionRef struct {
-	run  int
-	rec  *record.Session
-	end  time.Time
-	conc int
-}
-
-// concurrencyStep: from At on, Open upgraded sessions were open.
-type concurrencyStep struct {
-	At   time.Time
-	Open int
-}
-
 // Summarize merges runs on wall-clock time: counts are sums, concurrency is
 // replayed from the start and end times of the sessions of every run.
 func Summarize(runs ...*Run) *Summary {
@@ -421,8 +328,9 @@ func Summarize(runs ...*Run) *Summary {
 func (s *Summary) attribute() {
 	s.facts = make([]*facts, len(s.sess))
 	for i, ref := range s.sess {
-		s.facts[i] = factsOf(ref.run, ref.rec)
+		s.facts[i] = &ref.facts
 	}
+	s.sess = nil // in end order in s.facts from here on
 	mergeOpenConcurrency(s.facts, len(s.runs))
 	s.Causes = inferCauses(s.facts)
 }
@@ -443,27 +351,22 @@ func (s *Summary) explain() {
 
 // collect lists the runs and their sessions and sums the run-level counters.
 func (s *Summary) collect() {
+	n := 0
+	for _, r := range s.runs {
+		n += r.store.n
+	}
+	s.sess = make([]*session, 0, n)
 	for i, r := range s.runs {
-		rs := runSummary{Dir: r.Dir, Sessions: len(r.Sessions)}
+		rs := runSummary{Dir: r.Dir, Sessions: r.store.n, Start: r.start, End: r.end}
 		if m := r.Manifest; m != nil {
 			rs.Version, rs.Mode, rs.Upstream, rs.Host = m.Version, m.Mode, m.Upstream, m.Host
-			rs.Start = m.Start
-			if m.End != nil {
-				rs.End = *m.End
-			}
 			addCounters(&s.Counters, m.Counters)
 		}
-		for j := range r.Sessions {
-			rec := &r.Sessions[j]
-			end := endTime(rec)
-			s.sess = append(s.sess, sessionRef{run: i, rec: rec, end: end})
-			if rs.Start.IsZero() || rec.Start.Before(rs.Start) {
-				rs.Start = rec.Start
-			}
-			if end.After(rs.End) {
-				rs.End = end
-			}
-		}
+		r.store.each(func(_ int, ses *session) {
+			ses.run = int32(i)
+			ses.facts.concOpen, ses.facts.credConc = ses.recConcOpen, ses.recCredConc
+			s.sess = append(s.sess, ses)
+		})
 		if !rs.Start.IsZero() && (s.Start.IsZero() || rs.Start.Before(s.Start)) {
 			s.Start = rs.Start
 		}
@@ -477,74 +380,17 @@ func (s *Summary) collect() {
 		s.AcceptErrors += r.AcceptErrors
 		s.Problems = append(s.Problems, r.Problems...)
 	}
-	sort.SliceStable(s.sess, func(i, j int) bool { return s.sess[i].end.Before(s.sess[j].end) })
+	slices.SortStableFunc(s.sess, func(a, b *session) int { return cmp.Compare(a.end, b.end) })
 	s.Sessions = len(s.sess)
-}
-
-// mergeConcurrency gives every upgraded session its concurrency at its end
-// across all runs: its own run's concurrent_at_end plus the sessions of the
-// other runs open at that instant (replayed from their start and end times),
-// and builds the open-sessions-over-time steps.
-func (s *Summary) mergeConcurrency() {
-	starts := make([][]time.Time, len(s.runs))
-	ends := make([][]time.Time, len(s.runs))
-	var deltas []concurrencyStep
-	for _, ref := range s.sess {
-		if !upgraded(ref.rec) {
-			continue
-		}
-		starts[ref.run] = append(starts[ref.run], ref.rec.Start)
-		ends[ref.run] = append(ends[ref.run], ref.end)
-		deltas = append(deltas, concurrencyStep{ref.rec.Start, 1}, concurrencyStep{ref.end, -1})
-	}
-	for i := range s.runs {
-		sort.Slice(starts[i], func(a, b int) bool { return starts[i][a].Before(starts[i][b]) })
-		sort.Slice(ends[i], func(a, b int) bool { return ends[i][a].Before(ends[i][b]) })
-	}
-	// openAt counts run i's sessions started at or before t and not yet ended
-	// (inclusive: the session ending at t itself is counted).
-	openAt := func(i int, t time.Time) int {
-		st := sort.Search(len(starts[i]), func(k int) bool { return starts[i][k].After(t) })
-		en := sort.Search(len(ends[i]), func(k int) bool { return !ends[i][k].Before(t) })
-		return st - en
-	}
-	for k := range s.sess {
-		ref := &s.sess[k]
-		if !upgraded(ref.rec) {
-			continue
-		}
-		own := ref.rec.ConcurrentAtEnd
-		if own <= 0 {
-			own = openAt(ref.run, ref.end)
-		}
-		ref.conc = own
-		for i := range s.runs {
-			if i != ref.run {
-				ref.conc += openAt(i, ref.end)
-			}
-		}
-	}
-	sort.SliceStable(deltas, func(i, j int) bool {
-		if deltas[i].At.Equal(deltas[j].At) {
-			return deltas[i].Open > deltas[j].Open // starts before ends at one instant
-		}
-		return deltas[i].At.Before(deltas[j].At)
-	})
-	open := 0
-	for _, d := range deltas {
-		open += d.Open
-		s.steps = append(s.steps, concurrencyStep{d.At, open})
-		s.Concurrency.Peak = max(s.Concurrency.Peak, open)
-	}
 }
 
 func (s *Summary) countVerdicts() {
 	n := map[string]int{}
-	for _, ref := range s.sess {
-		n[string(ref.rec.Verdict)]++
-		if upgraded(ref.rec) {
-			s.Upgraded++
+	for _, r := range s.runs {
+		for v, c := range r.tally.verdicts {
+			n[v] += c
 		}
+		s.Upgraded += r.tally.upgraded
 	}
 	for _, v := range record.Verdicts {
 		s.Verdicts = append(s.Verdicts, verdictCount{string(v), n[string(v)]})
@@ -562,18 +408,15 @@ func (s *Summary) countVerdicts() {
 
 // summarizeDrops counts the 1006 sessions by who ended them and how.
 func (s *Summary) summarizeDrops() {
-	for _, ref := range s.sess {
-		if !ref.rec.Abnormal {
-			continue
-		}
+	for _, ref := range s.drops {
 		s.Abnormal++
-		s.DroppedBy[string(ref.rec.End.First)]++
-		s.DroppedHow[strings.TrimSpace(string(ref.rec.End.First)+" "+string(ref.rec.End.How))]++
-		if ref.rec.End.First == record.SideProxy && ref.rec.End.How != record.HowShutdown {
+		s.DroppedBy[ref.first.String()]++
+		s.DroppedHow[strings.TrimSpace(ref.first.String()+" "+ref.how.String())]++
+		if ref.first == labelProxy && ref.how != labelShutdown {
 			s.ProxyCaused++
 		}
 		if s.Concurrency.FirstDropAt.IsZero() {
-			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.end, ref.conc
+			s.Concurrency.FirstDropAt, s.Concurrency.AtFirstDrop = ref.endTime(), ref.conc
 		}
 	}
 	if s.Upgraded > 0 {
@@ -581,21 +424,22 @@ func (s *Summary) summarizeDrops() {
 	}
 }
 
+// concPoint is a session or a handshake at the concurrency c: drop, it
+// ended in 1006 or failed.
+type concPoint struct {
+	c    int32
+	drop bool
+}
+
 // estimateThreshold finds the concurrency level above which drops
-// concentrate (see threshold). conc[i] is a session's concurrency at its end,
-// drop[i] whether it ended in 1006. It returns nil when there are fewer than
-// three drops, when the split is no better than chance, or when the drop rate
-// above the split is not at least twice the rate below it.
-func estimateThreshold(conc []int, drop []bool) *threshold {
-	type point struct {
-		c    int
-		drop bool
-	}
-	pts := make([]point, len(conc))
+// concentrate (see threshold): each point is a concurrency and whether it
+// dropped (or failed); pts is sorted in place. It returns nil when there are
+// fewer than three drops, when the split is no better than chance, or when
+// the drop rate above the split is not at least twice the rate below it.
+func estimateThreshold(pts []concPoint) *threshold {
 	drops := 0
-	for i := range conc {
-		pts[i] = point{conc[i], drop[i]}
-		if drop[i] {
+	for _, p := range pts {
+		if p.drop {
 			drops++
 		}
 	}
@@ -603,7 +447,7 @@ func estimateThreshold(conc []int, drop []bool) *threshold {
 	if drops < 3 || others < 1 {
 		return nil
 	}
-	sort.Slice(pts, func(i, j int) bool { return pts[i].c < pts[j].c })
+	slices.SortFunc(pts, func(a, b concPoint) int { return cmp.Compare(a.c, b.c) })
 	var best *threshold
 	belowDrops, below := 0, 0
 	for i := 0; i < len(pts)-1; i++ {
@@ -617,7 +461,7 @@ func estimateThreshold(conc []int, drop []bool) *threshold {
 		// J = share of drops above − share of other sessions above.
 		j := float64(drops-belowDrops)/float64(drops) - float64(others-(below-belowDrops))/float64(others)
 		if best == nil || j > best.Separation {
-			best = &threshold{Level: pts[i].c, Below: below, BelowDrops: belowDrops,
+			best = &threshold{Level: int(pts[i].c), Below: below, BelowDrops: belowDrops,
 				Above: len(pts) - below, AboveDrops: drops - belowDrops, Separation: j}
 		}
 	}
@@ -635,90 +479,32 @@ func estimateThreshold(conc []int, drop []bool) *threshold {
 	return best
 }
 
-func (s *Summary) summarizeKeepalive() {
-	var c2uInt, u2cInt, c2uRTT, u2cRTT []float64
-	var c2uMax, u2cMax float64
-	k := &s.Keepalive
-	for _, ref := range s.sess {
-		r := ref.rec
-		if !upgraded(r) {
-			continue
-		}
-		ka := &r.Keepalive
-		k.UnansweredPings += ka.UnansweredPings
-		k.ClientToUpstream.Pings += ka.ClientPings
-		k.UpstreamToClient.Pings += ka.UpstreamPings
-		if ka.ClientPings > 0 {
-			k.ClientToUpstream.SessionsPinging++
-		} else {
-			k.ClientToUpstream.SessionsSilent++
-		}
-		if ka.UpstreamPings > 0 {
-			k.UpstreamToClient.SessionsPinging++
-		} else {
-			k.UpstreamToClient.SessionsSilent++
-		}
-		if ka.ClientPingIntervalMS != nil {
-			c2uInt = append(c2uInt, ka.ClientPingIntervalMS.P50)
-		}
-		if ka.UpstreamPingIntervalMS != nil {
-			u2cInt = append(u2cInt, ka.UpstreamPingIntervalMS.P50)
-		}
-		// The upstream answers the client's pings; the client the upstream's.
-		up, cl := ka.UpstreamPongRTTMS, ka.ClientPongRTTMS
-		if up == nil && cl == nil && ka.PongRTTMS != nil {
-			if ka.ClientPings > 0 && ka.UpstreamPings == 0 {
-				up = ka.PongRTTMS
-			} else if ka.UpstreamPings > 0 && ka.ClientPings == 0 {
-				cl = ka.PongRTTMS
-			}
-		}
-		if up != nil {
-			c2uRTT = append(c2uRTT, up.P50)
-			c2uMax = max(c2uMax, up.Max)
-		}
-		if cl != nil {
-			u2cRTT = append(u2cRTT, cl.P50)
-			u2cMax = max(u2cMax, cl.Max)
-		}
-	}
-	k.ClientToUpstream.IntervalMS = quantilesOf(c2uInt)
-	k.UpstreamToClient.IntervalMS = quantilesOf(u2cInt)
-	k.ClientToUpstream.PongRTTMS = quantilesOf(c2uRTT)
-	k.ClientToUpstream.PongRTTMS.Max = max(k.ClientToUpstream.PongRTTMS.Max, c2uMax)
-	k.UpstreamToClient.PongRTTMS = quantilesOf(u2cRTT)
-	k.UpstreamToClient.PongRTTMS.Max = max(k.UpstreamToClient.PongRTTMS.Max, u2cMax)
-}
-
-// countFindings counts sessions per finding rule, with example session ids.
+// countFindings counts sessions per finding rule, with the ids of the first
+// sessions by end.
 func (s *Summary) countFindings() {
-	byRule := map[string]*ruleCount{}
-	for _, ref := range s.sess {
-		seen := map[string]bool{}
-		for _, f := range ref.rec.Findings {
-			if seen[f.Rule] {
-				continue
+	byRule := map[string]*ruleTally{}
+	for i, r := range s.runs {
+		for rule, rt := range r.tally.findings {
+			m := byRule[rule]
+			if m == nil {
+				m = &ruleTally{}
+				byRule[rule] = m
 			}
-			seen[f.Rule] = true
-			rc := byRule[f.Rule]
-			if rc == nil {
-				rc = &ruleCount{Rule: f.Rule, Severity: f.Severity}
-				byRule[f.Rule] = rc
-			}
-			rc.Count++
-			if len(rc.Examples) < 3 {
-				rc.Examples = append(rc.Examples, ref.rec.ID)
+			m.count += rt.count
+			for _, e := range rt.first {
+				e.run = i
+				m.keep(e)
 			}
 		}
-		if seen["late-pong"] {
-			s.Keepalive.LatePongs++
-		}
-		if seen["no-keepalive"] {
-			s.Keepalive.NoKeepalive++
-		}
+		s.Keepalive.LatePongs += r.tally.latePongs
+		s.Keepalive.NoKeepalive += r.tally.noKeepalive
 	}
-	for _, rc := range byRule {
-		s.Findings = append(s.Findings, *rc)
+	for rule, m := range byRule {
+		rc := ruleCount{Rule: rule, Severity: m.first[0].severity, Count: m.count}
+		for _, e := range m.first {
+			rc.Examples = append(rc.Examples, e.id)
+		}
+		s.Findings = append(s.Findings, rc)
 	}
 	sort.Slice(s.Findings, func(i, j int) bool {
 		a, b := s.Findings[i], s.Findings[j]
@@ -732,38 +518,23 @@ func (s *Summary) countFindings() {
 // countTLS counts TLS failures by leg and alert: from the session records,
 // and from "tls" events of sessions that have no record.
 func (s *Summary) countTLS() {
-	type key struct{ leg, alert string }
-	n := map[key]*tlsCount{}
-	add := func(leg, alert, errText string) {
-		if alert == "" {
-			alert = "(none)"
-		}
-		k := key{leg, alert}
+	n := map[[2]string]*tlsCount{}
+	add := func(k [2]string, count int, example string) {
 		if n[k] == nil {
-			n[k] = &tlsCount{Leg: leg, Alert: alert, Example: errText}
+			n[k] = &tlsCount{Leg: k[0], Alert: k[1], Example: example}
 		}
-		n[k].Count++
+		n[k].Count += count
 	}
-	for i, r := range s.runs {
-		ids := map[string]bool{}
-		for _, ref := range s.sess {
-			if ref.run != i {
-				continue
-			}
-			ids[ref.rec.ID] = true
-			for _, l := range []struct {
-				name string
-				leg  *record.TLSLeg
-			}{{string(record.SideClient), ref.rec.TLS.Client}, {string(record.SideUpstream), ref.rec.TLS.Upstream}} {
-				if l.leg != nil && (l.leg.Error != "" || l.leg.Alert != "") {
-					add(l.name, l.leg.Alert, l.leg.Error)
-				}
-			}
+	for _, r := range s.runs {
+		for k, c := range r.tally.tlsFail {
+			add(k, c.count, c.example)
 		}
-		for _, e := range r.TLSErrors {
-			if !ids[e.Session] || e.Session == "" {
-				add(e.Leg, e.Alert, e.Error)
+		for _, e := range r.tally.tlsFailEv {
+			alert := e.alert
+			if alert == "" {
+				alert = "(none)"
 			}
+			add([2]string{e.leg, alert}, 1, e.err)
 		}
 	}
 	for _, c := range n {
@@ -795,10 +566,15 @@ func (s *Summary) countHTTP() {
 
 // quantilesOf summarises a sample (linear interpolation between ranks).
 func quantilesOf(v []float64) quantiles {
+	return ownQuantiles(append([]float64(nil), v...))
+}
+
+// ownQuantiles is quantilesOf for a sample the caller owns: it sorts v in
+// place instead of a copy (a million sessions' sample is 8 MB).
+func ownQuantiles(v []float64) quantiles {
 	if len(v) == 0 {
 		return quantiles{}
 	}
-	v = append([]float64(nil), v...)
 	sort.Float64s(v)
 	return quantiles{N: len(v), P50: rankValue(v, 0.5), P90: rankValue(v, 0.9), Max: v[len(v)-1]}
 }

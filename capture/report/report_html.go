@@ -213,50 +213,59 @@ func (s *Summary) openChart() *svgChart {
 	c := newChart("chart-open", "Open sessions over time",
 		"Upgraded sessions open across all runs; each red mark is a session that ended in 1006, at its end and the concurrency then.")
 	c.XLabel, c.YLabel = "time (UTC)", "open sessions"
-	if len(s.steps) == 0 {
+	from, to, ok := s.open.span()
+	if !ok {
 		c.Empty = "No upgraded sessions."
 		return c
 	}
-	from, to := s.steps[0].At, s.steps[len(s.steps)-1].At
-	span := float64(to.Sub(from))
+	span := float64(to - from)
 	x := linear(0, span, c.Left, c.Right)
 	top := yMax(float64(s.Concurrency.Peak))
 	y := linear(0, top, c.Bottom, c.Top)
-	// One value per pixel column: the most sessions open in it.
-	cols := int(plotW)
-	peak := make([]int, cols+1)
-	last := 0
-	for i, col := 0, 0; col <= cols; col++ {
-		peak[col] = last
-		for i < len(s.steps) && float64(s.steps[i].At.Sub(from)) <= float64(col+1)/float64(cols)*span {
-			last = s.steps[i].Open
-			peak[col] = max(peak[col], last)
-			i++
-		}
-	}
 	var d strings.Builder
 	fmt.Fprintf(&d, "M%v %v", c.Left, c.Bottom)
-	for col, n := range peak {
+	for col, n := range s.openPeaks(from, span) {
 		fmt.Fprintf(&d, "V%vH%v", y(float64(n)), r1(c.Left+float64(col+1)))
 	}
 	fmt.Fprintf(&d, "V%vZ", c.Bottom)
 	c.Paths = append(c.Paths, svgPath{d.String(), "area"})
-	var drops []sessionRef
-	for _, ref := range s.sess {
-		if ref.rec.Abnormal {
-			drops = append(drops, ref)
-		}
+	fromT, toT := time.Unix(0, from).UTC(), time.Unix(0, to).UTC()
+	stride := max(1, (len(s.drops)+maxDropMarks-1)/maxDropMarks)
+	for i := 0; i < len(s.drops); i += stride {
+		ref := s.drops[i]
+		c.Dots = append(c.Dots, svgDot{X: x(float64(ref.endTime().Sub(fromT))), Y: y(float64(ref.conc)), R: 2.5, Class: "drop",
+			Title: fmt.Sprintf("%s: 1006 at %s, %d open", ref.id, ref.endTime().Format("15:04:05.000"), ref.conc)})
 	}
-	stride := max(1, (len(drops)+maxDropMarks-1)/maxDropMarks)
-	for i := 0; i < len(drops); i += stride {
-		ref := drops[i]
-		c.Dots = append(c.Dots, svgDot{X: x(float64(ref.end.Sub(from))), Y: y(float64(ref.conc)), R: 2.5, Class: "drop",
-			Title: fmt.Sprintf("%s: 1006 at %s, %d open", ref.rec.ID, ref.end.UTC().Format("15:04:05.000"), ref.conc)})
-	}
-	c.XTicks = timeTicks(from, to, func(v float64) float64 { return x(v) })
+	c.XTicks = timeTicks(fromT, toT, func(v float64) float64 { return x(v) })
 	c.YTicks = valueTicks(top, y, func(v float64) string { return groupInt(int(v)) })
 	c.Legend = []svgLegend{{"area", "open sessions"}, {"drop", "1006"}}
 	return c
+}
+
+// openPeaks is, per pixel column of the open-sessions chart, the most
+// sessions open in it.
+func (s *Summary) openPeaks(from int64, span float64) []int {
+	cols := int(plotW)
+	peak := make([]int, cols+1)
+	col, last := 0, 0
+	s.open.walk(func(at int64, open int) {
+		d := float64(at - from)
+		for col <= cols && d > float64(col+1)/float64(cols)*span {
+			col++
+			if col <= cols {
+				peak[col] = last
+			}
+		}
+		if col > cols {
+			return
+		}
+		last = open
+		peak[col] = max(peak[col], last)
+	})
+	for col++; col <= cols; col++ {
+		peak[col] = last
+	}
+	return peak
 }
 
 // histogram is a stacked histogram of series over [0, hi] in n bins.
@@ -319,17 +328,17 @@ func (s *Summary) pingChart() *svgChart {
 		"Upgraded sessions by their median ping interval: pings sent by the client, and by the upstream. A client interval longer than an idle timeout lets the platform drop the session.")
 	c.XLabel, c.YLabel = "median ping interval (s)", "sessions"
 	var cl, up []float64
+	for _, r := range s.runs {
+		t := &r.tally.ka
+		cl = append(append(cl, t.c2uInt...), t.chartCl...)
+		up = append(append(up, t.u2cInt...), t.chartUp...)
+	}
 	hi := 0.0
-	for _, ref := range s.sess {
-		ka := ref.rec.Keepalive
-		if ka.ClientPingIntervalMS != nil {
-			cl = append(cl, ka.ClientPingIntervalMS.P50)
-			hi = max(hi, ka.ClientPingIntervalMS.P50)
-		}
-		if ka.UpstreamPingIntervalMS != nil {
-			up = append(up, ka.UpstreamPingIntervalMS.P50)
-			hi = max(hi, ka.UpstreamPingIntervalMS.P50)
-		}
+	for _, v := range cl {
+		hi = max(hi, v)
+	}
+	for _, v := range up {
+		hi = max(hi, v)
 	}
 	idle := s.Keepalive.IdleTimeoutMS
 	hi = max(hi, idle)
@@ -363,23 +372,21 @@ type abnormalRow struct {
 // abnormalRows lists the first sessions that ended in 1006, in end order.
 func (s *Summary) abnormalRows() ([]abnormalRow, int) {
 	var rows []abnormalRow
-	n := 0
-	for _, ref := range s.sess {
-		if !ref.rec.Abnormal {
-			continue
-		}
-		n++
-		if len(rows) < maxAbnormalRows {
-			rows = append(rows, abnormalRow{Run: ref.run + 1, Rec: ref.rec, End: ref.end, Conc: ref.conc,
-				Timeline: sessionTimeline(ref.rec, ref.end, s.runs[ref.run].Timelines[ref.rec.ID])})
+	for _, ref := range s.drops[:min(len(s.drops), maxAbnormalRows)] {
+		for i, r := range s.runs {
+			if rec := r.cands.recs[ref.session]; rec != nil {
+				rows = append(rows, abnormalRow{Run: i + 1, Rec: rec, End: endTime(rec), Conc: ref.conc,
+					Timeline: sessionTimeline(rec, endTime(rec), r.timelines[rec.ID])})
+				break
+			}
 		}
 	}
-	return rows, n
+	return rows, len(s.drops)
 }
 
 // sessionTimeline draws one session: handshake, pings and pongs each way,
 // close frames, the last frame, the silence after it and the TCP end.
-func sessionTimeline(r *record.Session, end time.Time, events []loggedEvent) *svgChart {
+func sessionTimeline(r *record.Session, end time.Time, events []timelineEvent) *svgChart {
 	c := &svgChart{W: 420, H: 40, Left: 6, Right: 414, Top: 6, Bottom: 34}
 	span := float64(end.Sub(r.Start))
 	x := linear(0, max(span, 1), c.Left, c.Right)
@@ -396,22 +403,21 @@ func sessionTimeline(r *record.Session, end time.Time, events []loggedEvent) *sv
 	c.Dots = append(c.Dots, svgDot{X: at(hs), Y: mid, R: 4, Class: "handshake",
 		Title: fmt.Sprintf("handshake %d after %s ms", r.Handshake.Status, msText(r.Handshake.LatencyMS))})
 	for _, e := range events {
-		up := e.Dir == "client_to_upstream" // sent by the client: drawn above the line
+		up := e.clientSent // sent by the client: drawn above the line
 		y := mid + 7
 		if up {
 			y = mid - 7
 		}
-		switch e.Event {
-		case "ping":
-			c.Dots = append(c.Dots, svgDot{X: at(e.Time), Y: y, R: 2.5, Class: "ping " + dirClass(up),
-				Title: fmt.Sprintf("ping %s at %s", dirText(up), e.Time.UTC().Format("15:04:05.000"))})
-		case "pong":
-			title := fmt.Sprintf("pong %s at %s", dirText(up), e.Time.UTC().Format("15:04:05.000"))
-			if e.RTTMS > 0 {
-				title += fmt.Sprintf(", RTT %s ms", msText(e.RTTMS))
-			}
-			c.Dots = append(c.Dots, svgDot{X: at(e.Time), Y: y, R: 2.5, Class: "pong " + dirClass(up), Title: title})
+		if !e.pong {
+			c.Dots = append(c.Dots, svgDot{X: at(e.at), Y: y, R: 2.5, Class: "ping " + dirClass(up),
+				Title: fmt.Sprintf("ping %s at %s", dirText(up), e.at.UTC().Format("15:04:05.000"))})
+			continue
 		}
+		title := fmt.Sprintf("pong %s at %s", dirText(up), e.at.UTC().Format("15:04:05.000"))
+		if e.rttMS > 0 {
+			title += fmt.Sprintf(", RTT %s ms", msText(e.rttMS))
+		}
+		c.Dots = append(c.Dots, svgDot{X: at(e.at), Y: y, R: 2.5, Class: "pong " + dirClass(up), Title: title})
 	}
 	for _, cf := range []struct {
 		f  *record.CloseFrame

@@ -582,3 +582,25 @@ func TestReportTLSNone(t *testing.T) {
 		t.Error("page lacks the renegotiation count")
 	}
 }
+
+// TestReportTLSRenegotiationFailedRecordOnly: with the "tls-renegotiation"
+// events dropped, the records alone say which sessions had a renegotiation
+// fail (upstream: renegotiations_failed) or refused (client: any), and the
+// report still counts them (read as the records are streamed, settled once
+// the events are read).
+func TestReportTLSRenegotiationFailedRecordOnly(t *testing.T) {
+	tr, _, _ := tlsRun(-1)
+	tr.recs[5].TLS.Upstream.Renegotiations, tr.recs[5].TLS.Upstream.RenegotiationsFailed = 2, 1
+	tr.recs[6].TLS.Upstream.Renegotiations = 1 // accepted: not a failure
+	tr.recs[7].TLS.Client.Renegotiations = 1
+	tr.recs[7].Abnormal, tr.recs[7].Verdict = true, record.VerdictAbnormalUp
+	s := Summarize(loadTestRun(t, tr.write(t, filepath.Join(t.TempDir(), "recordonly"))))
+	if s.TLS.RenegotiationFailed != 2 || s.TLS.RenegotiationFailedAbnormal != 1 ||
+		s.TLS.RenegotiationFailedBy["client"] != 1 || s.TLS.RenegotiationFailedBy["upstream"] != 1 {
+		t.Errorf("failed renegotiations in %d sessions %v, %d of them 1006; want 2 (client 1, upstream 1), 1",
+			s.TLS.RenegotiationFailed, s.TLS.RenegotiationFailedBy, s.TLS.RenegotiationFailedAbnormal)
+	}
+	if s.TLS.RenegotiatedSessions != 3 {
+		t.Errorf("%d sessions renegotiated, want 3", s.TLS.RenegotiatedSessions)
+	}
+}

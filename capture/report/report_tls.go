@@ -106,21 +106,28 @@ func ratio(n, of int) float64 {
 
 // tlsPoint is one handshake or renegotiation, when and at what concurrency.
 type tlsPoint struct {
-	leg    string
 	at     time.Time
-	conc   int
+	conc   int32
+	client bool // else the upstream leg
 	failed bool
 	reneg  bool
 }
 
-// openAt is the number of upgraded sessions open at t, all runs merged.
-func (s *Summary) openAt(t time.Time) int {
-	i := sort.Search(len(s.steps), func(k int) bool { return s.steps[k].At.After(t) })
-	if i == 0 {
-		return 0
-	}
-	return s.steps[i-1].Open
+// newTLSPoint is a point of leg; its concurrency is set once all runs are read.
+func newTLSPoint(leg string, at time.Time, failed, reneg bool) tlsPoint {
+	return tlsPoint{at: at, client: leg == legClient, failed: failed, reneg: reneg}
 }
+
+// leg names the point's leg.
+func (p tlsPoint) leg() string {
+	if p.client {
+		return legClient
+	}
+	return legUpstream
+}
+
+// openAt is the number of upgraded sessions open at t, all runs merged.
+func (s *Summary) openAt(t time.Time) int { return s.open.at(nanos(t)) }
 
 // defaultOutcome is what wstap does with a renegotiation on a leg: the
 // upstream's is accepted, a client's refused.
@@ -131,55 +138,89 @@ func defaultOutcome(leg string) string {
 	return "accepted"
 }
 
-// summarizeTLS fills s.TLS: run by run, the renegotiation events, the TLS
-// legs of the session records and the failures no record holds; then the
+// summarizeTLS fills s.TLS from the runs' tallies (see tlsTally): the
 // figures of each leg, the renegotiation counts, the bands and the sentence.
 func (s *Summary) summarizeTLS() {
-	y := newTLSTally(s)
-	for i, r := range s.runs {
-		evReneg := y.renegotiationEvents(r)
-		ids := y.records(i, evReneg)
-		for sid := range evReneg {
-			if !ids[sid] {
-				s.TLS.RenegotiatedSessions++ // a session without a record
+	y := newTLSTally()
+	for _, r := range s.runs {
+		for leg, ms := range r.tls.hsMS {
+			y.hsMS[leg] = slices.Grow(y.hsMS[leg], len(ms))
+		}
+	}
+	for _, r := range s.runs {
+		for _, pts := range r.tls.points {
+			for i := range pts.other {
+				pts.other[i].conc = int32(s.openAt(pts.other[i].at))
 			}
 		}
-		y.unrecordedFailures(r, ids)
+		y.add(r.tls)
 	}
+	s.TLS.Client, s.TLS.Upstream = *y.legs[legClient], *y.legs[legUpstream]
+	s.TLS.RenegotiatedSessions, s.TLS.RenegotiatedAbnormal = y.renegotiated, y.renegotiatedAbnormal
+	s.TLS.RenegotiationFailed, s.TLS.RenegotiationFailedAbnormal = y.renegFailed, y.renegFailedAbnormal
+	s.TLS.RenegotiationFailedBy = y.renegFailedBy
+	y.legs = map[string]*tlsLegReport{legClient: &s.TLS.Client, legUpstream: &s.TLS.Upstream}
+	y.open = s.open
 	y.finishLegs()
 	s.TLS.Renegotiations = y.renegotiationCounts()
 	s.TLS.ByConcurrency, s.TLS.ByTime = s.tlsBands(y.points)
 	s.TLS.Text = s.TLS.sentence()
 }
 
-// tlsTally gathers the handshakes, failures and renegotiations of the
+// tlsTally gathers the handshakes, failures and renegotiations of a run as
+// it is read (the points' concurrency waits for all runs), and then of the
 // merged runs for summarizeTLS.
 type tlsTally struct {
-	s      *Summary
 	legs   map[string]*tlsLegReport
 	causes map[string]map[string]int // leg → failure cause → count
 	hsMS   map[string][]float64      // leg → durations of the successful handshakes
-	points []tlsPoint
-	reneg  map[[2]string]int // {leg, outcome} → renegotiations
-	// failed: session → leg → its renegotiations that failed or were refused,
-	// from the events of the run at hand.
-	failed map[string]map[string]int
+	points []tlsRunPoints            // one per run
+	open   *openTimes                // of the merged runs: the points' concurrency
+	reneg  map[[2]string]int         // {leg, outcome} → renegotiations
+	// renegotiated counts the sessions that renegotiated, and of those
+	// renegotiatedAbnormal the 1006 ones.
+	renegotiated, renegotiatedAbnormal int
+	// deferred: the records that count renegotiations, settled against the
+	// "tls-renegotiation" events once they are read.
+	deferred []renegotiatingRecord
+	// failed: session → leg → its renegotiations that failed or were
+	// refused, from the events of the run at hand; renegFailed counts the
+	// sessions with such a renegotiation (renegFailedBy by leg,
+	// renegFailedAbnormal the 1006 ones).
+	failed                           map[string]map[string]int
+	renegFailed, renegFailedAbnormal int
+	renegFailedBy                    map[string]int
 }
 
-func newTLSTally(s *Summary) *tlsTally {
-	t := &s.TLS
+// renegotiatingRecord is a session record whose legs count renegotiations.
+type renegotiatingRecord struct {
+	id       string
+	end      time.Time
+	abnormal bool
+	renegs   map[string]int // leg → renegotiations
+	// failed: by leg (client, upstream), whether the record counts a
+	// renegotiation that failed or was refused.
+	failed [2]bool
+}
+
+func newTLSTally() *tlsTally {
 	y := &tlsTally{
-		s:      s,
-		legs:   map[string]*tlsLegReport{legClient: &t.Client, legUpstream: &t.Upstream},
+		legs:   map[string]*tlsLegReport{legClient: {}, legUpstream: {}},
 		causes: map[string]map[string]int{legClient: {}, legUpstream: {}},
 		hsMS:   map[string][]float64{},
+		points: []tlsRunPoints{{}},
 		reneg:  map[[2]string]int{},
 	}
-	t.RenegotiationFailedBy = map[string]int{}
+	y.renegFailedBy = map[string]int{}
 	for _, l := range y.legs {
 		l.AbnormalEnds = map[string]int{}
 	}
 	return y
+}
+
+// point adds a handshake or renegotiation; its concurrency comes later.
+func (y *tlsTally) point(p tlsPoint) {
+	y.points[0].add(p)
 }
 
 // handshake counts one handshake of leg at time at, and its failure cause:
@@ -190,7 +231,7 @@ func (y *tlsTally) handshake(leg string, at time.Time, failed bool, alert, errTe
 		return
 	}
 	l.Handshakes++
-	y.points = append(y.points, tlsPoint{leg: leg, at: at, conc: y.s.openAt(at), failed: failed})
+	y.point(newTLSPoint(leg, at, failed, false))
 	if !failed {
 		return
 	}
@@ -222,7 +263,7 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 			outcome = defaultOutcome(leg)
 		}
 		y.reneg[[2]string{leg, outcome}]++
-		y.points = append(y.points, tlsPoint{leg: leg, at: e.Time, conc: y.s.openAt(e.Time), reneg: true})
+		y.point(newTLSPoint(leg, e.Time, false, true))
 		if evReneg[e.Session] == nil {
 			evReneg[e.Session] = map[string]int{}
 		}
@@ -237,46 +278,43 @@ func (y *tlsTally) renegotiationEvents(r *Run) map[string]map[string]int {
 	return evReneg
 }
 
-// records counts the TLS legs of the session records of run number run and
-// the sessions that renegotiated; it returns the ids of the records.
-func (y *tlsTally) records(run int, evReneg map[string]map[string]int) map[string]bool {
-	ids := map[string]bool{}
-	for _, ref := range y.s.sess {
-		if ref.run != run {
+// record counts the TLS legs of one session record as it is read; a record
+// that counts renegotiations waits for the events (see events).
+func (y *tlsTally) record(rec *record.Session, end time.Time) {
+	var renegs map[string]int
+	for _, lg := range []struct {
+		name string
+		leg  *record.TLSLeg
+	}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
+		if lg.leg == nil {
 			continue
 		}
-		rec := ref.rec
-		ids[rec.ID] = true
-		renegotiated := len(evReneg[rec.ID]) > 0
-		for _, lg := range []struct {
-			name string
-			leg  *record.TLSLeg
-		}{{string(legClient), rec.TLS.Client}, {string(legUpstream), rec.TLS.Upstream}} {
-			if lg.leg != nil && y.recordLeg(ref, lg.name, lg.leg, evReneg[rec.ID][lg.name]) {
-				renegotiated = true
+		y.recordLeg(rec, end, lg.name, lg.leg)
+		if lg.leg.Renegotiations > 0 {
+			if renegs == nil {
+				renegs = map[string]int{}
 			}
+			renegs[lg.name] = lg.leg.Renegotiations
 		}
-		if renegotiated {
-			y.s.TLS.RenegotiatedSessions++
-			if rec.Abnormal {
-				y.s.TLS.RenegotiatedAbnormal++
-			}
-		}
-		y.failedRenegotiations(rec)
 	}
-	return ids
+	// A client leg's renegotiations are always refused; an upstream leg
+	// counts the failed ones.
+	var failed [2]bool
+	failed[0] = rec.TLS.Client != nil && rec.TLS.Client.Renegotiations > 0
+	failed[1] = rec.TLS.Upstream != nil && rec.TLS.Upstream.RenegotiationsFailed > 0
+	if renegs != nil || failed[1] {
+		y.deferred = append(y.deferred, renegotiatingRecord{rec.ID, end, rec.Abnormal, renegs, failed})
+	}
 }
 
 // recordLeg counts one TLS leg of a session record: its handshake (a failure
-// without a duration is placed at the session's end), its resumption, the
-// renegotiations beyond the evRenegs the events showed (events dropped: the
-// record still counts them) and, for a 1006 session, how its TLS ended. It
-// reports whether the leg renegotiated.
-func (y *tlsTally) recordLeg(ref sessionRef, name string, l *record.TLSLeg, evRenegs int) bool {
+// without a duration is placed at the session's end), its resumption and,
+// for a 1006 session, how its TLS ended.
+func (y *tlsTally) recordLeg(rec *record.Session, end time.Time, name string, l *record.TLSLeg) {
 	failed := l.Error != "" || l.Alert != ""
-	at := ref.rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
+	at := rec.Start.Add(time.Duration(l.HandshakeMS * float64(time.Millisecond)))
 	if failed && l.HandshakeMS == 0 {
-		at = ref.end
+		at = end
 	}
 	y.handshake(name, at, failed, l.Alert, l.Error)
 	if !failed {
@@ -285,87 +323,149 @@ func (y *tlsTally) recordLeg(ref sessionRef, name string, l *record.TLSLeg, evRe
 			y.legs[name].Resumed++
 		}
 	}
-	if extra := l.Renegotiations - evRenegs; extra > 0 {
-		y.reneg[[2]string{name, defaultOutcome(name)}] += extra
-		for range extra {
-			y.points = append(y.points, tlsPoint{leg: name, at: ref.end, conc: y.s.openAt(ref.end), reneg: true})
-		}
-	}
-	if ref.rec.Abnormal {
-		end := l.End
-		if end == "" {
-			end = "unknown"
-		}
-		y.legs[name].AbnormalEnds[end]++
-	}
-	return l.Renegotiations > 0
-}
-
-// failedRenegotiations counts a session whose renegotiation failed or was
-// refused, by leg: from its events, else from its record (an upstream leg's
-// renegotiations_failed; a client leg's renegotiations, always refused).
-func (y *tlsTally) failedRenegotiations(rec *record.Session) {
-	t := &y.s.TLS
-	var legs []string
-	for _, lg := range []struct {
-		name   string
-		leg    *record.TLSLeg
-		failed func(*record.TLSLeg) int
-	}{
-		{legClient, rec.TLS.Client, func(l *record.TLSLeg) int { return l.Renegotiations }},
-		{legUpstream, rec.TLS.Upstream, func(l *record.TLSLeg) int { return l.RenegotiationsFailed }},
-	} {
-		if y.failed[rec.ID][lg.name] > 0 || lg.leg != nil && lg.failed(lg.leg) > 0 {
-			legs = append(legs, lg.name)
-		}
-	}
-	if len(legs) == 0 {
-		return
-	}
-	t.RenegotiationFailed++
-	for _, l := range legs {
-		t.RenegotiationFailedBy[l]++
-	}
 	if rec.Abnormal {
-		t.RenegotiationFailedAbnormal++
+		e := l.End
+		if e == "" {
+			e = "unknown"
+		}
+		y.legs[name].AbnormalEnds[e]++
 	}
 }
 
-// unrecordedFailures counts the failed handshakes of run r that no session
-// record holds (a TLS error before any request).
-func (y *tlsTally) unrecordedFailures(r *Run, ids map[string]bool) {
+// events settles run r's renegotiations once its events are read (ids: the
+// run's records, id → ended in 1006): the renegotiations a record counts
+// beyond the events that showed them (events dropped: the record still
+// counts them), the sessions that renegotiated, with a record or without,
+// and those whose renegotiation failed or was refused; and the failed
+// handshakes no record holds.
+func (y *tlsTally) events(r *Run, ids map[string]bool) {
+	evReneg := y.renegotiationEvents(r)
+	seen := map[string]bool{}
+	for _, d := range y.deferred {
+		seen[d.id] = true
+		y.settle(d, evReneg[d.id])
+	}
+	for sid := range evReneg {
+		if seen[sid] {
+			continue
+		}
+		abnormal, recorded := ids[sid]
+		y.renegotiated++ // with a record, or a session without one
+		if recorded && abnormal {
+			y.renegotiatedAbnormal++
+		}
+		if recorded {
+			y.failedRenegotiations(abnormal, [2]bool{}, y.failed[sid])
+		}
+	}
+	y.deferred, y.failed = nil, nil
 	for _, e := range r.TLSErrors {
-		if e.Session == "" || !ids[e.Session] {
+		if _, ok := ids[e.Session]; e.Session == "" || !ok {
 			y.handshake(e.Leg, e.Time, true, e.Alert, e.Error)
 		}
+	}
+}
+
+// settle counts a record's renegotiations against the evRenegs (by leg) the
+// events showed: those beyond them (placed at the session's end), whether
+// the session renegotiated, and whether one of its renegotiations failed.
+func (y *tlsTally) settle(d renegotiatingRecord, evRenegs map[string]int) {
+	for leg, n := range d.renegs {
+		if extra := n - evRenegs[leg]; extra > 0 {
+			y.reneg[[2]string{leg, defaultOutcome(leg)}] += extra
+			for range extra {
+				y.point(newTLSPoint(leg, d.end, false, true))
+			}
+		}
+	}
+	if len(d.renegs) > 0 || len(evRenegs) > 0 {
+		y.renegotiated++
+		if d.abnormal {
+			y.renegotiatedAbnormal++
+		}
+	}
+	y.failedRenegotiations(d.abnormal, d.failed, y.failed[d.id])
+}
+
+// failedRenegotiations counts a recorded session whose renegotiation failed
+// or was refused, by leg: from its events (evFailed: leg → count), else from
+// its record (recFailed: client, upstream).
+func (y *tlsTally) failedRenegotiations(abnormal bool, recFailed [2]bool, evFailed map[string]int) {
+	found := false
+	for i, leg := range []string{legClient, legUpstream} {
+		if recFailed[i] || evFailed[leg] > 0 {
+			y.renegFailedBy[leg]++
+			found = true
+		}
+	}
+	if !found {
+		return
+	}
+	y.renegFailed++
+	if abnormal {
+		y.renegFailedAbnormal++
+	}
+}
+
+// add sums a run's tally into y, the merged one.
+func (y *tlsTally) add(o *tlsTally) {
+	for name, l := range o.legs {
+		m := y.legs[name]
+		m.Handshakes += l.Handshakes
+		m.Failures += l.Failures
+		m.Resumed += l.Resumed
+		if !l.FirstFailureAt.IsZero() && (m.FirstFailureAt.IsZero() || l.FirstFailureAt.Before(m.FirstFailureAt)) {
+			m.FirstFailureAt = l.FirstFailureAt
+		}
+		for k, n := range l.AbnormalEnds {
+			m.AbnormalEnds[k] += n
+		}
+		for k, n := range o.causes[name] {
+			y.causes[name][k] += n
+		}
+		y.hsMS[name] = append(y.hsMS[name], o.hsMS[name]...)
+	}
+	y.points = append(y.points, o.points...)
+	for k, n := range o.reneg {
+		y.reneg[k] += n
+	}
+	y.renegotiated += o.renegotiated
+	y.renegotiatedAbnormal += o.renegotiatedAbnormal
+	y.renegFailed += o.renegFailed
+	y.renegFailedAbnormal += o.renegFailedAbnormal
+	for leg, n := range o.renegFailedBy {
+		y.renegFailedBy[leg] += n
 	}
 }
 
 // finishLegs computes each leg's shares, quantiles, failure concurrency,
 // threshold and causes from what was gathered.
 func (y *tlsTally) finishLegs() {
+	pts := map[string][]concPoint{}
+	for name, l := range y.legs {
+		l.HandshakeMS = ownQuantiles(y.hsMS[name]) // the runs' durations, gathered by add
+		delete(y.hsMS, name)                       // let it go before the points come
+		pts[name] = make([]concPoint, 0, l.Handshakes)
+	}
 	failConc := map[string][]float64{}
-	allC := map[string][]int{}
-	allF := map[string][]bool{}
-	for _, p := range y.points {
+	for p := range allPoints(y.points, y.open) {
 		if p.reneg {
 			continue
 		}
-		allC[p.leg] = append(allC[p.leg], p.conc)
-		allF[p.leg] = append(allF[p.leg], p.failed)
+		pts[p.leg()] = append(pts[p.leg()], concPoint{p.conc, p.failed})
 		if p.failed {
-			failConc[p.leg] = append(failConc[p.leg], float64(p.conc))
+			failConc[p.leg()] = append(failConc[p.leg()], float64(p.conc))
 		}
 	}
 	for name, l := range y.legs {
 		l.FailureShare = ratio(l.Failures, l.Handshakes)
-		l.HandshakeMS = quantilesOf(y.hsMS[name])
 		l.ResumedShare = ratio(l.Resumed, l.Handshakes-l.Failures)
 		l.FailureConcurrency = quantilesOf(failConc[name])
 		if fc := failConc[name]; len(fc) > 0 {
 			l.MinFailureConc = int(slices.Min(fc))
 		}
-		l.Threshold = estimateThreshold(allC[name], allF[name])
+		l.Threshold = estimateThreshold(pts[name])
+		pts[name] = nil
 		l.Causes = []tlsCause{}
 		for _, c := range sortedCounts(y.causes[name]) {
 			l.Causes = append(l.Causes, tlsCause{c.Verdict, c.Count})
@@ -393,15 +493,15 @@ func (y *tlsTally) renegotiationCounts() []tlsRenegotiationCount {
 // the drops-against-concurrency chart) and by stretch of time (a round width
 // that cuts the run into at most tlsTimeBuckets); bands without any handshake
 // or renegotiation are left out.
-func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
+func (s *Summary) tlsBands(points []tlsRunPoints) (byConc, byTime []tlsBand) {
 	byConc, byTime = []tlsBand{}, []tlsBand{}
-	if len(points) == 0 {
+	if countPoints(points) == 0 {
 		return byConc, byTime
 	}
 	hi := 0
 	from, to := s.Start, s.End
-	for _, p := range points {
-		hi = max(hi, p.conc)
+	for p := range allPoints(points, s.open) {
+		hi = max(hi, int(p.conc))
 		if from.IsZero() || p.at.Before(from) {
 			from = p.at
 		}
@@ -429,8 +529,8 @@ func (s *Summary) tlsBands(points []tlsPoint) (byConc, byTime []tlsBand) {
 		a, b := start.Add(width*time.Duration(i)), start.Add(width*time.Duration(i+1))
 		byTime = append(byTime, tlsBand{Label: a.UTC().Format("15:04:05") + "–" + b.UTC().Format("15:04:05"), From: a, To: b})
 	}
-	for _, p := range points {
-		byConc[min(max(p.conc-byConc[0].High-1+step, 0)/step, len(byConc)-1)].add(p)
+	for p := range allPoints(points, s.open) {
+		byConc[min(max(int(p.conc)-byConc[0].High-1+step, 0)/step, len(byConc)-1)].add(p)
 		byTime[min(int(p.at.Sub(start)/width), n-1)].add(p)
 	}
 	return nonEmpty(byConc), nonEmpty(byTime)
@@ -441,7 +541,7 @@ func (b *tlsBand) add(p tlsPoint) {
 	switch {
 	case p.reneg:
 		b.Renegotiations++
-	case p.leg == legClient:
+	case p.client:
 		b.ClientHandshakes++
 		if p.failed {
 			b.ClientFailures++

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/wstap/wstap/capture"
@@ -61,16 +62,18 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	if len(dirs) == 0 {
 		return usageError(stderr, "report", "no RUN_DIR given")
 	}
-	runs := make([]*report.Run, 0, len(dirs))
-	for _, d := range dirs {
-		r, err := report.LoadRun(d)
-		if err != nil {
-			fmt.Fprintf(stderr, "wstap report: %v\n", err)
-			return 1
-		}
-		runs = append(runs, r)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(report.MemoryLimit)
+	}
+	progress := startReportProgress(stderr, dirs)
+	runs, err := report.LoadRuns(dirs, progress.add)
+	if err != nil {
+		progress.stop()
+		fmt.Fprintf(stderr, "wstap report: %v\n", err)
+		return 1
 	}
 	s := report.Summarize(runs...)
+	progress.stop()
 	if *planFile != "" {
 		p, err := jmeter.ReadFile(*planFile)
 		if err != nil {
