@@ -88,6 +88,7 @@ type loggedEvent struct {
 	First     string  `json:"first,omitempty"`
 	How       string  `json:"how,omitempty"`
 	Outcome   string  `json:"outcome,omitempty"`
+	By        string  `json:"by,omitempty"` // "wstap" on an http event wstap answered itself
 }
 
 // eventTime reads zerolog's "time" field: RFC 3339 text, or a Unix time in

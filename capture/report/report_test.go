@@ -154,6 +154,8 @@ func mixedRun(seed uint64, start time.Time) testRun {
 		tr.events = append(tr.events, ev(start.Add(time.Duration(i)*time.Second), "", "http",
 			"method", "POST", "url", "https://chat.example.com/api/login", "status", status, "latency_ms", 40))
 	}
+	tr.events = append(tr.events, ev(start, "", "http", "method", "CONNECT", "url", "update.example.com:443", "status", 403,
+		"reason", "target update.example.com:443 is not in wstap's --allow list", "by", "wstap", "client", "127.0.0.1:5001"))
 	tr.events = append(tr.events, ev(start, "", "rejected", "reason", "header-timeout", "client", "127.0.0.1:5000"),
 		ev(start, "", "tls", "leg", "upstream", "error", "remote error: tls: handshake failure", "alert", "handshake_failure"))
 	tr.manifest = map[string]any{"version": "test", "args": []string{"proxy"}, "start": start, "end": start.Add(3 * time.Minute),
@@ -189,6 +191,7 @@ func TestReportMerge(t *testing.T) {
 		{"http requests", sm.HTTP.Requests, sa.HTTP.Requests, sb.HTTP.Requests},
 		{"429", sm.HTTP.Throttled, sa.HTTP.Throttled, sb.HTTP.Throttled},
 		{"rejected", sm.Rejected["header-timeout"], sa.Rejected["header-timeout"], sb.Rejected["header-timeout"]},
+		{"refused by forward mode", sm.Rejected["forward-403"], sa.Rejected["forward-403"], sb.Rejected["forward-403"]},
 		{"events dropped", int(sm.Counters.EventsDropped), int(sa.Counters.EventsDropped), int(sb.Counters.EventsDropped)},
 		{"no-keepalive", sm.Keepalive.NoKeepalive, sa.Keepalive.NoKeepalive, sb.Keepalive.NoKeepalive},
 		{"client pings", int(sm.Keepalive.ClientToUpstream.Pings), int(sa.Keepalive.ClientToUpstream.Pings), int(sb.Keepalive.ClientToUpstream.Pings)},
@@ -203,6 +206,16 @@ func TestReportMerge(t *testing.T) {
 	}
 	if sa.Abnormal == 0 || sa.HTTP.Throttled == 0 || tlsTotal(sa) == 0 || ruleTotal(sa) == 0 {
 		t.Fatalf("synthetic run too thin: %+v", sa)
+	}
+	// The 403 wstap answered itself (forward mode, --allow) is a refusal of
+	// wstap's, not a status of the platform's REST API.
+	for _, st := range sa.HTTP.ByStatus {
+		if st.Status == 403 {
+			t.Errorf("wstap's own 403 counted among the platform's statuses: %+v", sa.HTTP.ByStatus)
+		}
+	}
+	if sa.Rejected["forward-403"] != 1 {
+		t.Errorf("refusals %v, want forward-403: 1", sa.Rejected)
 	}
 	if len(sa.Problems) != 1 || !strings.Contains(sa.Problems[0], "2 lines that do not parse left out") ||
 		!strings.Contains(sa.Problems[0], "sessions.jsonl:63: ") {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/wstap/wstap/capture"
@@ -115,7 +116,13 @@ func (r *Run) span(start, end time.Time) {
 func (r *Run) addEvent(e *loggedEvent) {
 	switch e.Event {
 	case "http":
-		r.HTTPStatus[e.Status]++
+		if e.By == "wstap" {
+			// Forward mode's own 403 (--allow) and 407 (--proxy-auth)
+			// answers: refusals of wstap's, not statuses of the platform.
+			r.Rejected[fmt.Sprintf("forward-%d", e.Status)]++
+		} else {
+			r.HTTPStatus[e.Status]++
+		}
 	case "rejected":
 		r.Rejected[e.Reason]++
 	case "accept-error":
