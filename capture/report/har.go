@@ -130,13 +130,10 @@ func (h *harBuilder) write(w io.Writer, version string) error {
 		bw.WriteString("\n      ")
 		bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	}
-	switch {
-	case len(entries) > 0:
+	if len(entries) > 0 {
 		bw.WriteString("\n    ]")
-	case entries == nil:
-		bw.WriteString("null") // no session and no request: as json.Encoder writes a nil slice
-	default:
-		bw.WriteString("[]")
+	} else {
+		bw.WriteString("[]") // HAR 1.2: entries is an array, empty or not
 	}
 	bw.WriteString("\n  }\n}\n")
 	if err := bw.Flush(); err != nil {

@@ -195,7 +195,7 @@ type harCreator struct {
 
 // TestHARWrittenEntryByEntry: the HAR written entry by entry is the
 // document json.Encoder indents whole, with entries, with none ("entries":
-// null, as ever), and with a version that JSON must escape.
+// [], as HAR 1.2 wants an array), and with a version that JSON must escape.
 func TestHARWrittenEntryByEntry(t *testing.T) {
 	for _, c := range []struct {
 		dir, version string
@@ -219,7 +219,7 @@ func TestHARWrittenEntryByEntry(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := build()
-		entries := append(h.entries, h.http...)
+		entries := append(append([]*harEntry{}, h.entries...), h.http...)
 		sort.SliceStable(entries, func(i, j int) bool { return entries[i].start.Before(entries[j].start) })
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
