@@ -175,15 +175,16 @@ func (s *spool) flush() {
 	if !s.dirty || s.cur.n == 0 {
 		return
 	}
-	c := s.cur
-	whole := c.n &^ (sinkBlock - 1)
-	if s.advance() {
-		s.dirty = false
-		if whole < c.n { // advance took a partly filled buffer: move its tail on
-			s.cur.n = copy(s.cur.b, c.b[whole:c.n])
-			s.cur.off = c.off + int64(whole)
-		}
+	c, ob := s.cur, s.next()
+	if ob == nil {
+		return
 	}
+	whole := c.n &^ (sinkBlock - 1)
+	ob.n = copy(ob.b, c.b[whole:c.n])
+	ob.off = c.off + int64(whole)
+	s.full <- c
+	s.cur = ob
+	s.dirty = false
 }
 
 // close ends the last file and tells the I/O goroutine that no buffer follows.
