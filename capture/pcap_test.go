@@ -669,17 +669,28 @@ func TestPcapRotation(t *testing.T) {
 	t.Logf("%d files, %d of %d frames decoded", len(files), frames, wantFrames)
 }
 
+// TestPcapDropsInsteadOfBlocking: while every output buffer waits for the
+// disk, Data returns at once and drops what does not fit, counted; the
+// capture shows the gap and the FIN after every byte sent.
 func TestPcapDropsInsteadOfBlocking(t *testing.T) {
 	dir := t.TempDir()
 	p := mustOpenPcap(t, dir, PcapOptions{QueueMB: 1}) // two output buffers
 	p.Open(pcapConv("flood", "10.0.0.5:51000", "127.0.0.1:8080", "", ""), LegClient, pcapT0)
 	chunk := bytes.Repeat([]byte{0x42}, 60000)
-	const n = 2000
+	const n = 300
+	for range n / 3 {
+		p.Data("flood", LegBoth, true, pcapT0, chunk)
+	}
+	resume := stallDisk(p)
 	start := time.Now()
-	for range n {
+	for range n / 3 {
 		p.Data("flood", LegBoth, true, pcapT0, chunk)
 	}
 	elapsed := time.Since(start)
+	resume()
+	for range n / 3 {
+		p.Data("flood", LegBoth, true, pcapT0, chunk)
+	}
 	for !pcapHasRoom(p, 64<<10) { // let the disk catch up so that the FIN gets in
 		time.Sleep(time.Millisecond)
 	}
@@ -688,11 +699,12 @@ func TestPcapDropsInsteadOfBlocking(t *testing.T) {
 		t.Fatal(err)
 	}
 	dropped := p.Dropped()
-	if dropped == 0 {
-		t.Fatalf("no drop after %d chunks of %d bytes into two output buffers (%v)", n, len(chunk), elapsed)
+	// A buffer holds 69 chunks: the rest of the 100 sent while the disk
+	// was stalled cannot fit.
+	if dropped < int64(n/3-sinkSize/len(chunk)) {
+		t.Fatalf("%d drops after %d chunks of %d bytes while every buffer waited for the disk (%v)", dropped, n/3, len(chunk), elapsed)
 	}
-	t.Logf("%d of %d chunks dropped in %v", dropped, n, elapsed)
-	// The drops leave a gap: the FIN still sits after every byte sent.
+	t.Logf("%d of %d chunks dropped; %d sent in %v while the disk stalled", dropped, n, n/3, elapsed)
 	pkts := readPcapPackets(t, filepath.Join(dir, PcapFile))
 	sent, fins := pcapStreamBytes(pkts)
 	srv := netip.MustParseAddrPort("127.0.0.1:80")
@@ -701,6 +713,29 @@ func TestPcapDropsInsteadOfBlocking(t *testing.T) {
 	}
 	if got, want := sent[srv], (n-int(dropped))*len(chunk); got != want {
 		t.Errorf("%d bytes written, want %d (%d chunks dropped)", got, want, dropped)
+	}
+}
+
+// stallDisk takes every output buffer but the current one away from p, as
+// if they all waited for the disk, until resume gives them back.
+func stallDisk(p *Pcap) (resume func()) {
+	var held []*outBuf
+	for len(held) < p.sp.max-1 {
+		p.mu.Lock()
+		if p.sp.spare != nil {
+			held = append(held, p.sp.spare)
+			p.sp.spare = nil
+		}
+		for ob := p.sp.take(); ob != nil; ob = p.sp.take() {
+			held = append(held, ob)
+		}
+		p.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	return func() {
+		for _, ob := range held {
+			p.sp.free <- ob
+		}
 	}
 }
 
