@@ -17,9 +17,8 @@ type PcapOptions struct {
 	// MaxMB rotates to capture-0002.pcapng and on once a file reaches
 	// MaxMB MiB (--pcap-max-mb); 0 never rotates.
 	MaxMB int
-	// QueueLen bounds the queue of records waiting for the writer; 0 means 8192.
-	QueueLen int
-	// QueueMB bounds the bytes waiting in the queue; 0 means 64 MiB.
+	// QueueMB bounds the output buffers (4 MiB each, at least two) that
+	// hold packets waiting for the disk; 0 means 64 MiB.
 	QueueMB int
 	// BothLegs writes each leg of a session as a conversation of its own
 	// (--pcap-legs both). Without it each session is one conversation
@@ -32,126 +31,109 @@ type PcapOptions struct {
 
 // Pcap writes the decrypted traffic of every session to capture.pcapng as
 // synthetic Ethernet/IP/TCP conversations: one per session, or one per leg
-// with PcapOptions.BothLegs. It is a Tap:
-// its methods copy what they are given into a bounded queue and return at
-// once; a single goroutine writes the file. What does not fit in the queue
-// is dropped and counted (docs/records.md, rule 6).
+// with PcapOptions.BothLegs. It is a Tap: its methods build the packets of
+// what they are given, under a mutex, straight into the current output
+// buffer, while the bytes are still in the caller's cache, and return.
+// One I/O goroutine writes full buffers to disk and creates the files of a
+// rotation, so no caller waits for the disk: when every buffer waits for
+// it, what does not fit is dropped and counted (docs/records.md, rule 6).
 type Pcap struct {
-	q        chan pcapItem
-	quit     chan struct{}
-	done     chan struct{}
-	maxQueue int64
-	queued   atomic.Int64 // bytes waiting in q
-	dropped  atomic.Int64
+	// mu guards w, sp and closed.
+	mu      sync.Mutex
+	w       *pcapWriter
+	sp      *spool
+	closed  bool
+	one     bool // one conversation per session
+	dropped atomic.Int64
+	ioErr   atomic.Pointer[error] // the I/O goroutine's first failure
+	done    chan struct{}
 
-	// mu guards sessions and closed; senders hold it shared while they
-	// enqueue so that Close sees every send that got in.
-	mu       sync.RWMutex
-	sessions map[string]*tapSession
-	closed   bool
-
-	lateMu sync.Mutex
-	late   []string // sessions whose Forget did not fit in the queue
-
-	w         *pcapWriter
 	closeOnce sync.Once
 	closeErr  error
-	one       bool // one conversation per session
 }
 
 var _ Tap = (*Pcap)(nil)
 
-// tapSession is the callers' side of a session.
-type tapSession struct {
-	// lost counts bytes dropped per [leg][sending side] since the last
-	// queued chunk, so the writer can leave a gap in the sequence numbers.
-	lost [2][2]atomic.Int64
-	// dead marks legs whose Open was dropped.
-	dead [2]atomic.Bool
-}
-
-// itemKind tells the writer what a queued item is.
-type itemKind uint8
-
-const (
-	itemOpen itemKind = iota
-	itemData
-	itemEnd
-	itemForget
-)
-
-// pcapItem is one queued record.
-type pcapItem struct {
-	kind       itemKind
-	legs       Leg
-	fromServer bool
-	rst        bool
-	n          int
-	session    string
-	t          time.Time
-	buf        *[]byte
-	size       int        // memory held by buf, counted against the queue's bound
-	pool       *sync.Pool // where buf goes back; nil: the size-class pools
-	sum        uint64     // sum16 of the data, when summed
-	summed     bool
-	skip       [2][2]int64        // bytes dropped before this item, per [leg][sending side]
-	addrs      *[4]netip.AddrPort // Open: client, listen, local, upstream
-}
-
-// OpenPcap creates dir/capture.pcapng and starts the writer goroutine.
+// OpenPcap creates dir/capture.pcapng and starts the I/O goroutine.
 func OpenPcap(dir string, opts PcapOptions) (*Pcap, error) {
-	if opts.SnapLen < 0 || opts.MaxMB < 0 || opts.QueueLen < 0 || opts.QueueMB < 0 {
+	if opts.SnapLen < 0 || opts.MaxMB < 0 || opts.QueueMB < 0 {
 		return nil, fmt.Errorf("pcap options %+v: negative value", opts)
-	}
-	if opts.QueueLen == 0 {
-		opts.QueueLen = 8192
 	}
 	if opts.QueueMB == 0 {
 		opts.QueueMB = 64
 	}
-	p := &Pcap{
-		q:        make(chan pcapItem, opts.QueueLen),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		maxQueue: int64(opts.QueueMB) << 20,
-		sessions: make(map[string]*tapSession),
-		one:      !opts.BothLegs,
-	}
-	behind := func() bool { return p.queued.Load() > p.maxQueue/2 || len(p.q) > cap(p.q)/2 }
-	w, err := newPcapWriter(dir, opts, &p.dropped, behind)
-	if err != nil {
+	if err := makeRunDir(dir); err != nil {
 		return nil, err
 	}
-	p.w = w
-	go p.run()
+	p := &Pcap{done: make(chan struct{}), one: !opts.BothLegs}
+	p.sp = newSpool(opts.QueueMB << 20 / sinkSize)
+	behind := func() bool { return len(p.sp.full) > p.sp.max/2 }
+	sw := &sinkWriter{dir: dir, pressure: behind}
+	var err error
+	if sw.sink, err = openSink(dir, 1, behind); err != nil {
+		p.sp.release()
+		return nil, err
+	}
+	if p.w, err = newPcapWriter(p.sp, opts, &p.dropped); err != nil {
+		sw.abandon()
+		p.sp.release()
+		return nil, err
+	}
+	go p.run(sw)
 	return p, nil
 }
 
 // Dropped returns how many per-leg records (segments of data, handshakes,
-// endings) were not written because the queue was full or the disk failed.
+// endings) were not written because every output buffer waited for the
+// disk, or the disk failed.
 func (p *Pcap) Dropped() int64 { return p.dropped.Load() }
 
-// Close drains the queue, flushes and closes the file. It may be called
-// more than once; later calls return the first result.
+// Close writes what is held, ends the file, waits for the I/O goroutine
+// to write it and stops it. It may be called more than once; later calls
+// return the first result.
 func (p *Pcap) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
+		w := p.syncErr()
+		p.sp.wait = true // Close may wait for the disk
+		if w.err == nil {
+			w.err = w.flushAllHeld()
+		}
+		if w.err == nil {
+			w.err = w.file.close(p.dropped.Load())
+		}
+		p.sp.close()
 		p.mu.Unlock()
-		close(p.quit)
 		<-p.done
-		w := p.w
-		err := w.err
-		if err == nil {
-			err = w.flushAllHeld()
+		p.sp.release()
+		p.closeErr = w.err
+		if e := p.ioErr.Load(); e != nil {
+			p.closeErr = *e
 		}
-		if cerr := w.file.close(p.dropped.Load()); err == nil {
-			err = cerr
-		}
-		w.file.release()
-		p.closeErr = err
 	})
 	return p.closeErr
+}
+
+// syncErr gives the writer the I/O goroutine's failure, if any, and
+// returns it. Once the writer has an error, everything is counted as
+// dropped.
+func (p *Pcap) syncErr() *pcapWriter {
+	w := p.w
+	if e := p.ioErr.Load(); e != nil && w.err == nil {
+		w.err = *e
+	}
+	return w
+}
+
+// after rotates the file when it is full, and keeps the first error.
+func (p *Pcap) after(w *pcapWriter, err error, t time.Time) {
+	if err == nil && w.file.full() {
+		err = w.rotate(t)
+	}
+	if err != nil && w.err == nil {
+		w.err = err
+	}
 }
 
 // Open starts the synthetic TCP conversations of the given legs.
@@ -163,41 +145,22 @@ func (p *Pcap) Open(c *Conv, legs Leg, t time.Time) {
 	if c == nil || legs == 0 {
 		return
 	}
-	addrs := &[4]netip.AddrPort{addrPort(c.Client), addrPort(c.Listen), addrPort(c.Local), addrPort(c.Upstream)}
+	addrs := [4]netip.AddrPort{addrPort(c.Client), addrPort(c.Listen), addrPort(c.Local), addrPort(c.Upstream)}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if w := p.syncErr(); p.closed || w.err != nil {
 		p.dropped.Add(int64(legCount(legs)))
-		return
-	}
-	s := p.sessions[c.Session]
-	if s == nil {
-		s = &tapSession{}
-		p.sessions[c.Session] = s
-	}
-	if !p.send(pcapItem{kind: itemOpen, legs: legs, session: c.Session, t: t, addrs: addrs}, 0) {
-		for i, bit := range [2]Leg{LegClient, LegUpstream} {
-			if legs&bit != 0 {
-				s.dead[i].Store(true)
-			}
-		}
+	} else {
+		p.after(w, w.open(c.Session, legs, t, &addrs), t)
 	}
 }
 
-// Data queues a copy of b as sent on the given legs.
+// dataPiece bounds the bytes built at once, so that their packets fit in
+// an output buffer.
+const dataPiece = 16 * maxSegment
+
+// Data writes b as sent on the given legs.
 func (p *Pcap) Data(session string, legs Leg, fromServer bool, t time.Time, b []byte) {
-	p.data(session, legs, fromServer, t, b, nil, nil)
-}
-
-// DataBuf queues b, which starts *buf, without copying it: the writer puts
-// buf in pool once it has written it (BufferTap).
-func (p *Pcap) DataBuf(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool {
-	return p.data(session, legs, fromServer, t, b, buf, pool)
-}
-
-// data queues b, taking buf (which b starts) when it is not nil and b fits
-// one segment, copying b otherwise. It reports whether it took buf.
-func (p *Pcap) data(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool {
 	legs &= LegBoth
 	if p.one {
 		// Bytes for the upstream leg alone are the upgrade request as
@@ -205,66 +168,24 @@ func (p *Pcap) data(session string, legs Leg, fromServer bool, t time.Time, b []
 		legs &= LegClient
 	}
 	if legs == 0 || len(b) == 0 {
-		return false
+		return
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	s := p.sessions[session]
-	if s == nil {
-		return false // never opened, or already forgotten
-	}
-	for i, bit := range [2]Leg{LegClient, LegUpstream} {
-		if legs&bit != 0 && (p.closed || s.dead[i].Load()) {
-			legs &^= bit
-			p.dropped.Add(int64((len(b) + maxSegment - 1) / maxSegment))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.syncErr(); p.closed || w.err != nil {
+		if w.sessions[session] != nil {
+			p.dropped.Add(int64(legCount(legs) * ((len(b) + maxSegment - 1) / maxSegment)))
 		}
+		return
 	}
-	if legs == 0 {
-		return false
-	}
-	it := pcapItem{kind: itemData, legs: legs, fromServer: fromServer, session: session, t: t}
-	if buf != nil && len(b) <= maxSegment && cap(*buf) <= 64<<10 {
-		// Summed here, where the bytes were just read, rather than by the
-		// writer, which would read them again from memory.
-		it.buf, it.n, it.pool = buf, len(b), pool
-		it.sum, it.summed = sum16(b, 0), true
-		return p.sendData(s, &it, cap(*buf))
-	}
-	for len(b) > 0 {
-		n := min(len(b), maxSegment)
-		it.buf, it.n = getBuf(n), n
-		copy(*it.buf, b[:n])
-		it.sum, it.summed = sum16(b[:n], 0), true
-		if !p.sendData(s, &it, n) {
-			putBuf(it.buf)
-		}
+	for len(b) > 0 && p.w.err == nil {
+		n := min(len(b), dataPiece)
+		p.after(p.w, p.w.data(session, legs, fromServer, t, b[:n]), t)
 		b = b[n:]
 	}
-	return false
 }
 
-// sendData queues a data item holding size bytes of memory, with the bytes
-// dropped before it, and counts its bytes as lost when it does not fit.
-func (p *Pcap) sendData(s *tapSession, it *pcapItem, size int) bool {
-	d := dirIndex(it.fromServer)
-	it.size = size
-	for i, bit := range [2]Leg{LegClient, LegUpstream} {
-		if it.legs&bit != 0 {
-			it.skip[i][d] = s.lost[i][d].Swap(0)
-		}
-	}
-	if p.send(*it, size) {
-		return true
-	}
-	for i, bit := range [2]Leg{LegClient, LegUpstream} {
-		if it.legs&bit != 0 {
-			s.lost[i][d].Add(it.skip[i][d] + int64(it.n))
-		}
-	}
-	return false
-}
-
-// End queues the end of the given legs: a FIN, or a RST when rst is true,
+// End writes the end of the given legs: a FIN, or a RST when rst is true,
 // sent by the server side of each leg when fromServer is true.
 func (p *Pcap) End(session string, legs Leg, fromServer, rst bool, t time.Time) {
 	legs &= LegBoth
@@ -280,128 +201,53 @@ func (p *Pcap) End(session string, legs Leg, fromServer, rst bool, t time.Time) 
 	if legs == 0 {
 		return
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	s := p.sessions[session]
-	if s == nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.syncErr(); p.closed || w.err != nil {
+		if w.sessions[session] != nil {
+			p.dropped.Add(int64(legCount(legs)))
+		}
 		return
 	}
-	if p.closed {
-		p.dropped.Add(int64(legCount(legs)))
-		return
-	}
-	it := pcapItem{kind: itemEnd, legs: legs, fromServer: fromServer, rst: rst, session: session, t: t}
-	for i, bit := range [2]Leg{LegClient, LegUpstream} {
-		if legs&bit != 0 {
-			it.skip[i] = [2]int64{s.lost[i][0].Swap(0), s.lost[i][1].Swap(0)}
-		}
-	}
-	if !p.send(it, 0) {
-		for i := range it.skip {
-			for d, n := range it.skip[i] {
-				s.lost[i][d].Add(n)
-			}
-		}
-	}
+	p.after(p.w, p.w.end(session, legs, fromServer, rst, t), t)
 }
 
 // Forget drops the state of a session once both legs have ended.
 func (p *Pcap) Forget(session string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.sessions[session] == nil {
-		return
-	}
-	delete(p.sessions, session)
-	if p.closed {
-		return
-	}
-	select {
-	case p.q <- pcapItem{kind: itemForget, session: session}:
-	default:
-		p.lateMu.Lock()
-		p.late = append(p.late, session)
-		p.lateMu.Unlock()
-	}
+	p.w.forget(session)
 }
 
-// send queues it without blocking, with size bytes counted against the
-// queue's byte bound, and counts a drop per leg when it does not fit.
-func (p *Pcap) send(it pcapItem, size int) bool {
-	if p.queued.Add(int64(size)) <= p.maxQueue {
-		select {
-		case p.q <- it:
-			return true
-		default:
-		}
-	}
-	p.queued.Add(-int64(size))
-	p.dropped.Add(int64(legCount(it.legs)))
-	return false
-}
-
-// batchWait is how long the writer lets items gather after a batch.
-const batchWait = 500 * time.Microsecond
-
-// run is the writer goroutine.
-func (p *Pcap) run() {
+// run is the I/O goroutine: it writes the full buffers in file order and,
+// once a second, has the current buffer written too when it holds new
+// bytes, so that a quiet capture still reaches the disk.
+func (p *Pcap) run(sw *sinkWriter) {
 	defer close(p.done)
+	defer sw.abandon()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
-		case it := <-p.q:
-			p.handle(&it)
-			for n := len(p.q); n > 0; n-- {
-				it = <-p.q
-				p.handle(&it)
+		case ob, ok := <-p.sp.full:
+			if !ok {
+				return
 			}
-			// Let the next items gather instead of being woken for each:
-			// a wake-up per relayed chunk cost more than writing a 64-byte
-			// one. The queue holds far more than arrives meanwhile.
-			time.Sleep(batchWait)
+			sw.put(ob)
+			if sw.err != nil {
+				p.ioErr.CompareAndSwap(nil, &sw.err)
+			}
+			p.sp.free <- ob // never blocks: it holds every buffer
 		case <-tick.C:
-			if len(p.q) == 0 {
-				p.forgetLate()
-			}
-			if p.w.err == nil {
-				p.w.err = p.w.file.flush()
-			}
-		case <-p.quit:
-			for {
-				select {
-				case it := <-p.q:
-					p.handle(&it)
-				default:
-					return
+			// Not while a relay goroutine builds packets, nor while Close
+			// waits for a buffer this goroutine is to write.
+			if p.mu.TryLock() {
+				if !p.closed {
+					p.sp.flush()
 				}
+				p.mu.Unlock()
 			}
 		}
-	}
-}
-
-// handle writes one item and gives its buffer back.
-func (p *Pcap) handle(it *pcapItem) {
-	p.w.handle(it)
-	if it.buf != nil {
-		p.queued.Add(-int64(it.size))
-		if it.pool != nil {
-			it.pool.Put(it.buf)
-		} else {
-			putBuf(it.buf)
-		}
-	}
-}
-
-// forgetLate forgets the sessions whose Forget found the queue full; it
-// runs when the queue is empty, so their earlier records are written.
-func (p *Pcap) forgetLate() {
-	p.lateMu.Lock()
-	late := p.late
-	p.late = nil
-	p.lateMu.Unlock()
-	for _, s := range late {
-		p.w.forget(s)
 	}
 }
 
@@ -411,37 +257,4 @@ func addrPort(a *net.TCPAddr) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return a.AddrPort()
-}
-
-// Buffer pools by size class, so a small frame does not hold a 64 KiB buffer.
-var bufPools = [...]struct {
-	size int
-	pool sync.Pool
-}{{size: 512}, {size: 4 << 10}, {size: 64 << 10}}
-
-// getBuf returns a pooled buffer of length n (n <= 64 KiB).
-func getBuf(n int) *[]byte {
-	for i := range bufPools {
-		c := &bufPools[i]
-		if n <= c.size {
-			if b, ok := c.pool.Get().(*[]byte); ok {
-				*b = (*b)[:n]
-				return b
-			}
-			b := make([]byte, n, c.size)
-			return &b
-		}
-	}
-	b := make([]byte, n)
-	return &b
-}
-
-// putBuf gives a buffer back to its pool.
-func putBuf(b *[]byte) {
-	for i := range bufPools {
-		if c := &bufPools[i]; cap(*b) == c.size {
-			c.pool.Put(b)
-			return
-		}
-	}
 }

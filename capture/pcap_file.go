@@ -3,7 +3,6 @@ package capture
 import (
 	"encoding/binary"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -31,56 +30,28 @@ func pcapName(index int) string {
 	return fmt.Sprintf("capture-%04d.pcapng", index)
 }
 
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w *fileSink
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countWriter) WriteString(s string) (int, error) {
-	n, err := c.w.WriteString(s)
-	c.n += int64(n)
-	return n, err
-}
-
-// pcapFile is the current capture file and its rotation.
+// pcapFile is the capture file being built and its rotation. Its bytes
+// go into the spool, which the I/O goroutine writes to disk.
 type pcapFile struct {
-	dir      string
 	maxBytes int64 // 0: never rotate
 	index    int
 	path     string
-	sink     *fileSink
-	buf      []byte // the sink's buffer, kept across rotations
-	freeBuf  func()
-	pressure func() bool // the writer is behind (see fileSink)
-	cw       countWriter
+	sp       *spool
 	ng       *pcapgo.NgWriter
-	dirty    bool
 	both     bool     // --pcap-legs both: one conversation per leg
 	epb      [28]byte // the fixed part of an Enhanced Packet Block
 	opt      [4]byte  // an option header
 	tail     [4]byte  // a block's closing length
 }
 
+// headRoom is what a file's first blocks, or its last (the interface
+// statistics), need at most.
+const headRoom = 1 << 10
+
 // open creates the next capture file and writes its section and interface blocks.
 func (pf *pcapFile) open() error {
 	pf.index++
-	pf.path = filepath.Join(pf.dir, pcapName(pf.index))
-	if pf.buf == nil {
-		pf.buf, pf.freeBuf = newSinkBuffer()
-	}
-	sink, err := openSink(pf.path, pf.buf, pf.pressure)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", pf.path, err)
-	}
-	pf.sink = sink
-	pf.cw = countWriter{w: sink}
+	pf.path = pcapName(pf.index)
 	desc := pcapInterfaceDescription
 	if pf.both {
 		desc = pcapInterfaceDescriptionBoth
@@ -95,13 +66,11 @@ func (pf *pcapFile) open() error {
 	opts := pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{
 		Hardware: runtime.GOARCH, OS: runtime.GOOS, Application: "wstap",
 	}}
-	ng, err := pcapgo.NewNgWriterInterface(&pf.cw, intf, opts)
-	if err != nil {
-		sink.Close()
-		return fmt.Errorf("writing pcapng header to %s: %w", pf.path, err)
+	ng, err := pcapgo.NewNgWriterInterface(pf.sp, intf, opts)
+	if err == nil {
+		err = ng.Flush() // the packets go straight to the spool
 	}
-	if err := ng.Flush(); err != nil { // the packets go straight to pf.cw
-		sink.Close()
+	if err != nil {
 		return fmt.Errorf("writing pcapng header to %s: %w", pf.path, err)
 	}
 	pf.ng = ng
@@ -110,13 +79,14 @@ func (pf *pcapFile) open() error {
 
 // full reports whether the current file reached the rotation size.
 func (pf *pcapFile) full() bool {
-	return pf.maxBytes > 0 && pf.cw.n >= pf.maxBytes
+	return pf.maxBytes > 0 && pf.sp.size() >= pf.maxBytes
 }
 
 // write writes one packet, its headers hdr and captured payload, as an
 // Enhanced Packet Block (pcapng, draft-ietf-opsawg-pcapng §4.3), with an
 // opt_comment option (§3.5) when comment is not empty. wire is the
-// packet's length on the wire.
+// packet's length on the wire. It fails with errNoRoom, having written
+// nothing, when no output buffer is free.
 func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment string) error {
 	pad := func(n int) int { return (4 - n&3) & 3 }
 	captured := len(hdr) + len(payload)
@@ -125,6 +95,9 @@ func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment st
 		optLen = 4 + len(comment) + pad(len(comment)) + 4 // comment option + opt_endofopt
 	}
 	total := 28 + captured + pad(captured) + optLen + 4
+	if !pf.sp.reserve(total) {
+		return errNoRoom
+	}
 	ts := uint64(t.UnixNano())
 	b := pf.epb[:]
 	le := binary.LittleEndian
@@ -135,56 +108,40 @@ func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment st
 	le.PutUint32(b[16:], uint32(ts))
 	le.PutUint32(b[20:], uint32(captured))
 	le.PutUint32(b[24:], uint32(wire))
-	pf.cw.Write(b)
-	pf.cw.Write(hdr)
-	pf.cw.Write(payload)
-	pf.cw.Write(zeros[:pad(captured)])
+	le.PutUint32(pf.tail[:], uint32(total))
+	if comment == "" {
+		if dst := pf.sp.room(total); dst != nil {
+			// The usual case: straight into the buffer.
+			n := copy(dst, b)
+			n += copy(dst[n:], hdr)
+			n += copy(dst[n:], payload)
+			n += copy(dst[n:], zeros[:pad(captured)])
+			copy(dst[n:], pf.tail[:])
+			pf.sp.commit(total)
+			return nil
+		}
+	}
+	// Across two buffers: reserve made sure they are at hand.
+	pf.sp.Write(b)
+	pf.sp.Write(hdr)
+	pf.sp.Write(payload)
+	pf.sp.Write(zeros[:pad(captured)])
 	if comment != "" {
 		le.PutUint16(pf.opt[0:], 1) // opt_comment
 		le.PutUint16(pf.opt[2:], uint16(len(comment)))
-		pf.cw.Write(pf.opt[:])
-		pf.cw.WriteString(comment)
-		pf.cw.Write(zeros[:pad(len(comment))+4]) // padding, opt_endofopt
+		pf.sp.Write(pf.opt[:])
+		pf.sp.Write([]byte(comment))
+		pf.sp.Write(zeros[:pad(len(comment))+4]) // padding, opt_endofopt
 	}
-	le.PutUint32(pf.tail[:], uint32(total))
-	if _, err := pf.cw.Write(pf.tail[:]); err != nil {
-		return fmt.Errorf("writing packet to %s: %w", pf.path, err)
-	}
-	pf.dirty = true
+	pf.sp.Write(pf.tail[:])
 	return nil
 }
 
-// release frees the sink's buffer once the last file is closed.
-func (pf *pcapFile) release() {
-	if pf.freeBuf != nil && pf.sink == nil {
-		pf.freeBuf()
-		pf.buf, pf.freeBuf = nil, nil
-	}
-}
-
-// flush pushes buffered blocks to the file.
-func (pf *pcapFile) flush() error {
-	if !pf.dirty {
-		return nil
-	}
-	pf.dirty = false
-	if err := pf.ng.Flush(); err != nil {
-		return fmt.Errorf("flushing %s: %w", pf.path, err)
-	}
-	if err := pf.sink.Flush(); err != nil {
-		return fmt.Errorf("flushing %s: %w", pf.path, err)
-	}
-	return nil
-}
-
-// close writes the interface statistics (isb_ifdrop: dropped packets),
-// flushes and closes the current file.
+// close writes the interface statistics (isb_ifdrop: dropped packets)
+// at the end of the current file. The caller has made sure that they fit
+// (headRoom), then hands the file to the I/O goroutine (spool.startFile or
+// spool.close).
 func (pf *pcapFile) close(dropped int64) error {
-	if pf.sink == nil {
-		return nil
-	}
-	sink := pf.sink
-	defer func() { pf.sink = nil }()
 	stats := pcapgo.NgInterfaceStatistics{
 		LastUpdate:      time.Now(),
 		PacketsDropped:  uint64(dropped),
@@ -192,11 +149,7 @@ func (pf *pcapFile) close(dropped int64) error {
 	}
 	err := pf.ng.WriteInterfaceStats(0, stats)
 	if err == nil {
-		pf.dirty = true
-		err = pf.flush()
-	}
-	if cerr := sink.Close(); err == nil && cerr != nil {
-		return cerr
+		err = pf.ng.Flush()
 	}
 	if err != nil {
 		return fmt.Errorf("closing %s: %w", pf.path, err)

@@ -97,10 +97,9 @@ func newRoute(srcMAC, dstMAC [6]byte, src, dst netip.AddrPort) route {
 // header fills dst (maxHdrLen bytes at least) with the headers of seg,
 // whose TCP payload is wireLen bytes long on the wire of which seg.payload
 // were captured, and returns the header bytes. The TCP checksum covers the
-// captured payload only; for a whole packet that is all of it. paySum is
-// sum16(seg.payload, 0) when the caller has it, else nil. ipID numbers
-// IPv4 packets.
-func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16, paySum *uint64) []byte {
+// captured payload only; for a whole packet that is all of it. ipID
+// numbers IPv4 packets.
+func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16) []byte {
 	n := ethLen + r.ipLen + tcpLen
 	copy(dst, r.hdr[:n])
 	tcpHdr := tcpLen
@@ -127,11 +126,7 @@ func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16, paySum
 	// RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
 	s := r.pseudo + uint64(tcpHdr+len(seg.payload))
 	s = sum16(tcp, s)
-	if paySum != nil {
-		s += *paySum
-	} else {
-		s = sum16(seg.payload, s)
-	}
+	s = sum16(seg.payload, s)
 	be.PutUint16(tcp[16:], ^fold(s))
 	return h
 }

@@ -2,7 +2,6 @@ package capture
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"time"
 )
@@ -11,15 +10,30 @@ import (
 // Each file must decode on its own, so every WebSocket leg still open is
 // replayed at the top of the new file: a three-way handshake and the HTTP
 // upgrade again, placed in sequence space so that they end where the
-// leg's next frame starts.
+// leg's next frame starts. The file's statistics and the next file's
+// first buffer must be at hand: until they are, the file grows on.
 func (w *pcapWriter) rotate(t time.Time) error {
-	prev := filepath.Base(w.file.path)
+	sp := w.file.sp
+	ready := func() bool {
+		if sp.spare == nil {
+			sp.spare = sp.take()
+		}
+		return sp.spare != nil && len(sp.cur.b)-sp.cur.n >= headRoom
+	}
+	if !ready() {
+		return nil
+	}
 	if err := w.flushAllHeld(); err != nil {
 		return err
 	}
+	if !ready() {
+		return nil
+	}
+	prev := w.file.path
 	if err := w.file.close(w.dropped.Load()); err != nil {
 		return err
 	}
+	sp.startFile(w.file.index + 1)
 	if err := w.file.open(); err != nil {
 		return err
 	}
@@ -67,6 +81,8 @@ func (w *pcapWriter) replay(id string, i int, l *wLeg, t time.Time, prev string)
 		isn[d] = end[d] - uint32(len(dt.block)) - 1
 	}
 	comment := fmt.Sprintf("wstap session %s, %s continued from %s: handshake and upgrade repeated", id, w.convName(i), prev)
+	w.roomOr(len(cd.block)+len(sd.block)+5*pktRoom+len(comment)+12, 1)
+	defer func() { w.discard = false }()
 	if err := w.handshake(l, t, isn, comment); err != nil {
 		return err
 	}

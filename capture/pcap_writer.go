@@ -57,15 +57,15 @@ type wSession struct {
 	legs [2]*wLeg
 }
 
-// pcapWriter is owned by the single writer goroutine.
+// pcapWriter builds the packets of every session straight into the output
+// buffers. It is guarded by Pcap.mu: the relay goroutines call it with the
+// chunks they have just read.
 type pcapWriter struct {
 	file pcapFile
 	hdr  [maxHdrLen]byte // the headers of the packet being written
-	// paySum is sum16 of the data item being written, summed where the
-	// bytes were still in the cache; it serves a segment whose payload is
-	// the whole item (paid).
-	paySum   uint64
-	paid     []byte
+	// discard is set while a chunk that found no room in the output buffers
+	// goes through the legs' state without being written.
+	discard  bool
 	ipID     uint16
 	one      bool // one conversation per session (--pcap-legs one)
 	snap     uint64
@@ -77,14 +77,11 @@ type pcapWriter struct {
 	err      error
 }
 
-// newPcapWriter creates dir/capture.pcapng for a writer that counts its
-// drops in dropped; pressure (may be nil) reports that it falls behind.
-func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64, pressure func() bool) (*pcapWriter, error) {
-	if err := makeRunDir(dir); err != nil {
-		return nil, err
-	}
+// newPcapWriter starts the first capture file in sp for a writer that
+// counts its drops in dropped.
+func newPcapWriter(sp *spool, opts PcapOptions, dropped *atomic.Int64) (*pcapWriter, error) {
 	w := &pcapWriter{
-		file:     pcapFile{dir: dir, maxBytes: int64(opts.MaxMB) << 20, both: opts.BothLegs, pressure: pressure},
+		file:     pcapFile{maxBytes: int64(opts.MaxMB) << 20, both: opts.BothLegs, sp: sp},
 		one:      !opts.BothLegs,
 		snap:     uint64(opts.SnapLen),
 		sessions: make(map[string]*wSession),
@@ -97,45 +94,21 @@ func newPcapWriter(dir string, opts PcapOptions, dropped *atomic.Int64, pressure
 	return w, nil
 }
 
-// handle writes one queued item. Once the disk failed, items are counted as dropped.
-func (w *pcapWriter) handle(it *pcapItem) {
-	if w.err != nil {
-		if it.kind != itemForget {
-			w.dropped.Add(int64(legCount(it.legs)))
-		}
-		if it.kind == itemForget {
-			w.forget(it.session)
-		}
-		return
-	}
-	var err error
-	switch it.kind {
-	case itemOpen:
-		err = w.open(it)
-	case itemData:
-		err = w.data(it)
-	case itemEnd:
-		err = w.end(it)
-	case itemForget:
-		w.forget(it.session)
-	}
-	if err == nil && w.file.full() {
-		err = w.rotate(it.t)
-	}
-	if err != nil {
-		w.err = err
-	}
-}
+// pktRoom is what one packet without a comment takes in the file at most.
+const pktRoom = 28 + maxHdrLen + 3 + 4
 
 // each calls f for the legs in legs that the session has, and counts the
-// missing ones as dropped (their Open was dropped).
+// missing ones as dropped.
 func (w *pcapWriter) each(session string, legs Leg, f func(i int, l *wLeg) error) error {
 	s := w.sessions[session]
+	if s == nil {
+		return nil // never opened, or already forgotten
+	}
 	for i, bit := range [2]Leg{LegClient, LegUpstream} {
 		if legs&bit == 0 {
 			continue
 		}
-		if s == nil || s.legs[i] == nil {
+		if s.legs[i] == nil {
 			w.dropped.Add(1)
 			continue
 		}
@@ -146,32 +119,47 @@ func (w *pcapWriter) each(session string, legs Leg, f func(i int, l *wLeg) error
 	return nil
 }
 
-// open starts the legs of it with a three-way handshake (RFC 9293 §3.5).
-func (w *pcapWriter) open(it *pcapItem) error {
-	s := w.sessions[it.session]
+// roomOr makes sure n bytes fit in the output buffers; when they do not,
+// it counts drops dropped records and sets w.discard, so that what follows
+// goes through the legs' state without being written (the caller clears
+// it): a gap in the sequence numbers shows the loss.
+func (w *pcapWriter) roomOr(n int, drops int64) {
+	if !w.file.sp.reserve(min(n, sinkSize)) {
+		w.dropped.Add(drops)
+		w.discard = true
+	}
+}
+
+// open starts the given legs of a session with a three-way handshake (RFC
+// 9293 §3.5); addrs are the client, listen, local and upstream addresses.
+func (w *pcapWriter) open(session string, legs Leg, t time.Time, addrs *[4]netip.AddrPort) error {
+	s := w.sessions[session]
 	if s == nil {
 		s = &wSession{}
-		w.sessions[it.session] = s
+		w.sessions[session] = s
 	}
 	for i, bit := range [2]Leg{LegClient, LegUpstream} {
-		if it.legs&bit == 0 || s.legs[i] != nil {
+		if legs&bit == 0 || s.legs[i] != nil {
 			continue
 		}
-		cli, srv := it.addrs[2*i], it.addrs[2*i+1]
+		cli, srv := addrs[2*i], addrs[2*i+1]
 		if w.one {
-			cli, srv = it.addrs[0], it.addrs[3]
+			cli, srv = addrs[0], addrs[3]
 		}
 		l := w.newLeg(i, cli, srv)
 		s.legs[i] = l
 		comment := fmt.Sprintf("wstap session %s, %s: %s -> %s (server port written as %d)",
-			it.session, w.convName(i), cli, srv, serverPort)
+			session, w.convName(i), cli, srv, serverPort)
 		if w.one {
-			comment += fmt.Sprintf("; relayed by wstap, listening on %s, from %s", it.addrs[1], it.addrs[2])
+			comment += fmt.Sprintf("; relayed by wstap, listening on %s, from %s", addrs[1], addrs[2])
 		}
 		if !cli.IsValid() || !srv.IsValid() {
 			comment += "; unknown addresses made up"
 		}
-		if err := w.handshake(l, it.t, [2]uint32{l.seq[0] - 1, l.seq[1] - 1}, comment); err != nil {
+		w.roomOr(3*pktRoom+len(comment)+12, 1)
+		err := w.handshake(l, t, [2]uint32{l.seq[0] - 1, l.seq[1] - 1}, comment)
+		w.discard = false
+		if err != nil {
 			return err
 		}
 	}
@@ -226,13 +214,21 @@ func (w *pcapWriter) send(t time.Time, l *wLeg, d int, seg segment) error {
 // sendCommented writes one segment sent by side d of l, captured whole,
 // with a comment when it is not empty.
 func (w *pcapWriter) sendCommented(t time.Time, l *wLeg, d int, seg segment, comment string) error {
-	w.ipID++
-	var sum *uint64
-	if p := seg.payload; len(p) > 0 && len(p) == len(w.paid) && &p[0] == &w.paid[0] {
-		sum = &w.paySum
+	if w.discard {
+		return nil
 	}
-	h := l.rt[d].header(w.hdr[:], seg, len(seg.payload), w.ipID, sum)
-	return w.file.write(t, h, seg.payload, len(h)+len(seg.payload), comment)
+	w.ipID++
+	h := l.rt[d].header(w.hdr[:], seg, len(seg.payload), w.ipID)
+	return w.put(w.file.write(t, h, seg.payload, len(h)+len(seg.payload), comment))
+}
+
+// put counts a packet that found no room in the output buffers as dropped.
+func (w *pcapWriter) put(err error) error {
+	if err == errNoRoom {
+		w.dropped.Add(1)
+		return nil
+	}
+	return err
 }
 
 // handshake writes the three-way handshake of l (RFC 9293 §3.5) with the
@@ -247,30 +243,24 @@ func (w *pcapWriter) handshake(l *wLeg, t time.Time, isn [2]uint32, comment stri
 	return w.send(t, l, 0, segment{seq: isn[0] + 1, ack: isn[1] + 1, flags: flagACK})
 }
 
-// data writes the bytes of it on each of its legs as data segments.
-func (w *pcapWriter) data(it *pcapItem) error {
-	b := (*it.buf)[:it.n]
-	if it.summed {
-		w.paySum, w.paid = it.sum, b
-		defer func() { w.paid = nil }()
-	}
-	return w.each(it.session, it.legs, func(i int, l *wLeg) error {
-		return w.legData(l, it.fromServer, it.t, b, it.skip[i][dirIndex(it.fromServer)])
+// data writes b sent on the given legs of a session as data segments.
+func (w *pcapWriter) data(session string, legs Leg, fromServer bool, t time.Time, b []byte) error {
+	segs := int64((len(b) + maxSegment - 1) / maxSegment)
+	return w.each(session, legs, func(i int, l *wLeg) error {
+		need := len(b) + len(l.held[0]) + len(l.held[1]) + (len(b)/maxSegment+4)*pktRoom
+		w.roomOr(need, segs)
+		err := w.legData(l, fromServer, t, b)
+		w.discard = false
+		return err
 	})
 }
 
-// legData writes b sent by one side of l, after lost bytes the queue dropped.
-func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte, lost int64) error {
+// legData writes b sent by one side of l.
+func (w *pcapWriter) legData(l *wLeg, fromServer bool, t time.Time, b []byte) error {
 	d := dirIndex(fromServer)
 	if l.rst || l.fin[d] {
 		return nil
 	}
-	if lost > 0 {
-		if err := w.flushHeld(l, d); err != nil {
-			return err
-		}
-	}
-	l.skip(d, lost)
 	total := len(b)
 	w.spans = w.spans[:0]
 	if l.snap != nil {
@@ -337,10 +327,12 @@ func (w *pcapWriter) sendCut(l *wLeg, d int, t time.Time, n int) error {
 		// only the captured payload, and Wireshark leaves it unverified on a
 		// truncated packet. No Ethernet padding: past the TCP header it
 		// would read as payload.
-		w.ipID++
-		h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID, nil)
-		if err := w.file.write(t, h, head, len(h)+len(head)+k, ""); err != nil {
-			return err
+		if !w.discard {
+			w.ipID++
+			h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID)
+			if err := w.put(w.file.write(t, h, head, len(h)+len(head)+k, "")); err != nil {
+				return err
+			}
 		}
 		l.seq[d] += uint32(len(head) + k)
 		l.unacked[1-d] = 0
@@ -391,19 +383,6 @@ func (w *pcapWriter) flushAllHeld() error {
 	return nil
 }
 
-// skip moves side d's sequence number past lost bytes the queue dropped, so
-// that the capture shows the gap ("previous segment not captured"). The
-// frame boundaries are lost with them: --pcap-snap stops cutting.
-func (l *wLeg) skip(d int, lost int64) {
-	if lost <= 0 {
-		return
-	}
-	l.seq[d] += uint32(lost)
-	if l.snap != nil {
-		l.snap.dir[d].phase = phaseRaw
-	}
-}
-
 // next is the sequence number side d's next byte will carry as written:
 // past the bytes still to hide.
 func (l *wLeg) next(d int) uint32 {
@@ -419,28 +398,29 @@ func (w *pcapWriter) ackIfDue(l *wLeg, d int, t time.Time) error {
 	return w.send(t, l, 1-d, segment{seq: l.next(1 - d), ack: l.next(d), flags: flagACK})
 }
 
-// end writes how a leg's TCP ended: a FIN acknowledged by the peer, or a
-// RST (RFC 9293 §3.6 and §3.5.2).
-func (w *pcapWriter) end(it *pcapItem) error {
-	return w.each(it.session, it.legs, func(i int, l *wLeg) error {
-		d := dirIndex(it.fromServer)
+// end writes how the given legs' TCP ended: a FIN acknowledged by the
+// peer, or a RST (RFC 9293 §3.6 and §3.5.2), sent by the server side of
+// each leg when fromServer is true.
+func (w *pcapWriter) end(session string, legs Leg, fromServer, rst bool, t time.Time) error {
+	return w.each(session, legs, func(i int, l *wLeg) error {
+		d := dirIndex(fromServer)
 		if l.rst || l.fin[d] {
 			return nil
 		}
+		w.roomOr(len(l.held[0])+len(l.held[1])+6*pktRoom, 1)
+		defer func() { w.discard = false }()
 		for side := range l.held {
 			if err := w.flushHeld(l, side); err != nil {
 				return err
 			}
 		}
-		l.skip(0, it.skip[i][0])
-		l.skip(1, it.skip[i][1])
 		l.seq[0], l.seq[1], l.hide = l.next(0), l.next(1), [2]uint64{}
-		if it.rst {
+		if rst {
 			l.rst = true
 			w.release(l)
-			return w.send(it.t, l, d, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK})
+			return w.send(t, l, d, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagRST | flagACK})
 		}
-		if err := w.send(it.t, l, d, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}); err != nil {
+		if err := w.send(t, l, d, segment{seq: l.seq[d], ack: l.seq[1-d], flags: flagFIN | flagACK}); err != nil {
 			return err
 		}
 		l.seq[d]++
@@ -449,7 +429,7 @@ func (w *pcapWriter) end(it *pcapItem) error {
 		if l.fin[1-d] {
 			w.release(l)
 		}
-		return w.send(it.t, l, 1-d, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK})
+		return w.send(t, l, 1-d, segment{seq: l.seq[1-d], ack: l.seq[d], flags: flagACK})
 	})
 }
 

@@ -2,7 +2,6 @@ package capture
 
 import (
 	"net"
-	"sync"
 	"time"
 )
 
@@ -28,8 +27,8 @@ type Conv struct {
 }
 
 // Tap receives the decrypted bytes of every session for the pcapng. Every
-// method must return at once: implementations copy what they keep and drop
-// (and count) what they cannot queue. fromServer is true for bytes the
+// method must return at once: implementations copy what they keep, before
+// they return, and drop (and count) what they cannot keep. fromServer is true for bytes the
 // server side of that leg sent (wstap on the client leg, the upstream on the
 // upstream leg); for a relayed chunk on LegBoth, it is true when the chunk
 // travels upstream→client.
@@ -43,16 +42,6 @@ type Tap interface {
 	End(session string, legs Leg, fromServer, rst bool, t time.Time)
 	// Forget drops the state of a session once both legs have ended.
 	Forget(session string)
-}
-
-// BufferTap is a Tap that can take a relayed chunk's buffer instead of
-// copying the chunk (see frames.Buffers.Done).
-type BufferTap interface {
-	Tap
-	// DataBuf is Data for b, which starts *buf. When it returns true it
-	// keeps buf and puts it in pool once written; when false, b was copied
-	// (or dropped) as by Data and buf is still the caller's.
-	DataBuf(session string, legs Leg, fromServer bool, t time.Time, b []byte, buf *[]byte, pool *sync.Pool) bool
 }
 
 // NopTap records nothing (--pcap=false).

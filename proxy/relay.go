@@ -60,7 +60,7 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 	fromServer := dir == upstreamToClient
 	live := &ss.live[dir]
 	// The chunk is scanned here rather than by Copy (same order: scan,
-	// write, then the recorder's copy in bufs.Done) so that its frames are
+	// write, then the recorder in bufs.Done) so that its frames are
 	// published live once counted.
 	onChunk := func(b []byte) {
 		d.now = time.Now()
@@ -69,13 +69,9 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 		live.publish(d, len(b))
 	}
 	bufs := ss.srv.relayBuffers()
-	bt, _ := tap.(capture.BufferTap)
-	bufs.Done = func(b []byte, big *[]byte) bool {
-		// A chunk read into a large buffer goes to the recorder as it is;
-		// one in the small buffer, which the next read reuses, is copied.
-		if big != nil && bt != nil {
-			return bt.DataBuf(ss.id, capture.LegBoth, fromServer, d.now, b, big, bufs.Pool)
-		}
+	bufs.Done = func(b []byte, _ *[]byte) bool {
+		// The recorder builds its packets from b now, while it is in the
+		// cache, and keeps nothing of it: the read buffer is reused at once.
 		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
 		return false
 	}
