@@ -32,11 +32,8 @@ type Buffers struct {
 	Small []byte
 	Pool  *sync.Pool
 	// Done, when set, is handed each chunk once Copy has written it (or
-	// failed to): big is the large buffer the chunk starts, nil when the
-	// chunk lies in Small. When Done returns true it keeps big (and puts it
-	// back in Pool when it is done with it), and Copy reads on into another
-	// one from Pool: a recorder takes the chunk without copying it.
-	Done func(b []byte, big *[]byte) (kept bool)
+	// failed to); b is reused by the next read, so Done keeps none of it.
+	Done func(b []byte)
 }
 
 // Copy relays src to dst one read at a time: each chunk is handed to onChunk
@@ -75,8 +72,8 @@ func Copy(dst io.Writer, src io.Reader, bufs *Buffers, s *Scanner, onChunk func(
 			if werr == nil && w != n {
 				werr = io.ErrShortWrite
 			}
-			if bufs.Done != nil && bufs.Done(b, big) {
-				big = bufs.Pool.Get().(*[]byte)
+			if bufs.Done != nil {
+				bufs.Done(b)
 			}
 			if werr != nil {
 				return total, &CopyError{Err: werr}

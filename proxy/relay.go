@@ -69,11 +69,10 @@ func (ss *wsSession) pump(dir direction, dst io.Writer, src io.Reader) {
 		live.publish(d, len(b))
 	}
 	bufs := ss.srv.relayBuffers()
-	bufs.Done = func(b []byte, _ *[]byte) bool {
+	bufs.Done = func(b []byte) {
 		// The recorder builds its packets from b now, while it is in the
 		// cache, and keeps nothing of it: the read buffer is reused at once.
 		tap.Data(ss.id, capture.LegBoth, fromServer, d.now, b)
-		return false
 	}
 	relayed, err := frames.Copy(dst, src, bufs, nil, onChunk)
 	// Wire bytes of the frames as they came, not as their headers declared:
@@ -116,8 +115,10 @@ func (ss *wsSession) ended(dir direction, err error) {
 		ss.setEnd(src, record.HowEOF, nil, now)
 		notify := ss.peerEnded(src, srcConn, nil) != tlsEndTCP
 		tap.End(ss.id, srcLeg, byPeer(srcLeg), false, now)
-		ss.closeWrite(dst, notify)
+		// Recorded before it is sent: once sent, the peer's answering FIN,
+		// recorded by the other direction, could reach the capture first.
 		tap.End(ss.id, dstLeg, byProxy(dstLeg), false, now)
+		ss.closeWrite(dst, notify)
 	case ce != nil && ce.Read:
 		how := readEndHow(srcConn, ce.Err)
 		rst := how == record.HowReset
