@@ -231,6 +231,11 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ln: ln, addr: ln.Addr(), sessions: map[*wsSession]struct{}{}, conns: map[net.Conn]struct{}{}, done: make(chan struct{}),
 		audit: NewRunAudit(cfg.MaxPerToken)}
 	s.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
+	s.mem.stopped = make(chan struct{})
+	s.mem.relayed = func() int64 {
+		c2u, u2c := s.Relayed()
+		return c2u.Bytes + u2c.Bytes
+	}
 	s.acceptWG.Add(1)
 	go s.acceptLoop()
 	return s, nil
