@@ -38,6 +38,18 @@ func caNew(t *testing.T) *CA {
 	return ca
 }
 
+// caLeaf is a new CA and its leaf certificate for 127.0.0.1: what a test
+// upstream serves, with the CA for wstap to trust.
+func caLeaf(t *testing.T) (*CA, *tls.Certificate) {
+	t.Helper()
+	ca := caNew(t)
+	leaf, err := ca.Leaf("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, leaf
+}
+
 func TestCADefaultDir(t *testing.T) {
 	t.Setenv("WSTAP_CA_DIR", "/somewhere/ca")
 	if got := DefaultCADir(); got != "/somewhere/ca" {

@@ -22,14 +22,7 @@ import (
 // the leg with a bad_record_mac alert of its own.
 func garbageRecordUpstream(t *testing.T) (addr string, ca *CA) {
 	t.Helper()
-	ca, err := LoadOrCreateCA(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, leaf := caLeaf(t)
 	cfg := &tls.Config{Certificates: []tls.Certificate{*leaf}, MaxVersion: tls.VersionTLS12}
 	addr = testkit.Listen(t, "127.0.0.1", func(raw net.Conn) {
 		defer raw.Close()

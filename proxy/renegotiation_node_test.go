@@ -32,14 +32,7 @@ const (
 func upstreamCert(t *testing.T) (certFile, keyFile, caFile string, pool *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := LoadOrCreateCA(filepath.Join(dir, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, leaf := caLeaf(t)
 	certFile, keyFile, caFile = filepath.Join(dir, "up.pem"), filepath.Join(dir, "up-key.pem"), filepath.Join(dir, "ca.pem")
 	writePEM(t, certFile, "CERTIFICATE", leaf.Certificate[0])
 	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -28,22 +27,7 @@ const (
 // a client would and records it on the upstream leg.
 func TestUpstreamRenegotiationRecorded(t *testing.T) {
 	openssl := caNeedTool(t, "openssl")
-	dir := t.TempDir()
-	ca, err := LoadOrCreateCA(filepath.Join(dir, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "up.pem"), filepath.Join(dir, "up-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", leaf.Certificate[0])
-	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
+	certFile, keyFile, _, pool := upstreamCert(t)
 
 	// s_server prints ACCEPT once it listens (probing the port would use up
 	// the connection it serves); a port taken meanwhile is tried again.
@@ -84,7 +68,7 @@ func TestUpstreamRenegotiationRecorded(t *testing.T) {
 	}
 	defer srv.Process.Kill()
 
-	p := startTestProxy(t, fmt.Sprintf("wss://127.0.0.1:%d", port), false, ca.Pool())
+	p := startTestProxy(t, fmt.Sprintf("wss://127.0.0.1:%d", port), false, pool)
 	c, err := net.Dial("tcp", p.srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -77,14 +77,7 @@ func (c *eofConn) ending(err error) string {
 // reads until the client ends and sends how on seen.
 func tlsEndingUpstream(t *testing.T, end string, seen chan<- string) (addr string, pool *x509.CertPool) {
 	t.Helper()
-	ca, err := LoadOrCreateCA(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, leaf := caLeaf(t)
 	cfg := &tls.Config{Certificates: []tls.Certificate{*leaf}, MaxVersion: tls.VersionTLS12}
 	addr = testkit.Listen(t, "127.0.0.1", func(raw net.Conn) {
 		ec := &eofConn{Conn: raw}
