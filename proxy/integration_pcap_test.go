@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -384,14 +383,5 @@ func benchRelay(b *testing.B, capOn bool) {
 	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 	c.ReadMessage()
 	c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	rec.Close(time.Now())
-	if pc != nil {
-		pc.Close()
-		if n := pc.Dropped(); n > 0 {
-			b.ReportMetric(float64(n), "pcap-dropped")
-		}
-	}
+	stopBenchProxy(b, srv, rec, pc)
 }

@@ -61,10 +61,22 @@ func BenchmarkRelaySmallFrames(b *testing.B) {
 	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 	c.ReadMessage()
 	c.Close()
+	stopBenchProxy(b, srv, rec, nil)
+}
+
+// stopBenchProxy shuts a benchmark's proxy down, closes its recorder and
+// pcap (pc may be nil) and reports the packets the pcap dropped.
+func stopBenchProxy(b *testing.B, srv *Server, rec *capture.Recorder, pc *capture.Pcap) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx)
 	rec.Close(time.Now())
+	if pc != nil {
+		pc.Close()
+		if n := pc.Dropped(); n > 0 {
+			b.ReportMetric(float64(n), "pcap-dropped")
+		}
+	}
 }
 
 // BenchmarkPump: one relay direction (wsSession.pump) alone, from memory to

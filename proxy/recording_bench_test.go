@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -224,16 +223,7 @@ func (p *benchPipe) close(b *testing.B) {
 	if p.srv == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	p.srv.Shutdown(ctx)
-	p.rec.Close(time.Now())
-	if p.pc != nil {
-		p.pc.Close()
-		if n := p.pc.Dropped(); n > 0 {
-			b.ReportMetric(float64(n), "pcap-dropped")
-		}
-	}
+	stopBenchProxy(b, p.srv, p.rec, p.pc)
 }
 
 // processCPU is the user and system CPU time the process has used.

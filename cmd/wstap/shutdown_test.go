@@ -38,23 +38,10 @@ type proxyProc struct {
 	done   chan error
 }
 
+// startProxyProc is startWstap in reverse mode, in front of upstream.
 func startProxyProc(t *testing.T, upstream, out string, extra ...string) *proxyProc {
 	t.Helper()
-	p := &proxyProc{addr: testkit.FreeAddr(t), out: out, stderr: &testkit.SyncBuffer{}, done: make(chan error, 1)}
-	args := append([]string{"proxy", "--upstream", upstream, "--listen", p.addr, "--out", out}, extra...)
-	p.cmd = exec.Command(testkit.BuildWstap(t), args...)
-	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	testkit.WaitListening(t, p.addr, p.stderr)
-	return p
+	return startWstap(t, out, append([]string{"--upstream", upstream}, extra...)...)
 }
 
 // wait waits for the process to exit and returns its exit code.
