@@ -36,34 +36,6 @@ func sum16(b []byte, s uint64) uint64 {
 	return s + uint64(bits.ReverseBytes16(fold(acc)))
 }
 
-// copySum16 copies src into dst, which is at least as long, and returns
-// sum16(src, s): one pass over the payload instead of two, while it is in
-// the cache from its decryption. src must start at an even offset of the
-// summed data.
-func copySum16(dst, src []byte, s uint64) uint64 {
-	le := binary.LittleEndian
-	dst = dst[:len(src)]
-	var acc, c uint64
-	for len(src) >= 32 {
-		x0, x1, x2, x3 := le.Uint64(src[0:]), le.Uint64(src[8:]), le.Uint64(src[16:]), le.Uint64(src[24:])
-		d := dst[:32]
-		le.PutUint64(d[0:], x0)
-		le.PutUint64(d[8:], x1)
-		le.PutUint64(d[16:], x2)
-		le.PutUint64(d[24:], x3)
-		acc, c = bits.Add64(acc, x0, c)
-		acc, c = bits.Add64(acc, x1, c)
-		acc, c = bits.Add64(acc, x2, c)
-		acc, c = bits.Add64(acc, x3, c)
-		src, dst = src[32:], dst[32:]
-	}
-	acc, c = bits.Add64(acc, c, 0)
-	acc = uint64(fold(acc)) + c // 2^64 ≡ 1: the carry out adds one
-	s += uint64(bits.ReverseBytes16(fold(acc)))
-	copy(dst, src)
-	return sum16(src, s) // the last 0 to 31 bytes, at an even offset still
-}
-
 // fold reduces a one's complement sum to 16 bits (RFC 1071 §2(C)).
 func fold(s uint64) uint16 {
 	s = s>>32 + s&0xffffffff

@@ -42,7 +42,6 @@ type pcapFile struct {
 	epb      [28]byte // the fixed part of an Enhanced Packet Block
 	opt      [4]byte  // an option header
 	tail     [4]byte  // a block's closing length
-	pending  int      // bytes of the block room laid out, for commit
 }
 
 // headRoom is what a file's first blocks, or its last (the interface
@@ -83,14 +82,22 @@ func (pf *pcapFile) full() bool {
 	return pf.maxBytes > 0 && pf.sp.size() >= pf.maxBytes
 }
 
-// epbPad is the padding after n bytes of a block's body (pcapng,
-// draft-ietf-opsawg-pcapng §3.1: blocks are 32-bit aligned).
-func epbPad(n int) int { return (4 - n&3) & 3 }
-
-// epbFixed fills pf.epb and pf.tail for an Enhanced Packet Block (pcapng,
-// draft-ietf-opsawg-pcapng §4.3) of total bytes holding captured bytes of
-// a packet of wire bytes.
-func (pf *pcapFile) epbFixed(t time.Time, total, captured, wire int) {
+// write writes one packet, its headers hdr and captured payload, as an
+// Enhanced Packet Block (pcapng, draft-ietf-opsawg-pcapng §4.3), with an
+// opt_comment option (§3.5) when comment is not empty. wire is the
+// packet's length on the wire. It fails with errNoRoom, having written
+// nothing, when no output buffer is free.
+func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment string) error {
+	pad := func(n int) int { return (4 - n&3) & 3 }
+	captured := len(hdr) + len(payload)
+	optLen := 0
+	if comment != "" {
+		optLen = 4 + len(comment) + pad(len(comment)) + 4 // comment option + opt_endofopt
+	}
+	total := 28 + captured + pad(captured) + optLen + 4
+	if !pf.sp.reserve(total) {
+		return errNoRoom
+	}
 	ts := uint64(t.UnixNano())
 	b := pf.epb[:]
 	le := binary.LittleEndian
@@ -102,69 +109,29 @@ func (pf *pcapFile) epbFixed(t time.Time, total, captured, wire int) {
 	le.PutUint32(b[20:], uint32(captured))
 	le.PutUint32(b[24:], uint32(wire))
 	le.PutUint32(pf.tail[:], uint32(total))
-}
-
-// room lays out an Enhanced Packet Block without options, of captured
-// bytes of a packet of wire bytes, straight in the output buffer and
-// returns the captured bytes' place, for the caller to fill and then
-// commit. It returns nil, having written nothing, when the block does not
-// fit contiguously in the current buffer: write then takes it.
-func (pf *pcapFile) room(t time.Time, captured, wire int) []byte {
-	total := 28 + captured + epbPad(captured) + 4
-	dst := pf.sp.room(total)
-	if dst == nil {
-		return nil
-	}
-	pf.epbFixed(t, total, captured, wire)
-	copy(dst, pf.epb[:])
-	n := 28 + captured
-	n += copy(dst[n:], zeros[:epbPad(captured)])
-	copy(dst[n:], pf.tail[:])
-	pf.pending = total
-	return dst[28 : 28+captured]
-}
-
-// commit adds the block that room laid out.
-func (pf *pcapFile) commit() {
-	pf.sp.commit(pf.pending)
-	pf.pending = 0
-}
-
-// write writes one packet, its headers hdr and captured payload, as an
-// Enhanced Packet Block (pcapng, draft-ietf-opsawg-pcapng §4.3), with an
-// opt_comment option (§3.5) when comment is not empty. wire is the
-// packet's length on the wire. It fails with errNoRoom, having written
-// nothing, when no output buffer is free.
-func (pf *pcapFile) write(t time.Time, hdr, payload []byte, wire int, comment string) error {
-	captured := len(hdr) + len(payload)
 	if comment == "" {
-		if dst := pf.room(t, captured, wire); dst != nil {
-			copy(dst[copy(dst, hdr):], payload)
-			pf.commit()
+		if dst := pf.sp.room(total); dst != nil {
+			// The usual case: straight into the buffer.
+			n := copy(dst, b)
+			n += copy(dst[n:], hdr)
+			n += copy(dst[n:], payload)
+			n += copy(dst[n:], zeros[:pad(captured)])
+			copy(dst[n:], pf.tail[:])
+			pf.sp.commit(total)
 			return nil
 		}
 	}
-	optLen := 0
-	if comment != "" {
-		optLen = 4 + len(comment) + epbPad(len(comment)) + 4 // comment option + opt_endofopt
-	}
-	total := 28 + captured + epbPad(captured) + optLen + 4
-	if !pf.sp.reserve(total) {
-		return errNoRoom
-	}
-	pf.epbFixed(t, total, captured, wire)
 	// Across two buffers: reserve made sure they are at hand.
-	pf.sp.Write(pf.epb[:])
+	pf.sp.Write(b)
 	pf.sp.Write(hdr)
 	pf.sp.Write(payload)
-	pf.sp.Write(zeros[:epbPad(captured)])
+	pf.sp.Write(zeros[:pad(captured)])
 	if comment != "" {
-		le := binary.LittleEndian
 		le.PutUint16(pf.opt[0:], 1) // opt_comment
 		le.PutUint16(pf.opt[2:], uint16(len(comment)))
 		pf.sp.Write(pf.opt[:])
 		pf.sp.Write([]byte(comment))
-		pf.sp.Write(zeros[:epbPad(len(comment))+4]) // padding, opt_endofopt
+		pf.sp.Write(zeros[:pad(len(comment))+4]) // padding, opt_endofopt
 	}
 	pf.sp.Write(pf.tail[:])
 	return nil

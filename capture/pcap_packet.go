@@ -94,22 +94,12 @@ func newRoute(srcMAC, dstMAC [6]byte, src, dst netip.AddrPort) route {
 	return r
 }
 
-// headerLen is the length of the headers of a segment with the given flags.
-func (r *route) headerLen(flags uint8) int {
-	n := ethLen + r.ipLen + tcpLen
-	if flags&flagSYN != 0 {
-		n += synOptLen
-	}
-	return n
-}
-
 // header fills dst (maxHdrLen bytes at least) with the headers of seg,
 // whose TCP payload is wireLen bytes long on the wire of which seg.payload
-// were captured, and returns the header bytes. paySum is the one's
-// complement sum of seg.payload (sum16 or copySum16): the TCP checksum
-// covers the captured payload only; for a whole packet that is all of it.
-// ipID numbers IPv4 packets.
-func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16, paySum uint64) []byte {
+// were captured, and returns the header bytes. The TCP checksum covers the
+// captured payload only; for a whole packet that is all of it. ipID
+// numbers IPv4 packets.
+func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16) []byte {
 	n := ethLen + r.ipLen + tcpLen
 	copy(dst, r.hdr[:n])
 	tcpHdr := tcpLen
@@ -133,11 +123,10 @@ func (r *route) header(dst []byte, seg segment, wireLen int, ipID uint16, paySum
 	be.PutUint32(tcp[8:], seg.ack)
 	tcp[12] = byte(tcpHdr/4) << 4
 	tcp[13] = seg.flags
-	// RFC 9293 §3.1: the checksum covers the pseudo-header, the header and
-	// the data. The header is an even number of bytes long, so the
-	// payload's sum adds as it is (RFC 1071 §2(B)).
+	// RFC 9293 §3.1: the checksum covers the pseudo-header, the header and the data.
 	s := r.pseudo + uint64(tcpHdr+len(seg.payload))
-	s = sum16(tcp, s) + paySum
+	s = sum16(tcp, s)
+	s = sum16(seg.payload, s)
 	be.PutUint16(tcp[16:], ^fold(s))
 	return h
 }

@@ -218,19 +218,7 @@ func (w *pcapWriter) sendCommented(t time.Time, l *wLeg, d int, seg segment, com
 		return nil
 	}
 	w.ipID++
-	rt := &l.rt[d]
-	if comment == "" {
-		// The usual case: the payload is copied and summed in one pass
-		// straight into the output buffer, then the headers go before it.
-		hl := rt.headerLen(seg.flags)
-		if pkt := w.file.room(t, hl+len(seg.payload), hl+len(seg.payload)); pkt != nil {
-			sum := copySum16(pkt[hl:], seg.payload, 0)
-			rt.header(pkt, seg, len(seg.payload), w.ipID, sum)
-			w.file.commit()
-			return nil
-		}
-	}
-	h := rt.header(w.hdr[:], seg, len(seg.payload), w.ipID, sum16(seg.payload, 0))
+	h := l.rt[d].header(w.hdr[:], seg, len(seg.payload), w.ipID)
 	return w.put(w.file.write(t, h, seg.payload, len(h)+len(seg.payload), comment))
 }
 
@@ -341,7 +329,7 @@ func (w *pcapWriter) sendCut(l *wLeg, d int, t time.Time, n int) error {
 		// would read as payload.
 		if !w.discard {
 			w.ipID++
-			h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID, sum16(head, 0))
+			h := l.rt[d].header(w.hdr[:], seg, len(head)+k, w.ipID)
 			if err := w.put(w.file.write(t, h, head, len(h)+len(head)+k, "")); err != nil {
 				return err
 			}
