@@ -73,12 +73,18 @@ func (m *memSettle) settle() {
 	if release == nil {
 		release = debug.FreeOSMemory
 	}
+	m.mu.Lock()
+	stopped := m.stopped // stop sets the field to nil once it has closed it
+	m.mu.Unlock()
+	if stopped == nil {
+		return // the server has stopped
+	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	last := m.relayed()
 	for range quietTries {
 		select {
-		case <-m.stopped:
+		case <-stopped:
 			return
 		case <-t.C:
 		}

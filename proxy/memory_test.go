@@ -60,3 +60,16 @@ func TestMemSettleSmallBurst(t *testing.T) {
 		t.Error("released after a burst of fewer than settleBurst sessions")
 	}
 }
+
+// TestMemSettleAfterStop: a burst that ends after the server stopped
+// returns nothing.
+func TestMemSettleAfterStop(t *testing.T) {
+	called := false
+	m := &memSettle{relayed: func() int64 { return 0 }, release: func() { called = true }, tick: time.Millisecond, stopped: make(chan struct{})}
+	m.opened.Store(settleBurst)
+	m.stop()
+	m.settle()
+	if called {
+		t.Error("released after stop")
+	}
+}
