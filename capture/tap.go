@@ -27,11 +27,11 @@ type Conv struct {
 }
 
 // Tap receives the decrypted bytes of every session for the pcapng. Every
-// method must return at once: implementations copy what they keep, before
-// they return, and drop (and count) what they cannot keep. fromServer is true for bytes the
-// server side of that leg sent (wstap on the client leg, the upstream on the
-// upstream leg); for a relayed chunk on LegBoth, it is true when the chunk
-// travels upstream→client.
+// method must return at once: implementations copy what they keep before
+// they return, and drop (and count) what they cannot keep. fromServer is
+// true for bytes the server side of that leg sent (wstap on the client
+// leg, the upstream on the upstream leg); for a relayed chunk on LegBoth,
+// it is true when the chunk travels upstream→client.
 type Tap interface {
 	// Open starts the conversations of a leg (a synthetic three-way handshake).
 	Open(c *Conv, legs Leg, t time.Time)
