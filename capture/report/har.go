@@ -62,9 +62,9 @@ func WriteHAR(w io.Writer, d *capture.RunDir, opts HAROptions) error {
 // per session (not the record), then the events into them. The HAR is one
 // document sorted by start, written at the end.
 type harBuilder struct {
-	entries  []*harEntry // the sessions', then the non-WebSocket requests'
+	entries  []*harEntry // the sessions'
 	byID     map[string]*harEntry
-	http     []*harEntry
+	http     []*harEntry // the non-WebSocket requests'
 	max      int
 	payloads bool
 }
