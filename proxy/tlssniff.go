@@ -33,7 +33,8 @@ const (
 // record as application data and has no renegotiation (RFC 8446 §4.1.2).
 // The upstream leg's renegotiations are reported by renegtls instead, one
 // per HelloRequest, with their outcome. The sniffer reads nothing itself and
-// allocates nothing per read.
+// allocates nothing per read; in noWait mode it reads nothing at all, which
+// is how the relay asks the TLS stack for what it already holds (coalescer).
 type tlsSniffer struct {
 	net.Conn
 	hdr       [recordHeaderLen]byte
@@ -46,17 +47,34 @@ type tlsSniffer struct {
 	ss      *wsSession
 	renegs  int   // client renegotiations seen
 	readErr error // the first error of a read of the TCP connection
+
+	// Owned by the goroutine that reads the leg (the handshake's, then
+	// the relay's): see coalescer.
+	noWait        bool // Read returns errNoWait instead of reading the socket
+	lateHandshake bool // a handshake record came after the first handshake
 }
+
+// errNoWait is what a tlsSniffer in noWait mode returns instead of reading
+// the socket. It is a temporary net.Error, so the TLS stack keeps what it
+// holds (a partial record stays buffered) and can be read again.
+var errNoWait error = noWaitError{}
+
+type noWaitError struct{}
+
+func (noWaitError) Error() string   { return "no complete TLS record buffered" }
+func (noWaitError) Timeout() bool   { return true }
+func (noWaitError) Temporary() bool { return true }
 
 func newSniffer(c net.Conn, leg record.Side) *tlsSniffer {
 	return &tlsSniffer{Conn: c, leg: leg}
 }
 
 func (t *tlsSniffer) Read(p []byte) (int, error) {
-	n, err := t.Conn.Read(p)
-	if t.leg == record.SideClient {
-		t.scan(p[:n])
+	if t.noWait {
+		return 0, errNoWait
 	}
+	n, err := t.Conn.Read(p)
+	t.scan(p[:n])
 	if err != nil {
 		t.mu.Lock()
 		if t.readErr == nil {
@@ -131,14 +149,20 @@ func (t *tlsSniffer) session() *wsSession {
 	return t.ss
 }
 
-// handshakeRecord sees a handshake record on the client leg. After the first
-// handshake it is a client's renegotiation: Go's TLS server answers its
+// handshakeRecord sees a handshake record. After the first handshake it
+// is a renegotiation (TLS 1.2 only: TLS 1.3 sends every later record as
+// application data), and the leg is not coalesced from then on. On the
+// client leg it is a client's renegotiation: Go's TLS server answers its
 // ClientHello with a fatal unexpected_message alert and ends the connection,
-// so a leg has one at most, however many records its ClientHello spans.
+// so a leg has one at most, however many records its ClientHello spans. On
+// the upstream leg it is a HelloRequest, which renegtls reports.
 func (t *tlsSniffer) handshakeRecord() {
 	t.mu.Lock()
 	ss := t.ss
-	first := t.armed && ss != nil && t.renegs == 0
+	if t.armed {
+		t.lateHandshake = true
+	}
+	first := t.leg == record.SideClient && t.armed && ss != nil && t.renegs == 0
 	if first {
 		t.renegs++
 	}

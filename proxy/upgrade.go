@@ -293,7 +293,7 @@ func (u *upgrade) startRelay() {
 	}
 	s.wg.Add(1) // the session's own, released when both relays are done
 	cleanups := u.cleanups
-	ss.relay(bufferedThen(u.br, ss.cli), bufferedThen(u.ubr, ss.up), func() {
+	ss.relay(coalesced(bufferedThen(u.br, ss.cli), ss.cli), coalesced(bufferedThen(u.ubr, ss.up), ss.up), func() {
 		ss.finish(true)
 		runCleanups(cleanups)
 		s.wg.Done()

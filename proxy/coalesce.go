@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+)
+
+// coalescer reads a TLS leg for the relay. A TLS stack returns one record
+// per Read, but one read of the socket often brings several (a client that
+// pipelines small messages, an upstream echoing a burst): after a Read, the
+// coalescer goes on reading what the TLS stack already holds, with the
+// sniffer under it in noWait mode, until p is full or only a partial record
+// (or nothing) is left. Those records then leave in one write, as HAProxy
+// and nginx send them, instead of one write and one TLS record each.
+//
+// It never waits for the socket, so it holds no byte back: what it returns
+// had already arrived. Record boundaries are not part of what the endpoints
+// see (RFC 8446 §5.1: "message boundaries are not preserved"; RFC 5246
+// §6.2.1 the same); the frames and their bytes are. A leg that renegotiates
+// (TLS 1.2) is no longer coalesced: its new handshake must read the socket.
+type coalescer struct {
+	r  io.Reader // the leg's TLS connection, or a reader ending with it
+	sn *tlsSniffer
+}
+
+// coalesced returns r reading c coalesced, or r itself when c is not TLS.
+func coalesced(r io.Reader, c net.Conn) io.Reader {
+	sn := snifferOf(c)
+	if sn == nil {
+		return r
+	}
+	return &coalescer{r: r, sn: sn}
+}
+
+func (c *coalescer) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil || n == 0 || n == len(p) || c.sn.lateHandshake {
+		return n, err
+	}
+	c.sn.noWait = true
+	for n < len(p) {
+		m, err := c.r.Read(p[n:])
+		n += m
+		if err != nil || m == 0 {
+			c.sn.noWait = false
+			if errors.Is(err, errNoWait) {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+	c.sn.noWait = false
+	return n, nil
+}
