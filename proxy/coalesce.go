@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 )
 
 // coalescer reads a TLS leg for the relay. A TLS stack returns one record
@@ -52,4 +53,50 @@ func (c *coalescer) Read(p []byte) (int, error) {
 	}
 	c.sn.noWait = false
 	return n, nil
+}
+
+// maxRecordPlaintext is the most plaintext a TLS record carries (RFC 8446
+// §5.1, RFC 5246 §6.2.1: 2^14 bytes).
+const maxRecordPlaintext = 1 << 14
+
+// gatherBuffers hold the records of one gathered write: a 32 KiB chunk (the
+// relay's large read buffer) and the overhead of its records.
+var gatherBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 36<<10); return &b }}
+
+// gatherer writes a TLS leg for the relay. A TLS stack writes each record
+// with a write of its own, so a chunk of more than 16 KiB costs a write per
+// record: the gatherer lets the sniffer under it collect the records of one
+// Write and send them in one write. The buffer is held only during the
+// Write, so an idle session keeps none.
+type gatherer struct {
+	w  io.Writer // the leg's TLS connection
+	sn *tlsSniffer
+}
+
+// gathered returns c writing through a gatherer, or c itself when it is
+// not TLS.
+func gathered(c net.Conn) io.Writer {
+	sn := snifferOf(c)
+	if sn == nil {
+		return c
+	}
+	return &gatherer{w: c, sn: sn}
+}
+
+func (g *gatherer) Write(b []byte) (int, error) {
+	if len(b) <= maxRecordPlaintext {
+		return g.w.Write(b)
+	}
+	buf := gatherBuffers.Get().(*[]byte)
+	*buf = (*buf)[:0]
+	g.sn.startGather(buf)
+	n, err := g.w.Write(b)
+	if ferr := g.sn.flushGather(); ferr != nil && err == nil {
+		// The TLS stack took every record; none may have left.
+		n, err = 0, ferr
+	}
+	if cap(*buf) <= 64<<10 {
+		gatherBuffers.Put(buf)
+	}
+	return n, err
 }

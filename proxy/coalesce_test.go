@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wstap/wstap/capture/record"
 )
 
 // recordConn counts the TLS records read from a TCP connection and can
@@ -213,5 +217,80 @@ func TestCoalescedRecords(t *testing.T) {
 	expect("b")
 	if got := cli.records.Load() - before; got > 2 {
 		t.Errorf("upstream to client: ten records in one segment reached the client as %d records (want 1)", got)
+	}
+}
+
+// writeCounter counts the writes to a TCP connection.
+type writeCounter struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestGatheredWrite writes through a gatherer over crypto/tls (a client to
+// a crypto/tls server on loopback): a 40,000-byte chunk, which crypto/tls
+// writes as eight records (small ones first: its dynamic record sizing),
+// leaves in one write of the socket (eight without), a 100-byte chunk in
+// one, and the server reads every byte as written. Once the socket is
+// closed, a gathered write returns the socket's error.
+func TestGatheredWrite(t *testing.T) {
+	ca, leaf := caLeaf(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(tls.Server(c, &tls.Config{Certificates: []tls.Certificate{*leaf}}))
+		got <- b
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &writeCounter{Conn: raw}
+	sn := newSniffer(wc, record.SideUpstream)
+	tc := tls.Client(sn, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	sn.arm()
+	w := gathered(tc)
+	if _, ok := w.(*gatherer); !ok {
+		t.Fatalf("gathered(tls.Conn) is a %T, want a *gatherer", w)
+	}
+	var sent []byte
+	for _, c := range []struct{ size, writes int }{{40000, 1}, {100, 1}} {
+		chunk := make([]byte, c.size)
+		for i := range chunk {
+			chunk[i] = byte(len(sent) + i)
+		}
+		before := wc.writes.Load()
+		if n, err := w.Write(chunk); n != c.size || err != nil {
+			t.Fatalf("writing %d bytes: %d, %v", c.size, n, err)
+		}
+		if n := wc.writes.Load() - before; n != int64(c.writes) {
+			t.Errorf("%d bytes left in %d writes of the socket, want %d", c.size, n, c.writes)
+		}
+		sent = append(sent, chunk...)
+	}
+	tc.CloseWrite()
+	if b := <-got; !bytes.Equal(b, sent) {
+		t.Errorf("the server read %d bytes, not the %d written", len(b), len(sent))
+	}
+	raw.Close()
+	if n, err := w.Write(make([]byte, 40000)); err == nil || n != 0 {
+		t.Errorf("writing to a closed socket: %d, %v (want 0 and an error)", n, err)
 	}
 }

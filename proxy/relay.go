@@ -44,11 +44,11 @@ func (ss *wsSession) relay(cliR, upR io.Reader, done func()) {
 		}
 	}
 	go func() {
-		ss.pump(clientToUpstream, ss.up, cliR)
+		ss.pump(clientToUpstream, gathered(ss.up), cliR)
 		end()
 	}()
 	go func() {
-		ss.pump(upstreamToClient, ss.cli, upR)
+		ss.pump(upstreamToClient, gathered(ss.cli), upR)
 		end()
 	}()
 }

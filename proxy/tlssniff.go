@@ -52,6 +52,41 @@ type tlsSniffer struct {
 	// the relay's): see coalescer.
 	noWait        bool // Read returns errNoWait instead of reading the socket
 	lateHandshake bool // a handshake record came after the first handshake
+
+	// While gather is set, Write appends to it instead of writing the
+	// socket (see gatherer); wmu orders writes of other goroutines (an
+	// alert the reading side sends) with the flush.
+	wmu    sync.Mutex
+	gather *[]byte
+}
+
+// Write writes p to the TCP connection, or appends it to the gathered
+// records while a gatherer is writing.
+func (t *tlsSniffer) Write(p []byte) (int, error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if t.gather != nil {
+		*t.gather = append(*t.gather, p...)
+		return len(p), nil
+	}
+	return t.Conn.Write(p)
+}
+
+// startGather makes Write append to buf until flushGather.
+func (t *tlsSniffer) startGather(buf *[]byte) {
+	t.wmu.Lock()
+	t.gather = buf
+	t.wmu.Unlock()
+}
+
+// flushGather writes what was gathered in one write and ends gathering.
+func (t *tlsSniffer) flushGather() error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	b := *t.gather
+	t.gather = nil
+	_, err := t.Conn.Write(b)
+	return err
 }
 
 // errNoWait is what a tlsSniffer in noWait mode returns instead of reading
