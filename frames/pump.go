@@ -26,8 +26,8 @@ func (e *CopyError) Unwrap() error { return e.Err }
 // Buffers lends Copy its read buffers: Small is held for the life of the
 // connection; while reads fill it, Copy borrows a large buffer from Pool (a
 // pool of *[]byte) and gives it back after two reads in a row that would have
-// fit Small. An idle session so holds only Small, a busy one reads 32 KiB at a
-// time.
+// fit Small. An idle session so holds only Small, a busy one reads a large
+// buffer at a time (wstap's: 64 KiB).
 type Buffers struct {
 	Small []byte
 	Pool  *sync.Pool

@@ -59,9 +59,9 @@ func (c *coalescer) Read(p []byte) (int, error) {
 // §5.1, RFC 5246 §6.2.1: 2^14 bytes).
 const maxRecordPlaintext = 1 << 14
 
-// gatherBuffers hold the records of one gathered write: a 32 KiB chunk (the
-// relay's large read buffer) and the overhead of its records.
-var gatherBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 36<<10); return &b }}
+// gatherBuffers hold the records of one gathered write: a chunk of up to
+// relayBigBuffer bytes and the overhead of its records.
+var gatherBuffers = sync.Pool{New: func() any { b := make([]byte, 0, relayBigBuffer+4<<10); return &b }}
 
 // gatherer writes a TLS leg for the relay. A TLS stack writes each record
 // with a write of its own, so a chunk of more than 16 KiB costs a write per
@@ -95,7 +95,7 @@ func (g *gatherer) Write(b []byte) (int, error) {
 		// The TLS stack took every record; none may have left.
 		n, err = 0, ferr
 	}
-	if cap(*buf) <= 64<<10 {
+	if cap(*buf) <= 2*relayBigBuffer {
 		gatherBuffers.Put(buf)
 	}
 	return n, err

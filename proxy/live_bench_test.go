@@ -86,7 +86,7 @@ func stopBenchProxy(b *testing.B, srv *Server, rec *capture.Recorder, pc *captur
 // allocs/op.
 func BenchmarkPump(b *testing.B) {
 	srv := &Server{cfg: Config{MaxMessageEvents: -1, Tap: capture.NopTap{}, Recorder: benchRecorder{}}}
-	srv.bufPool.New = func() any { b := make([]byte, 32<<10); return &b }
+	srv.bufPool.New = func() any { b := make([]byte, relayBigBuffer); return &b }
 	ss := newSession(srv, "s1")
 	for d := range numDirections {
 		o := &dirObs{ss: ss, dir: d}
