@@ -37,6 +37,7 @@ const (
 // is how the relay asks the TLS stack for what it already holds (coalescer).
 type tlsSniffer struct {
 	net.Conn
+	raw       *rawIO // the socket's raw I/O; nil: through Conn
 	hdr       [recordHeaderLen]byte
 	hn        int
 	remaining int
@@ -69,6 +70,14 @@ func (t *tlsSniffer) Write(p []byte) (int, error) {
 		*t.gather = append(*t.gather, p...)
 		return len(p), nil
 	}
+	return t.write(p)
+}
+
+// write writes p to the socket; wmu is held.
+func (t *tlsSniffer) write(p []byte) (int, error) {
+	if t.raw != nil {
+		return t.raw.Write(p)
+	}
 	return t.Conn.Write(p)
 }
 
@@ -85,7 +94,7 @@ func (t *tlsSniffer) flushGather() error {
 	defer t.wmu.Unlock()
 	b := *t.gather
 	t.gather = nil
-	_, err := t.Conn.Write(b)
+	_, err := t.write(b)
 	return err
 }
 
@@ -101,14 +110,20 @@ func (noWaitError) Timeout() bool   { return true }
 func (noWaitError) Temporary() bool { return true }
 
 func newSniffer(c net.Conn, leg record.Side) *tlsSniffer {
-	return &tlsSniffer{Conn: c, leg: leg}
+	return &tlsSniffer{Conn: c, leg: leg, raw: newRawIO(c)}
 }
 
 func (t *tlsSniffer) Read(p []byte) (int, error) {
 	if t.noWait {
 		return 0, errNoWait
 	}
-	n, err := t.Conn.Read(p)
+	var n int
+	var err error
+	if t.raw != nil {
+		n, err = t.raw.Read(p)
+	} else {
+		n, err = t.Conn.Read(p)
+	}
 	t.scan(p[:n])
 	if err != nil {
 		t.mu.Lock()
