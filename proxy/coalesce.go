@@ -40,19 +40,19 @@ func (c *coalescer) Read(p []byte) (int, error) {
 		return n, err
 	}
 	c.sn.noWait = true
-	for n < len(p) {
-		m, err := c.r.Read(p[n:])
+	for n < len(p) && err == nil {
+		var m int
+		m, err = c.r.Read(p[n:])
 		n += m
-		if err != nil || m == 0 {
-			c.sn.noWait = false
-			if errors.Is(err, errNoWait) {
-				return n, nil
-			}
-			return n, err
+		if m == 0 {
+			break
 		}
 	}
 	c.sn.noWait = false
-	return n, nil
+	if errors.Is(err, errNoWait) {
+		err = nil
+	}
+	return n, err
 }
 
 // maxRecordPlaintext is the most plaintext a TLS record carries (RFC 8446

@@ -37,7 +37,7 @@ const (
 // is how the relay asks the TLS stack for what it already holds (coalescer).
 type tlsSniffer struct {
 	net.Conn
-	raw       *rawIO // the socket's raw I/O; nil: through Conn
+	sock      io.ReadWriter // the socket: its rawIO, or Conn when it has none
 	hdr       [recordHeaderLen]byte
 	hn        int
 	remaining int
@@ -70,15 +70,7 @@ func (t *tlsSniffer) Write(p []byte) (int, error) {
 		*t.gather = append(*t.gather, p...)
 		return len(p), nil
 	}
-	return t.write(p)
-}
-
-// write writes p to the socket; wmu is held.
-func (t *tlsSniffer) write(p []byte) (int, error) {
-	if t.raw != nil {
-		return t.raw.Write(p)
-	}
-	return t.Conn.Write(p)
+	return t.sock.Write(p)
 }
 
 // startGather makes Write append to buf until flushGather.
@@ -94,7 +86,7 @@ func (t *tlsSniffer) flushGather() error {
 	defer t.wmu.Unlock()
 	b := *t.gather
 	t.gather = nil
-	_, err := t.write(b)
+	_, err := t.sock.Write(b)
 	return err
 }
 
@@ -110,20 +102,18 @@ func (noWaitError) Timeout() bool   { return true }
 func (noWaitError) Temporary() bool { return true }
 
 func newSniffer(c net.Conn, leg record.Side) *tlsSniffer {
-	return &tlsSniffer{Conn: c, leg: leg, raw: newRawIO(c)}
+	t := &tlsSniffer{Conn: c, leg: leg, sock: c}
+	if r := newRawIO(c); r != nil {
+		t.sock = r
+	}
+	return t
 }
 
 func (t *tlsSniffer) Read(p []byte) (int, error) {
 	if t.noWait {
 		return 0, errNoWait
 	}
-	var n int
-	var err error
-	if t.raw != nil {
-		n, err = t.raw.Read(p)
-	} else {
-		n, err = t.Conn.Read(p)
-	}
+	n, err := t.sock.Read(p)
 	t.scan(p[:n])
 	if err != nil {
 		t.mu.Lock()
